@@ -1,0 +1,29 @@
+# Two commands do everything on a fresh machine:  `make demo`  and  `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export FIFTYONE_DO_NOT_TRACK ?= true
+export FIFTYONE_DATABASE_VALIDATION ?= false
+export HF_HUB_OFFLINE ?= 1
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -U pip
+	$(VENV)/bin/pip install -q -e '.[all,dev]'
+	$(PY) -m rorem_data.doctor --fix
+	touch $(STAMP)
+
+.PHONY: setup demo test test-fast bench
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/rorem-data demo demo-project
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not browser"
+
+bench: setup
+	$(PY) benchmarks/ingest.py

@@ -1,0 +1,30 @@
+"""rorem-data: paired object-removal training data with a human in the loop.
+
+``import rorem_data`` is light: it imports none of torch, diffusers, open_clip or fiftyone;
+those load inside the functions that need them.
+"""
+
+__version__ = "0.1.0.dev0"
+
+from .errors import (  # noqa: E402
+    ConfigError,
+    DependencyError,
+    ExportError,
+    ProjectError,
+    RoremError,
+    ValidationError,
+)
+from .project import Project, init_project, open_project  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "ConfigError",
+    "DependencyError",
+    "ExportError",
+    "Project",
+    "ProjectError",
+    "RoremError",
+    "ValidationError",
+    "init_project",
+    "open_project",
+]

@@ -1,0 +1,191 @@
+"""Image and mask files: cheap integrity checks, the RORem mask convention, canonical masks.
+
+Pure PIL + numpy; no database, no torch. Used by the importers (in worker processes) and by
+the exporters.
+
+The mask convention is the one the official RORem training code uses: take the first channel,
+divide by 255, and a value >= 0.5 is object. Masks whose values are only 0 and 1 (a common
+"index mask" form) are read as 1 = object. Every mask is stored in one canonical form: a
+single-channel 8-bit PNG whose pixels are 0 (background) or 255 (object).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+CANONICAL_OBJECT_VALUE = 255
+
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_JPEG_EOI = b"\xff\xd9"
+
+
+class ImageProblem(Exception):
+    """A file is missing, unreadable or truncated (message says which and why)."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a header check learns about an image file."""
+
+    width: int
+    height: int
+    format: str
+
+
+def check_image(path: str, *, full_decode: bool = False) -> ImageInfo:
+    """Check that ``path`` is a complete, readable image without decoding its pixels.
+
+    PNG files must end with an ``IEND`` chunk and JPEG files with an end-of-image marker, which
+    catches truncated files from interrupted copies; other formats are fully decoded.
+
+    Parameters
+    ----------
+    path : str
+        Image file.
+    full_decode : bool
+        Decode every pixel as well (slower; catches corruption inside the data stream).
+
+    Returns
+    -------
+    ImageInfo
+
+    Raises
+    ------
+    ImageProblem
+        With a message naming the problem (missing, not an image, truncated, corrupt).
+    """
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise ImageProblem("file does not exist") from None
+    except OSError as exc:
+        raise ImageProblem(f"cannot read file ({exc.strerror})") from None
+    if size == 0:
+        raise ImageProblem("file is empty (0 bytes)")
+    try:
+        with Image.open(path) as im:
+            fmt = im.format or "?"
+            width, height = im.size
+            if full_decode or fmt not in ("PNG", "JPEG"):
+                im.load()
+    except FileNotFoundError:
+        raise ImageProblem("file does not exist") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageProblem(f"image too large to open safely ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageProblem(f"not a readable image ({exc})") from None
+    if fmt in ("PNG", "JPEG") and not full_decode:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - 4096))
+            tail = fh.read()
+        if fmt == "PNG" and not tail.endswith(_PNG_IEND):
+            raise ImageProblem("PNG is truncated (no IEND chunk at the end of the file)")
+        if fmt == "JPEG" and _JPEG_EOI not in tail[-1024:]:
+            raise ImageProblem("JPEG is truncated (no end-of-image marker)")
+    if width <= 0 or height <= 0:
+        raise ImageProblem(f"image has no pixels ({width}x{height})")
+    return ImageInfo(width=width, height=height, format=fmt)
+
+
+def mask_to_binary(array: np.ndarray) -> np.ndarray:
+    """Binarize a mask array the way the RORem training code reads masks.
+
+    Parameters
+    ----------
+    array : ndarray, shape (H, W) or (H, W, C), any integer or float dtype
+        Raw mask pixels. Only the first channel is used.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+        True where the object is. 8-bit values >= 128 (i.e. ``v / 255 >= 0.5``) are object;
+        masks whose values are all 0 or 1 treat 1 as object; 16-bit masks use half of 65535;
+        float masks use 0.5.
+    """
+    a = np.asarray(array)
+    if a.ndim == 3:
+        a = a[..., 0]
+    if a.ndim != 2:
+        raise ValueError(f"mask must be 2-D or 3-D, got shape {a.shape}")
+    if a.dtype == bool:
+        return a.copy()
+    if np.issubdtype(a.dtype, np.floating):
+        return a >= 0.5
+    peak = int(a.max()) if a.size else 0
+    if peak <= 1:
+        return a >= 1
+    if a.dtype.itemsize == 1 or peak <= 255:
+        return a >= 128  # v / 255 >= 0.5
+    return a >= 32768  # 16-bit
+
+
+def read_mask(path: str) -> np.ndarray:
+    """Read a mask file into a bool array (see :func:`mask_to_binary`).
+
+    Raises
+    ------
+    ImageProblem
+        If the file is missing, unreadable or truncated.
+    """
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("P", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV"):
+                im = im.convert("RGB") if im.mode != "1" else im.convert("L")
+            arr = np.asarray(im)
+    except FileNotFoundError:
+        raise ImageProblem("file does not exist") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageProblem(f"not a readable mask image ({exc})") from None
+    return mask_to_binary(arr)
+
+
+def is_canonical_mask_file(path: str) -> bool:
+    """True if ``path`` is already a canonical mask: an 8-bit single-channel PNG of 0/255."""
+    with Image.open(path) as im:
+        if im.format != "PNG" or im.mode != "L":
+            return False
+        # getextrema is cheap; a canonical mask has only 0 and 255
+        hist = im.histogram()
+    used = [v for v, n in enumerate(hist) if n]
+    return set(used) <= {0, CANONICAL_OBJECT_VALUE}
+
+
+def encode_canonical_mask(mask: np.ndarray) -> bytes:
+    """PNG bytes of a bool mask in canonical form (mode L, 0 and 255). Deterministic."""
+    img = Image.fromarray(np.where(mask, CANONICAL_OBJECT_VALUE, 0).astype(np.uint8), mode="L")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def canonical_mask_name(png_bytes: bytes) -> str:
+    """Content-addressed file name for canonical mask bytes."""
+    return hashlib.sha1(png_bytes).hexdigest()[:24] + ".png"
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (no half-written file)."""
+    d = os.path.dirname(path)
+    os.makedirs(d, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def sha256_file(path: str, bufsize: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(bufsize)
+            if not chunk:
+                break
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,95 @@
+"""``rorem-data status``: the project's per-round table (the paper's Table 1, for your data)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from . import schema
+
+
+@dataclass
+class RoundRow:
+    """One row of the round table.
+
+    ``phase`` is ``seed`` for round 0, else ``human`` or ``auto``. Counts are current
+    decisions; ``cumulative_train`` is the accepted training set after this row.
+    """
+
+    round: int
+    phase: str
+    pool_items: int
+    candidates: int
+    human_reviewed: int
+    accepted_by_human: int
+    auto_decided: int
+    accepted_by_discriminator: int
+    pending: int
+    accepted: int
+    cumulative_train: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _tallies(ds):
+    coll = ds._sample_collection
+    pipeline = [
+        {"$match": {"kind": {"$in": [schema.KIND_SEED, schema.KIND_CANDIDATE]}}},
+        {"$group": {"_id": {"round": "$round", "kind": "$kind", "status": "$status",
+                            "by": "$decided_by"}, "n": {"$sum": 1}}},
+    ]
+    tallies = {}
+    for d in coll.aggregate(pipeline, allowDiskUse=True):
+        k = d["_id"]
+        tallies[(k.get("round"), k.get("kind"), k.get("status"), k.get("by"))] = d["n"]
+    pools = {}
+    for d in coll.aggregate([
+        {"$match": {"kind": schema.KIND_CANDIDATE}},
+        {"$group": {"_id": {"round": "$round", "item": "$pool_item_id"}}},
+        {"$group": {"_id": "$_id.round", "n": {"$sum": 1}}},
+    ], allowDiskUse=True):
+        pools[d["_id"]] = d["n"]
+    return tallies, pools
+
+
+def round_table(project) -> list[RoundRow]:
+    """Per-round counts, one row per round and phase.
+
+    Returns
+    -------
+    list of RoundRow
+        Round 0 (``seed``) first, then ``human`` and ``auto`` rows per round that has candidates.
+    """
+    tallies, pools = _tallies(project.dataset)
+
+    def count(round=None, kind=None, status=None, by=None):
+        return sum(n for (r, k, s, b), n in tallies.items()
+                   if (round is None or r == round) and (kind is None or k == kind)
+                   and (status is None or s == status) and (by is None or b == by))
+
+    seeds_acc = count(round=0, kind=schema.KIND_SEED, status=schema.ACCEPTED)
+    seeds_all = count(round=0, kind=schema.KIND_SEED)
+    rows = [RoundRow(0, schema.PHASE_SEED, 0, 0, 0, 0, 0, 0, 0, seeds_acc, seeds_acc)]
+    rows[0].candidates = seeds_all
+    cumulative = seeds_acc
+    rounds = sorted({r for (r, k, _s, _b) in tallies if k == schema.KIND_CANDIDATE and r is not None})
+    for r in rounds:
+        cand = count(round=r, kind=schema.KIND_CANDIDATE)
+        pending = cand - count(round=r, kind=schema.KIND_CANDIDATE, status=schema.ACCEPTED) \
+            - count(round=r, kind=schema.KIND_CANDIDATE, status=schema.REJECTED)
+        hum = count(round=r, kind=schema.KIND_CANDIDATE, by=schema.BY_HUMAN)
+        hum_acc = count(round=r, kind=schema.KIND_CANDIDATE, by=schema.BY_HUMAN, status=schema.ACCEPTED)
+        auto = count(round=r, kind=schema.KIND_CANDIDATE, by=schema.BY_DISCRIMINATOR)
+        auto_acc = count(round=r, kind=schema.KIND_CANDIDATE, by=schema.BY_DISCRIMINATOR,
+                         status=schema.ACCEPTED)
+        cumulative += hum_acc
+        rows.append(RoundRow(r, schema.PHASE_HUMAN, pools.get(r, 0), cand, hum, hum_acc, 0, 0,
+                             pending, hum_acc, cumulative))
+        cumulative += auto_acc
+        rows.append(RoundRow(r, schema.PHASE_AUTO, pools.get(r, 0), cand, 0, 0, auto, auto_acc,
+                             pending, auto_acc, cumulative))
+    return rows
+
+
+def pool_size(project) -> int:
+    return project.dataset._sample_collection.count_documents({"kind": schema.KIND_POOL})

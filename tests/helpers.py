@@ -1,0 +1,59 @@
+"""Helpers shared by tests: synthetic candidates written straight into a project."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from rorem_data import schema, store, synthetic
+from rorem_data.decisions import decide
+
+
+def add_candidates(project, round: int, modes, *, size: int = 48, seed: int = 0,
+                   origin: str = "synthetic-pool"):
+    """Insert one pool item + one candidate per mode (``"clean"``, ``"residue"``, ...).
+
+    Returns (candidate sample ids, modes). Files are written under the project's media folder.
+    """
+    rng = np.random.default_rng(seed)
+    pool_docs, cand_docs = [], []
+    base = project.media_path("test-candidates", f"r{round}-{seed}")
+    os.makedirs(base, exist_ok=True)
+    for i, mode in enumerate(modes):
+        sc = synthetic.make_scene(rng, size=size)
+        src = os.path.join(base, f"{i}_src.png")
+        msk = os.path.join(base, f"{i}_mask.png")
+        res = os.path.join(base, f"{i}_res_{mode}.png")
+        Image.fromarray(sc.source).save(src)
+        Image.fromarray(np.where(sc.masks[0], 255, 0).astype(np.uint8)).save(msk)
+        Image.fromarray(synthetic.degrade(sc.source, sc.truths[0], sc.masks[0], mode, seed=i)).save(res)
+        pkey = schema.make_key(schema.KIND_POOL, src, msk)
+        pdoc = schema.sample_doc(key=pkey, kind=schema.KIND_POOL, filepath=src, width=size,
+                                 height=size, mask_path=msk, mask_area=float(sc.masks[0].mean()),
+                                 origin=origin)
+        pool_docs.append(pdoc)
+        cand_docs.append(schema.sample_doc(
+            key=schema.make_key(schema.KIND_CANDIDATE, pkey, "test", str(round)),
+            kind=schema.KIND_CANDIDATE, filepath=src, width=size, height=size, mask_path=msk,
+            mask_area=float(sc.masks[0].mean()), origin=origin, target_path=res, round=round,
+            pool_item_id=str(pdoc["_id"]), candidate_index=0,
+            generator={"remover": "test", "seed": i},
+        ))
+        cand_docs[-1]["status"] = schema.PENDING
+    ds = project.dataset
+    store.insert_documents(ds, pool_docs)
+    store.insert_documents(ds, cand_docs)
+    return [str(d["_id"]) for d in cand_docs], list(modes)
+
+
+def judge_by_mode(project, round, ids, modes, *, by=schema.BY_HUMAN, phase=schema.PHASE_HUMAN):
+    """Accept clean candidates, reject the others."""
+    ds = project.dataset
+    acc = [i for i, m in zip(ids, modes) if m == "clean"]
+    rej = [i for i, m in zip(ids, modes) if m != "clean"]
+    decide(ds, acc, schema.ACCEPTED, by=by, round=round, phase=phase, reviewer="tester")
+    decide(ds, rej, schema.REJECTED, by=by, round=round, phase=phase, reviewer="tester",
+           reason="object_visible")
+    return acc, rej
