@@ -96,7 +96,7 @@ def read_coco(json_path: str, images_dir: str | None = None):
 
     Returns
     -------
-    groups : dict image_path -> (width, height, [(entry, segmentation)])
+    groups : dict (image_path, width, height) -> [(entry, segmentation)]
     problems : list of Problem
     n_crowd : int
         Crowd annotations left out.
@@ -161,7 +161,8 @@ def read_coco(json_path: str, images_dir: str | None = None):
         entry = PoolEntry(item=f"{name} annotation {ann_id}", image=path, mask=None,
                           key=schema.make_key(schema.KIND_POOL, path, json_path, f"ann:{ann_id}"),
                           category=cats.get(a.get("category_id")), ref=f"{json_path}#{ann_id}")
-        groups.setdefault(path, (w, h, []))[2].append((entry, a["segmentation"]))
+        groups.setdefault((path, w, h), [])
+        groups[(path, w, h)].append((entry, a["segmentation"]))
     return groups, problems, n_crowd
 
 
@@ -271,11 +272,11 @@ def import_pool(
     if is_coco:
         groups, problems, n_crowd = read_coco(source, images_dir)
         result.filtered += n_crowd
-        all_entries = [e for _w, _h, items in groups.values() for e, _s in items]
+        all_entries = [e for items in groups.values() for e, _s in items]
         result.read = len(all_entries) + len(problems) + n_crowd
         present = store.existing_keys(ds, [e.key for e in all_entries])
         tasks, task_entries = [], []
-        for path, (w, h, items) in groups.items():
+        for (path, w, h), items in groups.items():
             items = [(e, s) for e, s in items if e.key not in present]
             if items:
                 tasks.append((path, w, h, [s for _e, s in items], full_decode))
