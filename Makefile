@@ -27,3 +27,5 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/generate.py
+	$(PY) benchmarks/finetune.py

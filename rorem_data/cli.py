@@ -107,8 +107,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for sc
     """Print the per-round table."""
     from .status import pool_size
 
+    from .status import round_table
+
     p = _open()
-    rows = p.status()
+    rows = round_table(p, estimates=True)
     if as_json:
         _echo(json.dumps({"project": p.name, "dataset": p.dataset_name, "pool_items": pool_size(p),
                           "rounds": [r.as_dict() for r in rows]}, indent=1))
@@ -117,15 +119,188 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for sc
     from rich.table import Table
 
     t = Table(title=f"{p.name}: {pool_size(p)} pool items")
-    cols = ["round", "phase", "pool items", "candidates", "human reviewed", "accepted (human)",
-            "auto decided", "accepted (discr.)", "pending", "cumulative train"]
+    cols = ["round", "phase", "pool", "cand.", "human", "acc. human", "auto", "acc. auto",
+            "pending", "train set", "success rate (95% CI)"]
     for c in cols:
         t.add_column(c, justify="right" if c not in ("phase",) else "left")
     for r in rows:
+        sr = r.success_rate
+        rate = (f"{100 * sr['value']:.1f}% [{100 * sr['lo']:.1f}, {100 * sr['hi']:.1f}] {sr['source']}"
+                if sr else "")
         t.add_row(str(r.round), r.phase, str(r.pool_items), str(r.candidates), str(r.human_reviewed),
                   str(r.accepted_by_human), str(r.auto_decided), str(r.accepted_by_discriminator),
-                  str(r.pending), str(r.cumulative_train))
+                  str(r.pending), str(r.cumulative_train), rate)
     Console().print(t)
+
+
+@app.command()
+def generate(
+    round: int = typer.Option(..., "--round", "-r", help="Round the candidates belong to (>= 1)."),
+    remover: str = typer.Option(..., "--remover", help="Remover spec: a .toml/.json file, a pipeline "
+                                "folder or hub id, or classical[:telea|ns]."),
+    candidates: int = typer.Option(1, "--candidates", "-k", help="Candidates per pool item."),
+    batch_size: int = typer.Option(4, "--batch-size", "-b",
+                                   help="Candidates per pipeline call and per database write."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="i/n: only this share of the pool "
+                                        "(under accelerate launch, split further per process)."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="Only pool items of this origin."),
+    device: Optional[str] = typer.Option(None, "--device", help="Override the spec's device."),
+):
+    """Generate removal candidates for the pool items (resumable, shardable)."""
+    from .generate import generate
+
+    r = generate(_open(), round, remover, candidates=candidates, batch_size=batch_size,
+                 shard=shard, device=device, pool_filter={"origin": origin} if origin else None)
+    _echo(r.summary())
+
+
+@app.command()
+def finetune(
+    round: int = typer.Option(..., "--round", "-r",
+                              help="Train on the set as it stood after this round."),
+    pretrained: Optional[str] = typer.Option(None, "--pretrained",
+                                             help="Base inpainting pipeline (folder or hub id)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="Output folder (default: <project>/finetune/round-N)."),
+    config: Optional[str] = typer.Option(None, "--config",
+                                         help="TOML/JSON file with more options ([finetune] table)."),
+    max_train_steps: Optional[int] = typer.Option(None, "--max-train-steps",
+                                                  help="Optimizer steps (default 50000)."),
+    train_batch_size: Optional[int] = typer.Option(None, "--train-batch-size",
+                                                   help="Batch per process (default 1)."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", help="Training size (default 512)."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Default 5e-5."),
+    lora_rank: Optional[int] = typer.Option(None, "--lora-rank",
+                                            help="Train a LoRA of this rank instead of the full UNet."),
+    gradient_checkpointing: Optional[bool] = typer.Option(
+        None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Trade compute for memory."),
+    checkpointing_steps: Optional[int] = typer.Option(None, "--checkpointing-steps",
+                                                      help="Resumable checkpoint every N steps (default 2000)."),
+    validation_steps: Optional[int] = typer.Option(None, "--validation-steps",
+                                                   help="Validation images every N steps (default 2000)."),
+    resume: Optional[str] = typer.Option(None, "--resume",
+                                         help="latest (default), none, or a checkpoint folder."),
+):
+    """Fine-tune the remover on the training set after round N (export + training loop)."""
+    from .finetune import finetune_cli
+
+    r = finetune_cli(_open(), round, pretrained=pretrained, output=output, config=config,
+                     max_train_steps=max_train_steps, train_batch_size=train_batch_size,
+                     resolution=resolution, learning_rate=learning_rate, lora_rank=lora_rank,
+                     gradient_checkpointing=gradient_checkpointing,
+                     checkpointing_steps=checkpointing_steps, validation_steps=validation_steps,
+                     resume=resume)
+    _echo(r.summary())
+
+
+@app.command()
+def select(
+    round: int = typer.Option(..., "--round", "-r", help="Round whose candidates to queue."),
+    budget: int = typer.Option(..., "--budget", "-b", help="How many candidates to add to the queue."),
+    strategy: str = typer.Option("uncertainty", "--strategy", "-s",
+                                 help="random | uncertainty | margin | entropy | disagreement | kcenter | hybrid | stratified"),
+    discriminator: Optional[str] = typer.Option(None, help="Discriminator version whose scores to use."),
+    committee: Optional[str] = typer.Option(None, help="Comma-separated discriminator versions (disagreement)."),
+    threshold: float = typer.Option(0.5, help="Accept threshold the uncertainty is measured around."),
+    featurizer: Optional[str] = typer.Option(None, help="Feature key for kcenter / hybrid."),
+    strata: Optional[str] = typer.Option(None, help="Comma-separated: area, category, origin."),
+    double_share: float = typer.Option(0.0, help="Share of the queue judged by two reviewers."),
+    seed: int = typer.Option(0, help="Random seed (same seed, same queue)."),
+):
+    """Build the round's human review queue (a saved view named review-round-N)."""
+    from .review_queue import build_queue
+
+    sel = build_queue(_open(), round, budget, strategy=strategy, discriminator=discriminator,
+                      committee=committee.split(",") if committee else None, threshold=threshold,
+                      featurizer=featurizer, strata=strata.split(",") if strata else None,
+                      double_share=double_share, rng=seed)
+    _echo(sel.summary())
+
+
+@app.command()
+def review(
+    round: int = typer.Option(..., "--round", "-r", help="Round whose queue to review."),
+    port: int = typer.Option(5151, help="App port."),
+    address: str = typer.Option("127.0.0.1", help="Interface to bind (default: this machine only)."),
+    reviewer: Optional[str] = typer.Option(None, help="Your name, recorded with each judgment."),
+    adjudicate: bool = typer.Option(False, "--adjudicate", help="Review the disagreements; final."),
+):
+    """Open the FiftyOne App on the round's review queue (keys: y, n, 1-5, u)."""
+    from .app import launch_review
+
+    if address not in ("127.0.0.1", "localhost", "::1"):
+        typer.secho(f"Warning: binding the App to {address} exposes it to the network.",
+                    fg=typer.colors.YELLOW, err=True)
+    launch_review(_open(), round, port=port, address=address, reviewer=reviewer, adjudicate=adjudicate)
+
+
+@app.command("auto-label")
+def auto_label_cmd(
+    round: int = typer.Option(..., "--round", "-r"),
+    target_precision: float = typer.Option(0.95, help="Required precision of automatic accepts."),
+    confidence: float = typer.Option(0.95, help="Confidence that the precision is met."),
+    reject_npv: Optional[float] = typer.Option(None, help="Required precision of automatic rejects."),
+    audit: float = typer.Option(0.05, help="Share of automatic decisions queued for human audit."),
+    discriminator: Optional[str] = typer.Option(None, help="Discriminator version (default: latest)."),
+    seed: int = typer.Option(0),
+):
+    """Let the calibrated discriminator decide the round's undecided candidates."""
+    from .automation import auto_label
+
+    _echo(auto_label(_open(), round, version=discriminator, target_precision=target_precision,
+                     confidence=confidence, reject_npv=reject_npv, audit=audit, rng=seed).summary())
+
+
+@app.command()
+def audit(round: int = typer.Option(..., "--round", "-r"),
+          confidence: float = typer.Option(0.95)):
+    """Measured precision of the round's automatic decisions on the audited items."""
+    from .automation import audit_report
+
+    _echo(json.dumps(audit_report(_open(), round, confidence=confidence), indent=1))
+
+
+@app.command()
+def report(out: str = typer.Option("report", "--out", "-o", help="Output folder.")):
+    """Write the HTML + markdown report (round table, plots, example grids)."""
+    from .report import write_report
+
+    _echo(f"wrote {write_report(_open(), out)}")
+
+
+labels_app = typer.Typer(no_args_is_help=True, help="Exchange review labels as CSV/JSON files.")
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("export")
+def labels_export(
+    round: int = typer.Option(..., "--round", "-r"),
+    out: str = typer.Option(..., "--out", "-o", help="A .csv or .json file."),
+):
+    """Write the round's queue with its current human labels."""
+    from .review import export_labels
+
+    _echo(f"wrote {export_labels(_open(), out, round=round)} rows to {out}")
+
+
+@labels_app.command("import")
+def labels_import(
+    path: str = typer.Argument(..., help="A .csv or .json labels file."),
+    round: int = typer.Option(..., "--round", "-r"),
+    reviewer: Optional[str] = typer.Option(None, help="Reviewer for rows without one."),
+):
+    """Apply a labels file to the round's queue (all rows checked first; all or nothing)."""
+    from .review import import_labels
+
+    _echo(f"applied {import_labels(_open(), path, round=round, default_reviewer=reviewer)} labels")
+
+
+@labels_app.command("agreement")
+def labels_agreement(round: int = typer.Option(..., "--round", "-r")):
+    """Agreement between reviewers on double-reviewed items (percent, Cohen's kappa)."""
+    from .review import reviewer_agreement
+
+    _echo(json.dumps(reviewer_agreement(_open(), round), indent=1))
 
 
 @app.command()

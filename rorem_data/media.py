@@ -133,27 +133,46 @@ def read_mask(path: str) -> np.ndarray:
     ImageProblem
         If the file is missing, unreadable or truncated.
     """
+    return load_mask(path)[0]
+
+
+def load_mask(path: str) -> tuple[np.ndarray, bool]:
+    """Read a mask file; also tell whether it is already canonical.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (H, W)
+    canonical : bool
+        True if the file is an 8-bit single-channel PNG holding only 0 and 255.
+
+    Raises
+    ------
+    ImageProblem
+        If the file is missing, unreadable or truncated.
+    """
     try:
         with Image.open(path) as im:
-            if im.mode in ("P", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV"):
-                im = im.convert("RGB") if im.mode != "1" else im.convert("L")
+            fmt, mode = im.format, im.mode
+            if mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+                im = im.convert("RGB")
+            elif mode == "1":
+                im = im.convert("L")
             arr = np.asarray(im)
     except FileNotFoundError:
         raise ImageProblem("file does not exist") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageProblem(f"not a readable mask image ({exc})") from None
-    return mask_to_binary(arr)
+    mask = mask_to_binary(arr)
+    canonical = False
+    if fmt == "PNG" and mode == "L":
+        # canonical iff every pixel is 0 or 255, i.e. equals 255 * mask
+        canonical = bool(np.array_equal(arr, mask.view(np.uint8) * np.uint8(CANONICAL_OBJECT_VALUE)))
+    return mask, canonical
 
 
 def is_canonical_mask_file(path: str) -> bool:
     """True if ``path`` is already a canonical mask: an 8-bit single-channel PNG of 0/255."""
-    with Image.open(path) as im:
-        if im.format != "PNG" or im.mode != "L":
-            return False
-        # getextrema is cheap; a canonical mask has only 0 and 255
-        hist = im.histogram()
-    used = [v for v, n in enumerate(hist) if n]
-    return set(used) <= {0, CANONICAL_OBJECT_VALUE}
+    return load_mask(path)[1]
 
 
 def encode_canonical_mask(mask: np.ndarray) -> bytes:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .media import ImageProblem, check_image, encode_canonical_mask, is_canonical_mask_file, read_mask
+from .media import ImageProblem, check_image, encode_canonical_mask, load_mask
 
 FIX_MISSING = "check the path (paths are relative to the folder of the file that lists them)"
 FIX_UNREADABLE = "re-copy or re-encode the file, or drop the entry"
@@ -74,8 +74,9 @@ def check_item(task: tuple) -> ItemCheck:
     check = ItemCheck()
     src = _image(source, "source", full_decode, check)
     tgt = _image(target, "target (GT)", full_decode, check) if target is not None else None
+    canonical = False
     try:
-        mask = read_mask(mask_path)
+        mask, canonical = load_mask(mask_path)
     except ImageProblem as exc:
         msg = str(exc)
         fix = FIX_MISSING if "does not exist" in msg else FIX_UNREADABLE
@@ -101,6 +102,6 @@ def check_item(task: tuple) -> ItemCheck:
         for problem, fix in mask_problems(mask):
             check.problems.append((mask_path, problem, fix))
         check.mask_area = float(mask.mean())
-        if check.ok and not is_canonical_mask_file(mask_path):
+        if check.ok and not canonical:
             check.mask_png = encode_canonical_mask(mask)
     return check

@@ -28,6 +28,15 @@ Every sample has
     ``decision``        the current decision (see :func:`decision_doc`)
     ``decisions``       every decision ever made on the sample, oldest first: the provenance that
                         lets any past round be re-exported as it stood
+    ``reviews``         every human judgment (reviewer, time, accept/reject, reason), which the
+                        final human decision is derived from (two reviewers, adjudication)
+    ``queue_round``     round whose review queue holds the candidate (None if not queued)
+    ``queue_rank``      position in that queue (0 = first shown)
+    ``review_quota``    1, or 2 for items that two reviewers judge independently
+    ``needs_adjudication``  True when two reviewers disagreed and nobody adjudicated yet
+    ``queue_purpose``   ``active`` (query strategy), ``estimate`` (uniform sample) or ``audit``
+    ``estimate_sample`` True for candidates in the round's uniform estimation sample
+    ``preview_path``    side-by-side review image (source + mask outline, result, zoomed crops)
 """
 
 from __future__ import annotations
@@ -75,8 +84,29 @@ SCALAR_FIELDS = {
     "status": "StringField",
     "decided_by": "StringField",
     "decided_round": "IntField",
+    "preview_path": "StringField",
+    "queue_round": "IntField",
+    "queue_rank": "IntField",
+    "review_quota": "IntField",
+    "needs_adjudication": "BooleanField",
+    "queue_purpose": "StringField",
+    "estimate_sample": "BooleanField",
 }
+
+QUEUE_ACTIVE = "active"      # chosen by a query strategy to teach the discriminator
+QUEUE_ESTIMATE = "estimate"  # a uniform random sample: unbiased success-rate estimates
+QUEUE_AUDIT = "audit"        # automatic decisions re-judged by humans: measured precision
 DICT_FIELDS = ("generator",)
+
+# sub-fields of one human review (an fo.DynamicEmbeddedDocument in the ``reviews`` list)
+REVIEW_FIELDS = {
+    "reviewer": "StringField",
+    "at": "DateTimeField",
+    "status": "StringField",
+    "reason": "StringField",
+    "round": "IntField",
+    "adjudication": "BooleanField",
+}
 
 # sub-fields of a decision (an fo.DynamicEmbeddedDocument)
 DECISION_FIELDS = {

@@ -26,6 +26,7 @@ class RoundRow:
     pending: int
     accepted: int
     cumulative_train: int
+    success_rate: dict | None = None  # Estimate as dict (human rows; see automation.round_estimates)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -52,8 +53,12 @@ def _tallies(ds):
     return tallies, pools
 
 
-def round_table(project) -> list[RoundRow]:
+def round_table(project, *, estimates: bool = False) -> list[RoundRow]:
     """Per-round counts, one row per round and phase.
+
+    With ``estimates``, human rows carry the round's success rate with an interval: from the
+    uniform estimation sample (prediction-powered when a discriminator scored the round, else
+    human labels alone).
 
     Returns
     -------
@@ -83,8 +88,16 @@ def round_table(project) -> list[RoundRow]:
         auto_acc = count(round=r, kind=schema.KIND_CANDIDATE, by=schema.BY_DISCRIMINATOR,
                          status=schema.ACCEPTED)
         cumulative += hum_acc
+        rate = None
+        if estimates:
+            from .automation import round_estimates
+
+            est = round_estimates(project, r)
+            rate = est.get("ppi") or est.get("human")
+            if rate is not None:
+                rate = {**rate, "source": "ppi" if "ppi" in est else "human"}
         rows.append(RoundRow(r, schema.PHASE_HUMAN, pools.get(r, 0), cand, hum, hum_acc, 0, 0,
-                             pending, hum_acc, cumulative))
+                             pending, hum_acc, cumulative, rate))
         cumulative += auto_acc
         rows.append(RoundRow(r, schema.PHASE_AUTO, pools.get(r, 0), cand, 0, 0, auto, auto_acc,
                              pending, auto_acc, cumulative))

@@ -67,6 +67,10 @@ def ensure_schema(ds) -> None:
     for sub, tname in schema.DECISION_FIELDS.items():
         add(f"decision.{sub}", getattr(fo, tname))
         add(f"decisions.{sub}", getattr(fo, tname))
+    add("reviews", fo.ListField, subfield=fo.EmbeddedDocumentField,
+        embedded_doc_type=fo.DynamicEmbeddedDocument)
+    for sub, tname in schema.REVIEW_FIELDS.items():
+        add(f"reviews.{sub}", getattr(fo, tname))
 
     indexes = ds.list_indexes()
     if "key" not in indexes:
@@ -74,14 +78,16 @@ def ensure_schema(ds) -> None:
     for spec in (
         [("kind", 1), ("round", 1), ("status", 1)],
         [("pool_item_id", 1)],
+        [("queue_round", 1), ("queue_rank", 1)],
     ):
         name = "_".join(f"{f}_{d}" for f, d in spec)
         if name not in indexes:
             ds.create_index(spec)
 
     changed = False
-    if list(ds.app_config.media_fields or []) != ["filepath", schema.TARGET_FIELD]:
-        ds.app_config.media_fields = ["filepath", schema.TARGET_FIELD]
+    media_fields = ["filepath", schema.TARGET_FIELD, "preview_path"]
+    if list(ds.app_config.media_fields or []) != media_fields:
+        ds.app_config.media_fields = media_fields
         ds.app_config.grid_media_field = "filepath"
         ds.app_config.modal_media_field = "filepath"
         changed = True

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from rorem_data import schema, store, synthetic
+from rorem_data.automation import write_version_meta
 from rorem_data.decisions import decide
 
 
@@ -57,3 +58,25 @@ def judge_by_mode(project, round, ids, modes, *, by=schema.BY_HUMAN, phase=schem
     decide(ds, rej, schema.REJECTED, by=by, round=round, phase=phase, reviewer="tester",
            reason="object_visible")
     return acc, rej
+
+
+def simulated_version(project, version="sim_r1", n=600, seed=0, generators=("test",)):
+    """Held-out human labels of a good discriminator: P(success | s) rises steeply with s."""
+    rng = np.random.default_rng(seed)
+    s = rng.beta(2, 2, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-14 * (s - 0.5)))).astype(int)
+    write_version_meta(project, version, {"trained_at": "2026-11-25T00:00:00", "round": 1,
+                                          "holdout": {"scores": s.tolist(), "labels": y.tolist()},
+                                          "generators": list(generators)})
+    return version
+
+
+def scored_round(project, n=40, seed=1, version="sim_r1", round=1):
+    modes = ["clean" if i % 2 == 0 else "residue" for i in range(n)]
+    ids, modes = add_candidates(project, round, modes, seed=seed, size=32)
+    rng = np.random.default_rng(seed)
+    truth = np.array([m == "clean" for m in modes])
+    # good discriminator: high scores for successes, low for failures
+    scores = np.where(truth, rng.uniform(0.75, 1.0, n), rng.uniform(0.0, 0.4, n))
+    store.set_field_values(project.dataset, f"scores.{version}", ids, scores.tolist())
+    return ids, truth, scores

@@ -36,7 +36,7 @@ def test_fiftyone_reads_every_field(project, seed_meta, pool_dir):
     s = fo.Sample(filepath=seed_meta.replace("meta.json", "source/000000.png"), kind="pool")
     ds.add_sample(s)
     assert ds.count() == n + 1
-    assert ds.app_config.media_fields == ["filepath", "target_path"]
+    assert ds.app_config.media_fields == ["filepath", "target_path", "preview_path"]
     assert ds.mask_targets["mask"] == {255: "object"}
 
 
