@@ -174,10 +174,15 @@ def auto_label(
     h_scores = np.asarray(hold.get("scores", []), dtype=np.float64)
     h_labels = np.asarray(hold.get("labels", []), dtype=np.int64)
     coll = project.dataset._sample_collection
+    # Every candidate of the round that humans were not asked about (audits included, so that a
+    # rerun after an interruption sees the same set and ends in the same state).
     docs = list(coll.find(
-        {"kind": schema.KIND_CANDIDATE, "round": int(round), "queue_round": None,
-         "status": {"$in": [None, schema.PENDING]}},
-        {"scores": 1, "generator": 1}).sort("key", 1))
+        {"kind": schema.KIND_CANDIDATE, "round": int(round),
+         "$or": [{"queue_round": None}, {"queue_purpose": schema.QUEUE_AUDIT}]},
+        {"scores": 1, "generator": 1, "decisions": 1, "decided_by": 1, "status": 1}).sort("key", 1))
+    # ... minus those a human decided outside an audit
+    docs = [d for d in docs if not (d.get("decided_by") == schema.BY_HUMAN and not any(
+        x and x.get("by") == schema.BY_DISCRIMINATOR for x in d.get("decisions") or []))]
     ids = [str(d["_id"]) for d in docs]
     scores = np.array([(d.get("scores") or {}).get(version, np.nan) for d in docs], dtype=np.float64)
     if np.isnan(scores).any():
@@ -222,6 +227,10 @@ def auto_label(
     for i, sid in enumerate(ids):
         if status[i] == schema.PENDING:
             continue
+        prev = [x for x in docs[i].get("decisions") or [] if x and x.get("by") == schema.BY_DISCRIMINATOR]
+        if docs[i].get("decided_by") == schema.BY_HUMAN or (
+                prev and prev[-1].get("discriminator") == version and prev[-1].get("status") == status[i]):
+            continue  # already decided this way (a rerun), or a human has overruled it since
         thr = t_acc if status[i] == schema.ACCEPTED else t_rej
         dec_ids.append(sid)
         dec_docs.append(schema.decision_doc(round=round, phase=schema.PHASE_AUTO, status=status[i],

@@ -234,6 +234,88 @@ def review(
     launch_review(_open(), round, port=port, address=address, reviewer=reviewer, adjudicate=adjudicate)
 
 
+@app.command()
+def featurize(
+    featurizer: str = typer.Option("stats", "--featurizer", help="stats | clip | a registered name."),
+    config: Optional[str] = typer.Option(None, help='Featurizer settings as JSON, e.g. \'{"model": "ViT-B-32"}\'.'),
+    round: Optional[int] = typer.Option(None, "--round", "-r", help="Only this round's candidates."),
+    shard: Optional[str] = typer.Option(None, help="i/n: only this share (job arrays)."),
+    batch_size: int = typer.Option(32, help="Items per model call."),
+    workers: int = typer.Option(2, help="Decoding processes."),
+):
+    """Compute candidate features once, cached by featurizer config (reruns compute nothing)."""
+    from .discriminate import featurize as run
+
+    r = run(_open(), featurizer, config=json.loads(config) if config else None, round=round,
+            shard=shard, batch_size=batch_size, num_workers=workers)
+    _echo(r.summary())
+
+
+disc_app = typer.Typer(no_args_is_help=True, help="Train, evaluate and list discriminators.")
+app.add_typer(disc_app, name="discriminator")
+
+
+@disc_app.command("list")
+def disc_list():
+    """Discriminator specs (from discriminators/ and ROREM_DISCRIMINATORS_PATH) and trained versions."""
+    import os as _os
+
+    from .discriminator_registry import get_spec, list_discriminators
+
+    for name in list_discriminators():
+        _echo(f"{name:24s} {get_spec(name).description}")
+    try:
+        p = _open()
+    except RoremError:
+        return
+    from .automation import versions_dir
+
+    d = versions_dir(p)
+    if _os.path.isdir(d):
+        _echo("\ntrained versions in this project:")
+        for v in sorted(_os.listdir(d)):
+            _echo(f"  {v}")
+
+
+@disc_app.command("train")
+def disc_train(
+    round: int = typer.Option(..., "--round", "-r", help="Use human labels of rounds <= N."),
+    discriminator: str = typer.Option("stats-logistic", "--discriminator", "-d", help="Spec name or file."),
+    holdout: float = typer.Option(0.3, help="Share of labels held out for calibration and thresholds."),
+    calibration: str = typer.Option("platt", help="platt | isotonic | none"),
+    seed: int = typer.Option(0),
+):
+    """Train, calibrate and evaluate a discriminator version on the human labels so far."""
+    from .discriminate import train
+
+    _echo(train(_open(), round, discriminator, holdout=holdout, calibration=calibration, rng=seed).summary())
+
+
+@disc_app.command("evaluate")
+def disc_evaluate(
+    discriminator: Optional[str] = typer.Option(None, "--discriminator", "-d", help="Version (default: latest)."),
+    round: Optional[int] = typer.Option(None, "--round", "-r", help="Only this round's labels."),
+    threshold: float = typer.Option(0.5),
+    include_training: bool = typer.Option(False, "--include-training"),
+):
+    """Agreement with human labels: AUC, accuracy, precision/recall, success rates, with intervals."""
+    from .discriminate import evaluate
+
+    _echo(json.dumps(evaluate(_open(), discriminator, round=round, threshold=threshold,
+                              exclude_training=not include_training), indent=1, default=str))
+
+
+@app.command()
+def score(
+    round: int = typer.Option(..., "--round", "-r"),
+    discriminator: Optional[str] = typer.Option(None, "--discriminator", "-d", help="Version (default: latest)."),
+):
+    """Store a discriminator version's calibrated scores on the round's candidates (bulk)."""
+    from .discriminate import score as run
+
+    _echo(run(_open(), round, discriminator).summary())
+
+
 @app.command("auto-label")
 def auto_label_cmd(
     round: int = typer.Option(..., "--round", "-r"),
@@ -258,6 +340,26 @@ def audit(round: int = typer.Option(..., "--round", "-r"),
     from .automation import audit_report
 
     _echo(json.dumps(audit_report(_open(), round, confidence=confidence), indent=1))
+
+
+@app.command()
+def evaluate(
+    test: str = typer.Option(..., "--test", help="Test folder: meta.json (source, mask[, GT][, score]) or images/ + masks/."),
+    remover: str = typer.Option(..., "--remover", help="Remover spec (file, pipeline folder, classical[:ns])."),
+    out: str = typer.Option("evaluation", "--out", "-o", help="Folder for results and evaluation.json."),
+    discriminator: Optional[str] = typer.Option(None, "--discriminator", "-d",
+                                                help="Discriminator version (default: the project's latest)."),
+    batch_size: int = typer.Option(4, "--batch-size"),
+):
+    """Run a remover on a test set: success rate, PSNR/SSIM/LPIPS in and out of the mask, time."""
+    from .evaluate import evaluate_remover, summarize
+
+    try:
+        project = _open()
+    except RoremError:
+        project = None
+    _echo(summarize(evaluate_remover(test, remover, out, project=project, discriminator=discriminator,
+                                     batch_size=batch_size)))
 
 
 @app.command()

@@ -142,20 +142,110 @@ def apply_review(ds, sample_id: str, decision: str, *, reviewer: str, reason: st
         raise ConfigError(f"sample {sample_id} is queued for round {qround}, not round {round}")
     review = {"_cls": "DynamicEmbeddedDocument", "reviewer": str(reviewer), "at": schema.utcnow(),
               "status": status, "reason": reason, "round": qround, "adjudication": bool(adjudicate)}
-    doc = coll.find_one_and_update({"_id": oid}, {"$push": {"reviews": review}},
-                                   projection={"reviews": 1, "review_quota": 1, "decision": 1},
-                                   return_document=ReturnDocument.AFTER)
-    final, needs_adj = _final(doc, qround)
+    coll.update_one({"_id": oid}, {"$push": {"reviews": review}})
+    status, final, needs_adj = _settle(coll, oid, qround)
+    return {"sample_id": sample_id, "status": status, "final": final is not None,
+            "needs_adjudication": needs_adj}
+
+
+def _settle_op(doc: dict, round: int):
+    """The update that makes a candidate's decision agree with its reviews, guarded so that it
+    only applies if no review arrived since ``doc`` was read (optimistic concurrency)."""
+    from pymongo import UpdateOne
+
+    final, needs_adj = _final(doc, round)
     update: dict = {"needs_adjudication": needs_adj, "last_modified_at": schema.utcnow()}
+    guard = {"_id": doc["_id"], "reviews": {"$size": len(doc.get("reviews") or [])}}
     if final is not None:
         update.update({"status": final["status"], "decided_by": final["by"],
                        "decided_round": final["round"], "decision": final})
-        coll.update_one({"_id": oid}, {"$set": update, "$push": {"decisions": final}})
+        cur = doc.get("decision") or {}
+        if (cur.get("status"), cur.get("reviewer"), cur.get("by")) == (final["status"], final["reviewer"], final["by"]):
+            op = UpdateOne(guard, {"$set": update})  # already recorded: no second history entry
+        else:
+            op = UpdateOne(guard, {"$set": update, "$push": {"decisions": final}})
     else:
         update["status"] = schema.PENDING
-        coll.update_one({"_id": oid}, {"$set": update})
-    return {"sample_id": sample_id, "status": update["status"], "final": final is not None,
-            "needs_adjudication": needs_adj}
+        op = UpdateOne(guard, {"$set": update})
+    return op, update["status"], final, needs_adj
+
+
+_SETTLE_FIELDS = {"reviews": 1, "review_quota": 1, "decision": 1}
+
+
+def _settle(coll, oid, round: int):
+    """Re-derive one candidate's decision from its reviews until no concurrent review interferes."""
+    for _ in range(50):
+        doc = coll.find_one({"_id": oid}, _SETTLE_FIELDS)
+        op, status, final, needs_adj = _settle_op(doc, round)
+        if coll.bulk_write([op]).matched_count:
+            return status, final, needs_adj
+    raise RuntimeError(f"sample {oid}: reviews kept changing while being settled; try again")
+
+
+def apply_reviews(ds, rows, *, round: int) -> int:
+    """Record many human judgments at once (label files, simulated reviewers): all or nothing.
+
+    Parameters
+    ----------
+    rows : iterable of (sample_id, decision, reviewer, reason)
+    round : int
+        Every sample must be queued for this round.
+
+    Returns
+    -------
+    int
+        Judgments recorded.
+
+    Raises
+    ------
+    ValidationError
+        Listing every bad row (unknown decision or reason, reason on an accept, a sample not in
+        the round's queue); nothing is written then.
+    """
+    from bson import ObjectId
+    from bson.errors import InvalidId
+    from pymongo import UpdateOne
+
+    rows = list(rows)
+    coll = ds._sample_collection
+    problems, clean = [], []
+    oids = []
+    for i, (sid, decision, reviewer, reason) in enumerate(rows):
+        try:
+            status = normalize_decision(decision)
+            reason = check_reason(reason)
+            if status == schema.ACCEPTED and reason:
+                raise ConfigError("a failure reason only goes with a rejection")
+            if not reviewer:
+                raise ConfigError("reviewer is empty")
+            oid = ObjectId(sid)
+        except (ConfigError, InvalidId, TypeError) as exc:
+            problems.append(Problem(f"row {i + 1}", str(sid), str(exc), "fix the row"))
+            continue
+        oids.append(oid)
+        clean.append((oid, status, str(reviewer), reason))
+    queued = {d["_id"] for d in coll.find({"_id": {"$in": oids}, "queue_round": int(round)}, {"_id": 1})}
+    for i, (oid, *_rest) in enumerate(clean):
+        if oid not in queued:
+            problems.append(Problem(f"sample {oid}", "", f"not in the round-{round} review queue",
+                                    "check the id and the round"))
+    if problems:
+        raise ValidationError(f"Refusing {len(rows)} judgments: {len(problems)} bad; nothing was applied",
+                              problems)
+    now = schema.utcnow()
+    coll.bulk_write([UpdateOne({"_id": oid}, {"$push": {"reviews": {
+        "_cls": "DynamicEmbeddedDocument", "reviewer": reviewer, "at": now, "status": status,
+        "reason": reason, "round": int(round), "adjudication": False}}})
+        for oid, status, reviewer, reason in clean], ordered=True) if clean else None
+    docs = list(coll.find({"_id": {"$in": list(queued)}}, _SETTLE_FIELDS))
+    ops = [_settle_op(d, int(round))[0] for d in docs]
+    if ops:
+        res = coll.bulk_write(ops, ordered=False)
+        if res.matched_count < len(ops):  # a concurrent reviewer got in between: settle one by one
+            for d in docs:
+                _settle(coll, d["_id"], int(round))
+    return len(clean)
 
 
 def clear_review(ds, sample_id: str, *, reviewer: str) -> dict:
@@ -289,9 +379,7 @@ def import_labels(project, path: str, *, round: int, default_reviewer: str | Non
     if problems:
         raise ValidationError(f"Refusing labels file {name}: {len(problems)} bad row(s); nothing "
                               "was applied", problems)
-    for sid, r in resolved:
-        apply_review(ds, sid, r.decision, reviewer=r.reviewer, reason=r.reason, round=round)
-    return len(resolved)
+    return apply_reviews(ds, [(sid, r.decision, r.reviewer, r.reason) for sid, r in resolved], round=round)
 
 
 def export_labels(project, path: str, *, round: int) -> int:

@@ -27,8 +27,12 @@ class Selection:
     double_reviewed: int
     queue_size: int
     seconds: float
+    repeated: bool = False
 
     def summary(self) -> str:
+        if self.repeated:
+            return (f"this exact selection ({len(self.sample_ids)} candidates, '{self.strategy}') was "
+                    f"already queued for round {self.round}; pass another --seed or --budget to add more")
         s = (f"queued {len(self.sample_ids)} candidates of round {self.round} with "
              f"'{self.strategy}' (queue now {self.queue_size})")
         if self.double_reviewed:
@@ -124,6 +128,19 @@ def build_queue(
     t0 = time.perf_counter()
     if not 0.0 <= double_share <= 1.0:
         raise ConfigError(f"--double-share must be in [0, 1]; got {double_share}")
+    plain = {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))}
+    sel_id = _selection_id(round=int(round), budget=budget, strategy=strategy, discriminator=discriminator,
+                           committee=committee, threshold=threshold, featurizer=featurizer, strata=strata,
+                           double_share=double_share, rng=rng, params=plain)
+    done = _recorded_selection(project, round, sel_id)
+    if done is not None:
+        # the same selection was made before: finish it if it was interrupted, never repeat it
+        ids = done["sample_ids"]
+        double = set(done.get("double_positions") or [])
+        size = enqueue(project, round, ids, purpose=schema.QUEUE_ACTIVE, double=double, previews=previews)
+        _mark_done(project, round, sel_id)
+        return Selection(round=int(round), strategy=strategy, sample_ids=ids, double_reviewed=len(double),
+                         queue_size=size, seconds=time.perf_counter() - t0, repeated=done.get("status") == "done")
     score_keys = list(committee or []) + ([discriminator] if discriminator else [])
     arr = load_round_arrays(project, round, score_keys=score_keys,
                             extra_fields=("filepath", "target_path"))
@@ -153,7 +170,7 @@ def build_queue(
                 raise ConfigError(f"--strata entries must be area, category or origin; got {s!r}")
         kwargs["strata"] = table
     if featurizer:
-        from .features_db import load_features
+        from .discriminate import load_features
 
         kwargs["features"] = load_features(project, featurizer, arr["ids"])
     picked = strategies.select(strategy, budget, **kwargs)
@@ -161,15 +178,17 @@ def build_queue(
     gen = np.random.default_rng(rng)
     n_double = round_half_up(double_share * len(ids))
     double = set(gen.choice(len(ids), size=n_double, replace=False).tolist()) if n_double else set()
-    size = enqueue(project, round, ids, purpose=schema.QUEUE_ACTIVE, double=double, previews=previews)
+    # record first (status "started"), then queue, then mark done: an interrupted select is
+    # finished by the same command, and never queues a second, different batch
     store.update_round_record(project.dataset_name, round, push={"selections": {
-        "at": schema.utcnow(), "purpose": schema.QUEUE_ACTIVE, "strategy": strategy,
-        "budget": int(budget), "seed": int(rng), "threshold": float(threshold),
+        "id": sel_id, "status": "started", "at": schema.utcnow(), "purpose": schema.QUEUE_ACTIVE,
+        "strategy": strategy, "budget": int(budget), "seed": int(rng), "threshold": float(threshold),
         "discriminator": discriminator, "committee": committee, "featurizer": featurizer,
-        "strata": strata, "double_share": float(double_share),
-        "params": {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))},
-        "sample_ids": ids,
+        "strata": strata, "double_share": float(double_share), "params": plain,
+        "sample_ids": ids, "double_positions": sorted(double),
     }})
+    size = enqueue(project, round, ids, purpose=schema.QUEUE_ACTIVE, double=double, previews=previews)
+    _mark_done(project, round, sel_id)
     return Selection(round=int(round), strategy=strategy, sample_ids=ids, double_reviewed=len(double),
                      queue_size=size, seconds=time.perf_counter() - t0)
 
@@ -218,27 +237,58 @@ def enqueue(project, round: int, sample_ids: list, *, purpose: str, double=(), p
 def build_estimate_sample(project, round: int, size: int, *, rng: int = 0, previews: bool = True) -> Selection:
     """Draw a uniform random sample of the round's candidates for unbiased success-rate estimates.
 
-    The sample is uniform over ALL candidates of the round: members a human already judged keep
-    their judgment; the others are queued. Marks members with ``estimate_sample``.
+    The sample is uniform over ALL candidates of the round not yet in it: members a human already
+    judged keep their judgment; the others are queued. Marks members with ``estimate_sample``.
+    Running the same call again after an interruption finishes it instead of drawing again.
     """
     t0 = time.perf_counter()
     coll = project.dataset._sample_collection
-    ids = sorted(str(d["_id"]) for d in coll.find({"kind": schema.KIND_CANDIDATE, "round": int(round)}, {"_id": 1}))
-    already = {str(d["_id"]) for d in coll.find({"kind": schema.KIND_CANDIDATE, "round": int(round),
-                                                 "estimate_sample": True}, {"_id": 1})}
-    pool = [i for i in ids if i not in already]
-    if size <= 0 or size > len(pool):
-        raise ConfigError(f"estimation sample size must be in 1..{len(pool)} (candidates of round "
-                          f"{round} not yet in the sample); got {size}")
-    gen = np.random.default_rng(rng)
-    chosen = [pool[i] for i in sorted(gen.choice(len(pool), size=size, replace=False).tolist())]
+    sel_id = _selection_id(round=int(round), purpose=schema.QUEUE_ESTIMATE, size=int(size), rng=int(rng))
+    done = _recorded_selection(project, round, sel_id)
+    if done is not None:
+        chosen = done["sample_ids"]
+    else:
+        ids = sorted(str(d["_id"]) for d in coll.find({"kind": schema.KIND_CANDIDATE, "round": int(round)},
+                                                       {"_id": 1}))
+        already = {str(d["_id"]) for d in coll.find({"kind": schema.KIND_CANDIDATE, "round": int(round),
+                                                     "estimate_sample": True}, {"_id": 1})}
+        pool = [i for i in ids if i not in already]
+        if size <= 0 or size > len(pool):
+            raise ConfigError(f"estimation sample size must be in 1..{len(pool)} (candidates of round "
+                              f"{round} not yet in the sample); got {size}")
+        gen = np.random.default_rng(rng)
+        chosen = [pool[i] for i in sorted(gen.choice(len(pool), size=size, replace=False).tolist())]
+        store.update_round_record(project.dataset_name, round, push={"selections": {
+            "id": sel_id, "status": "started", "at": schema.utcnow(), "purpose": schema.QUEUE_ESTIMATE,
+            "strategy": "uniform", "budget": int(size), "seed": int(rng), "sample_ids": chosen}})
     coll.update_many({"_id": {"$in": [_oid(s) for s in chosen]}}, {"$set": {"estimate_sample": True}})
     size_q = enqueue(project, round, chosen, purpose=schema.QUEUE_ESTIMATE, previews=previews)
-    store.update_round_record(project.dataset_name, round, push={"selections": {
-        "at": schema.utcnow(), "purpose": schema.QUEUE_ESTIMATE, "strategy": "uniform",
-        "budget": int(size), "seed": int(rng), "sample_ids": chosen}})
+    _mark_done(project, round, sel_id)
     return Selection(round=int(round), strategy="uniform (estimate)", sample_ids=chosen,
-                     double_reviewed=0, queue_size=size_q, seconds=time.perf_counter() - t0)
+                     double_reviewed=0, queue_size=size_q, seconds=time.perf_counter() - t0,
+                     repeated=bool(done and done.get("status") == "done"))
+
+
+def _selection_id(**what) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _recorded_selection(project, round: int, sel_id: str) -> dict | None:
+    for rec in store.get_round_records(project.dataset_name):
+        if rec.get("round") == int(round):
+            for s in rec.get("selections") or []:
+                if s.get("id") == sel_id:
+                    return s
+    return None
+
+
+def _mark_done(project, round: int, sel_id: str) -> None:
+    store.rounds_collection().update_one(
+        {"_id": f"{project.dataset_name}:{int(round)}", "selections.id": sel_id},
+        {"$set": {"selections.$.status": "done"}})
 
 
 def round_half_up(x: float) -> int:

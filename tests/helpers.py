@@ -13,14 +13,14 @@ from rorem_data.decisions import decide
 
 
 def add_candidates(project, round: int, modes, *, size: int = 48, seed: int = 0,
-                   origin: str = "synthetic-pool"):
+                   origin: str = "synthetic-pool", base: str | None = None):
     """Insert one pool item + one candidate per mode (``"clean"``, ``"residue"``, ...).
 
     Returns (candidate sample ids, modes). Files are written under the project's media folder.
     """
     rng = np.random.default_rng(seed)
     pool_docs, cand_docs = [], []
-    base = project.media_path("test-candidates", f"r{round}-{seed}")
+    base = base or project.media_path("test-candidates", f"r{round}-{seed}")
     os.makedirs(base, exist_ok=True)
     for i, mode in enumerate(modes):
         sc = synthetic.make_scene(rng, size=size)
@@ -71,9 +71,9 @@ def simulated_version(project, version="sim_r1", n=600, seed=0, generators=("tes
     return version
 
 
-def scored_round(project, n=40, seed=1, version="sim_r1", round=1):
+def scored_round(project, n=40, seed=1, version="sim_r1", round=1, base=None):
     modes = ["clean" if i % 2 == 0 else "residue" for i in range(n)]
-    ids, modes = add_candidates(project, round, modes, seed=seed, size=32)
+    ids, modes = add_candidates(project, round, modes, seed=seed, size=32, base=base)
     rng = np.random.default_rng(seed)
     truth = np.array([m == "clean" for m in modes])
     # good discriminator: high scores for successes, low for failures
