@@ -177,3 +177,26 @@ def test_labels_file_with_unknown_ids_applies_nothing(queued, tmp_path):
     (tmp_path / "broken.json").write_text("[{")
     with pytest.raises(ValidationError, match="not valid"):
         review.import_labels(project, str(tmp_path / "broken.json"), round=1)
+
+
+def test_annotation_backend_labels_apply_as_reviews(queued):
+    """Labels as an annotation backend (CVAT, Label Studio) returns them, applied in one go."""
+    import fiftyone as fo
+
+    from rorem_data import annotation
+
+    project, ids, modes, sel = queued
+    ds = project.dataset
+    assert annotation.label_classes()[:2] == ["accept", "reject"]
+    # what `load_annotations` leaves behind: one Classification per judged sample
+    view = ds.select(sel.sample_ids[:3], ordered=True)
+    view.set_values(annotation.LABEL_FIELD, [fo.Classification(label="accept"),
+                                             fo.Classification(label="reject: blurry_fill"), None])
+    n = annotation.apply_annotations(project, 1, reviewer="cvat-team")
+    assert n == 2
+    first, second = fresh(ds, sel.sample_ids[0]), fresh(ds, sel.sample_ids[1])
+    assert first.reviews[-1].reviewer == "cvat-team" and first.reviews[-1].status == "accepted"
+    assert second.reviews[-1].reason == "blurry_fill"
+    ds.select(sel.sample_ids[2]).set_values(annotation.LABEL_FIELD, [fo.Classification(label="meh")])
+    with pytest.raises(ConfigError, match="is not one of"):
+        annotation.apply_annotations(project, 1, reviewer="cvat-team")
