@@ -29,3 +29,6 @@ bench: setup
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/generate.py
 	$(PY) benchmarks/finetune.py
+	$(PY) benchmarks/featurize.py
+	$(PY) benchmarks/score.py
+	$(PY) benchmarks/bench_select.py
