@@ -119,7 +119,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for sc
     from rich.table import Table
 
     t = Table(title=f"{p.name}: {pool_size(p)} pool items")
-    cols = ["round", "phase", "pool", "cand.", "human", "acc. human", "auto", "acc. auto",
+    cols = ["round", "phase", "pool", "cand.", "selected", "human", "acc. human", "auto", "acc. auto",
             "pending", "train set", "success rate (95% CI)"]
     for c in cols:
         t.add_column(c, justify="right" if c not in ("phase",) else "left")
@@ -127,7 +127,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for sc
         sr = r.success_rate
         rate = (f"{100 * sr['value']:.1f}% [{100 * sr['lo']:.1f}, {100 * sr['hi']:.1f}] {sr['source']}"
                 if sr else "")
-        t.add_row(str(r.round), r.phase, str(r.pool_items), str(r.candidates), str(r.human_reviewed),
+        t.add_row(str(r.round), r.phase, str(r.pool_items), str(r.candidates), str(r.selected),
+                  str(r.human_reviewed),
                   str(r.accepted_by_human), str(r.auto_decided), str(r.accepted_by_discriminator),
                   str(r.pending), str(r.cumulative_train), rate)
     Console().print(t)

@@ -173,12 +173,12 @@ def run_demo(path: str = "demo-project", *, small: bool = False, echo=print) -> 
 
     rows = round_table(project, estimates=True)
     echo("\nThe project's round table (the paper's Table 1, for this data):")
-    echo(f"{'round':>5} {'phase':6} {'cand.':>6} {'human':>6} {'acc.h':>6} {'auto':>6} {'acc.a':>6} "
-         f"{'train':>6}  success rate (95% CI)")
+    echo(f"{'round':>5} {'phase':6} {'cand.':>6} {'sel.':>6} {'human':>6} {'acc.h':>6} {'auto':>6} "
+         f"{'acc.a':>6} {'train':>6}  success rate (95% CI)")
     for r in rows:
         sr = r.success_rate
         rate = f"{100 * sr['value']:.1f}% [{100 * sr['lo']:.1f}, {100 * sr['hi']:.1f}] ({sr['source']})" if sr else ""
-        echo(f"{r.round:>5} {r.phase:6} {r.candidates:>6} {r.human_reviewed:>6} {r.accepted_by_human:>6} "
+        echo(f"{r.round:>5} {r.phase:6} {r.candidates:>6} {r.selected:>6} {r.human_reviewed:>6} {r.accepted_by_human:>6} "
              f"{r.auto_decided:>6} {r.accepted_by_discriminator:>6} {r.cumulative_train:>6}  {rate}")
     from .report import write_report
 

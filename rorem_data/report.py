@@ -211,13 +211,13 @@ def write_report(project, out: str) -> str:
     examples = _examples(project, tmp, data["version"])
     data["examples"] = examples
 
-    header = ["round", "phase", "pool items", "candidates", "human reviewed", "accepted (human)",
+    header = ["round", "phase", "pool items", "candidates", "selected", "human reviewed", "accepted (human)",
               "auto decided", "accepted (discr.)", "pending", "cumulative train",
               "success rate (human)", "success rate (PPI)"]
     table = []
     for r in data["rows"]:
         est = data["estimates"].get(r["round"], {}) if r["phase"] == "human" else {}
-        table.append([r["round"], r["phase"], r["pool_items"], r["candidates"], r["human_reviewed"],
+        table.append([r["round"], r["phase"], r["pool_items"], r["candidates"], r["selected"], r["human_reviewed"],
                       r["accepted_by_human"], r["auto_decided"], r["accepted_by_discriminator"],
                       r["pending"], r["cumulative_train"], _fmt_est(est.get("human")), _fmt_est(est.get("ppi"))])
 

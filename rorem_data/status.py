@@ -11,14 +11,17 @@ from . import schema
 class RoundRow:
     """One row of the round table.
 
-    ``phase`` is ``seed`` for round 0, else ``human`` or ``auto``. Counts are current
-    decisions; ``cumulative_train`` is the accepted training set after this row.
+    ``phase`` is ``seed`` for round 0, else ``human`` or ``auto``. ``selected`` counts the
+    candidates queued for humans (active + estimation sample in the human row, the audit sample
+    in the auto row). Counts are current decisions; ``cumulative_train`` is the accepted
+    training set after this row.
     """
 
     round: int
     phase: str
     pool_items: int
     candidates: int
+    selected: int
     human_reviewed: int
     accepted_by_human: int
     auto_decided: int
@@ -43,6 +46,12 @@ def _tallies(ds):
     for d in coll.aggregate(pipeline, allowDiskUse=True):
         k = d["_id"]
         tallies[(k.get("round"), k.get("kind"), k.get("status"), k.get("by"))] = d["n"]
+    queued = {}
+    for d in coll.aggregate([
+        {"$match": {"queue_round": {"$ne": None}}},
+        {"$group": {"_id": {"round": "$queue_round", "purpose": "$queue_purpose"}, "n": {"$sum": 1}}},
+    ]):
+        queued[(d["_id"].get("round"), d["_id"].get("purpose"))] = d["n"]
     pools = {}
     for d in coll.aggregate([
         {"$match": {"kind": schema.KIND_CANDIDATE}},
@@ -50,7 +59,7 @@ def _tallies(ds):
         {"$group": {"_id": "$_id.round", "n": {"$sum": 1}}},
     ], allowDiskUse=True):
         pools[d["_id"]] = d["n"]
-    return tallies, pools
+    return tallies, pools, queued
 
 
 def round_table(project, *, estimates: bool = False) -> list[RoundRow]:
@@ -65,7 +74,7 @@ def round_table(project, *, estimates: bool = False) -> list[RoundRow]:
     list of RoundRow
         Round 0 (``seed``) first, then ``human`` and ``auto`` rows per round that has candidates.
     """
-    tallies, pools = _tallies(project.dataset)
+    tallies, pools, queued = _tallies(project.dataset)
 
     def count(round=None, kind=None, status=None, by=None):
         return sum(n for (r, k, s, b), n in tallies.items()
@@ -74,7 +83,7 @@ def round_table(project, *, estimates: bool = False) -> list[RoundRow]:
 
     seeds_acc = count(round=0, kind=schema.KIND_SEED, status=schema.ACCEPTED)
     seeds_all = count(round=0, kind=schema.KIND_SEED)
-    rows = [RoundRow(0, schema.PHASE_SEED, 0, 0, 0, 0, 0, 0, 0, seeds_acc, seeds_acc)]
+    rows = [RoundRow(0, schema.PHASE_SEED, 0, 0, 0, 0, 0, 0, 0, 0, seeds_acc, seeds_acc)]
     rows[0].candidates = seeds_all
     cumulative = seeds_acc
     rounds = sorted({r for (r, k, _s, _b) in tallies if k == schema.KIND_CANDIDATE and r is not None})
@@ -96,10 +105,12 @@ def round_table(project, *, estimates: bool = False) -> list[RoundRow]:
             rate = est.get("ppi") or est.get("human")
             if rate is not None:
                 rate = {**rate, "source": "ppi" if "ppi" in est else "human"}
-        rows.append(RoundRow(r, schema.PHASE_HUMAN, pools.get(r, 0), cand, hum, hum_acc, 0, 0,
+        sel_h = sum(n for (rr, pu), n in queued.items() if rr == r and pu != schema.QUEUE_AUDIT)
+        sel_a = queued.get((r, schema.QUEUE_AUDIT), 0)
+        rows.append(RoundRow(r, schema.PHASE_HUMAN, pools.get(r, 0), cand, sel_h, hum, hum_acc, 0, 0,
                              pending, hum_acc, cumulative, rate))
         cumulative += auto_acc
-        rows.append(RoundRow(r, schema.PHASE_AUTO, pools.get(r, 0), cand, 0, 0, auto, auto_acc,
+        rows.append(RoundRow(r, schema.PHASE_AUTO, pools.get(r, 0), cand, sel_a, 0, 0, auto, auto_acc,
                              pending, auto_acc, cumulative))
     return rows
 

@@ -39,6 +39,13 @@ def test_report_contents(reported):
         assert needle in page, needle
     for f in ("success_rate.png", "accepted.png", "scores.png", "reliability.png", "report.md", "report.json"):
         assert os.path.getsize(os.path.join(folder, f)) > 0, f
+    import json
+
+    rows = json.load(open(os.path.join(folder, "report.json")))["rows"]
+    human, auto = rows[1], rows[2]
+    assert human["phase"] == "human" and human["selected"] == 12  # the estimation sample
+    assert auto["phase"] == "auto" and auto["selected"] >= 1  # the audit sample
+    assert human["success_rate"] is None or "value" in human["success_rate"]
     md = open(os.path.join(folder, "report.md")).read()
     assert "| 0 | seed |" in md and "| 1 | human |" in md
     assert any(f.startswith("ex-accepted-") for f in os.listdir(folder))
