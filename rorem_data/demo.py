@@ -64,9 +64,9 @@ def _round(project, r, remover, origin, *, echo, sizes, reviewers, version=None,
                           featurizer=f.key, double_share=0.15, rng=rng)
     echo(f"  select: {sel.summary()}")
     a = ana.review_round(project, r)
-    b = _second_opinions(project, r, bo)
+    b = bo.review_round(project, r, double_only=True)
     echo(f"  SIMULATED review: {ana.name} judged {a['judged']} ({a['accepted']} accepted, "
-         f"{a['flipped']} deliberate mistakes); {bo.name} gave {b} second opinions")
+         f"{a['flipped']} deliberate mistakes); {bo.name} gave {b['judged']} second opinions")
     from .review import reviewer_agreement
 
     ag = reviewer_agreement(project, r)
@@ -99,21 +99,6 @@ def _round(project, r, remover, origin, *, echo, sizes, reviewers, version=None,
              f"{100 * h['hi']:.1f}]" + (f"; prediction-powered {100 * pp['value']:.1f}% [{100 * pp['lo']:.1f}, "
                                         f"{100 * pp['hi']:.1f}]" if pp else ""))
     return t.version
-
-
-def _second_opinions(project, r, reviewer) -> int:
-    coll = project.dataset._sample_collection
-    from .review import apply_reviews
-
-    docs = list(coll.find({"queue_round": r, "review_quota": 2, "reviews.reviewer": {"$ne": reviewer.name}},
-                          {"filepath": 1, "target_path": 1, "mask.mask_path": 1}))
-    rows = []
-    for d in docs:
-        status, reason = reviewer.truth(d["filepath"], d["target_path"], d["mask"]["mask_path"])
-        if reviewer._rng.random() < reviewer.noise:
-            status, reason = ("rejected", "other") if status == "accepted" else ("accepted", None)
-        rows.append((str(d["_id"]), status, reviewer.name, reason))
-    return apply_reviews(project.dataset, rows, round=r) if rows else 0
 
 
 def _adjudicate(project, r, chief) -> int:

@@ -130,6 +130,34 @@ def _score_hist(project, version, path):
     plt.close(fig)
 
 
+def _agreement_plot(data, path) -> bool:
+    """Percent agreement (with interval) and Cohen's kappa of double-reviewed items per round."""
+    rounds = [r for r, a in sorted(data["agreement"].items()) if a.get("items")]
+    if not rounds:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.2, 3.4), dpi=110)
+    a = [data["agreement"][r] for r in rounds]
+    pa = [x["percent_agreement"] for x in a]
+    lo = [p - x["percent_agreement_ci"][0] for p, x in zip(pa, a)]
+    hi = [x["percent_agreement_ci"][1] - p for p, x in zip(pa, a)]
+    ax.bar([r - 0.15 for r in rounds], pa, width=0.3, yerr=[lo, hi], capsize=4, color="#17becf",
+           label="percent agreement")
+    ax.bar([r + 0.15 for r in rounds], [x["cohen_kappa"] for x in a], width=0.3, color="#bcbd22",
+           label="Cohen's kappa")
+    for r, x in zip(rounds, a):
+        ax.text(r, 1.02, f"n={x['items']}", ha="center", fontsize=7)
+    ax.set_xticks(rounds)
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("round")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Reviewer agreement (double-judged items)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def _reliability_plot(rel, path):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=110)
@@ -208,6 +236,8 @@ def write_report(project, out: str) -> str:
     if data.get("reliability"):
         _reliability_plot(data["reliability"], os.path.join(tmp, "reliability.png"))
         figs.append(("reliability.png", "Reliability diagram"))
+    if _agreement_plot(data, os.path.join(tmp, "agreement.png")):
+        figs.append(("agreement.png", "Reviewer agreement"))
     examples = _examples(project, tmp, data["version"])
     data["examples"] = examples
 

@@ -77,12 +77,24 @@ class SimulatedReviewer:
         tru = np.asarray(Image.open(tp).convert("RGB"))
         return judge(src, res, tru, read_mask(mask_path), tol_in=self.tol_in, tol_out=self.tol_out)
 
-    def review_round(self, project, round: int, *, purposes=None, limit: int | None = None) -> dict:
-        """Judge every queued candidate of ``round`` this reviewer has not judged yet."""
+    def decide(self, source_path, result_path, mask_path) -> tuple[str, str | None, bool]:
+        """(status, reason, flipped): the judgment with this reviewer's deliberate mistakes."""
+        status, reason = self.truth(source_path, result_path, mask_path)
+        if self._rng.random() < self.noise:
+            status = schema.REJECTED if status == schema.ACCEPTED else schema.ACCEPTED
+            return status, ("other" if status == schema.REJECTED else None), True
+        return status, reason, False
+
+    def review_round(self, project, round: int, *, purposes=None, limit: int | None = None,
+                     double_only: bool = False) -> dict:
+        """Judge every queued candidate of ``round`` this reviewer has not judged yet (only the
+        double-review share with ``double_only``: a second opinion)."""
         from .review import apply_reviews
 
         coll = project.dataset._sample_collection
         query = {"queue_round": int(round), "reviews.reviewer": {"$ne": self.name}}
+        if double_only:
+            query["review_quota"] = {"$gte": 2}
         if purposes:
             query["queue_purpose"] = {"$in": list(purposes)}
         docs = list(coll.find(query, {"filepath": 1, "target_path": 1, "mask.mask_path": 1})
@@ -91,11 +103,8 @@ class SimulatedReviewer:
             docs = docs[:limit]
         rows, flips = [], 0
         for d in docs:
-            status, reason = self.truth(d["filepath"], d["target_path"], d["mask"]["mask_path"])
-            if self._rng.random() < self.noise:
-                flips += 1
-                status = schema.REJECTED if status == schema.ACCEPTED else schema.ACCEPTED
-                reason = "other" if status == schema.REJECTED else None
+            status, reason, flipped = self.decide(d["filepath"], d["target_path"], d["mask"]["mask_path"])
+            flips += flipped
             rows.append((str(d["_id"]), status, self.name, reason))
         n = apply_reviews(project.dataset, rows, round=round) if rows else 0
         return {"judged": n, "accepted": sum(r[1] == schema.ACCEPTED for r in rows), "flipped": flips}
