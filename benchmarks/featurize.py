@@ -4,7 +4,7 @@ On the same files, in one process, every case once per round, rounds interleaved
 is shared; the first round warms up and is dropped; ratios are medians of same-round ratios):
 
 - ``decode only, PIL``: a DataLoader with the same workers and batches that only decodes each
-  item's three files (source and result with PIL, the mask with ``rorem_data.media.read_mask``)
+  item's three files (source and result with PIL, the mask with ``rorem_data.core.images.read_mask``)
   - the well-known way, as in the perf anchors; ``decode only, our reader``: the same with the
   pipeline's own image reader (OpenCV's PNG decoder);
 - ``stats``, ``clip tiny`` (embed 64, 2-layer ViT width 64, patch 16, 64 px: the work is
@@ -94,8 +94,8 @@ class _DecodeOnly:
         return len(self.items)
 
     def __getitem__(self, k):
-        from rorem_data.featurizers import _read_rgb, _read_rgb_pil
-        from rorem_data.media import read_mask
+        from rorem_data.features.featurizers import _read_rgb, _read_rgb_pil
+        from rorem_data.core.images import read_mask
 
         read = _read_rgb_pil if self.reader == "pil" else _read_rgb
         s, r, m = self.items[k]
@@ -127,8 +127,8 @@ def preload_views(featurizer, items):
     """The featurizer's model inputs for ``items``, preprocessed, in RAM: (n * 5, 3, S, S)."""
     import torch
 
-    from rorem_data.featurizers import _read_rgb, check_pair_arrays
-    from rorem_data.media import read_mask
+    from rorem_data.features.featurizers import _read_rgb, check_pair_arrays
+    from rorem_data.core.images import read_mask
 
     featurizer.setup()
     views = []
@@ -160,7 +160,7 @@ def bare_forward_rate(featurizer, x, batch_size: int) -> float:
 
 
 def ours_rate(featurizer, items, batch_size: int, num_workers: int) -> float:
-    from rorem_data.featurizers import featurize_paths
+    from rorem_data.features.featurizers import featurize_paths
 
     t = time.perf_counter()
     featurize_paths(featurizer, items, batch_size=batch_size, num_workers=num_workers,
@@ -205,8 +205,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from rorem_data.feature_cache import FeatureCache
-    from rorem_data.featurizers import featurize_paths, get_featurizer
+    from rorem_data.features.cache import FeatureCache
+    from rorem_data.features.featurizers import featurize_paths, get_featurizer
 
     os.environ.setdefault("ROREM_PROGRESS", "0")
     tmp = tempfile.mkdtemp(prefix="rorem-bench-feat-")

@@ -38,7 +38,7 @@ def bare_loop(base: str, data: str, *, steps: int, resolution: int, batch_size: 
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from rorem_data.finetune import PairDataset, read_pairs
+    from rorem_data.finetune.train import PairDataset, read_pairs
 
     torch.manual_seed(seed)
     sched = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
@@ -79,7 +79,7 @@ def bare_loop(base: str, data: str, *, steps: int, resolution: int, batch_size: 
 
 def module_run(base: str, data: str, out: str, *, steps: int, resolution: int, batch_size: int,
                seed: int) -> float:
-    from rorem_data.finetune import FinetuneConfig, train
+    from rorem_data.finetune.train import FinetuneConfig, train
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
@@ -104,7 +104,8 @@ def main(argv=None) -> None:
     import torch
     from diffusers.utils import logging as dlog
 
-    from rorem_data import synthetic, tiny
+    from rorem_data.testing import synthetic
+    from rorem_data.testing import tiny
 
     torch.set_num_threads(args.threads)
     dlog.disable_progress_bar()

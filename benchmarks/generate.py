@@ -66,10 +66,11 @@ def main(argv=None) -> None:
     from PIL import Image
 
     import rorem_data
-    from rorem_data import synthetic, tiny
-    from rorem_data.generate import candidate_seed, generate, read_pool_items
-    from rorem_data.media import read_mask
-    from rorem_data.remover import load_remover
+    from rorem_data.testing import synthetic
+    from rorem_data.testing import tiny
+    from rorem_data.rounds.generate import candidate_seed, generate, read_pool_items
+    from rorem_data.core.images import read_mask
+    from rorem_data.removers.remover import load_remover
 
     torch.set_num_threads(args.threads)
     dlog.disable_progress_bar()
@@ -138,7 +139,7 @@ def main(argv=None) -> None:
         if project is not None:
             import fiftyone as fo
 
-            from rorem_data import store
+            from rorem_data.dataset import store
 
             if fo.dataset_exists(project.dataset_name):
                 fo.delete_dataset(project.dataset_name)

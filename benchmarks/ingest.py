@@ -113,7 +113,7 @@ def _fresh(docs):
 def bench_size(n: int, workdir: str, rows: list) -> None:
     import fiftyone as fo
 
-    from rorem_data import store
+    from rorem_data.dataset import store
 
     data = os.path.join(workdir, f"seeds-{n}")
     meta = make_files(data, n)

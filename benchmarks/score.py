@@ -1,9 +1,9 @@
 """Scoring throughput: read cached features of N candidates and run a logistic head on them.
 
 Measures the featurizer-side part of an automation round at the paper's scale (200,000
-candidates): open a :class:`~rorem_data.feature_cache.FeatureCache`, read every candidate's
+candidates): open a :class:`~rorem_data.features.cache.FeatureCache`, read every candidate's
 features in a given id order, ``predict_proba`` with a fitted
-:class:`~rorem_data.heads.LogisticHead`. The database write-back of the scores is measured by
+:class:`~rorem_data.discriminators.heads.LogisticHead`. The database write-back of the scores is measured by
 the dataset layer's benchmark, not here.
 
 Same-run baselines:
@@ -54,9 +54,9 @@ def main(argv=None) -> int:
 
     from sklearn.linear_model import LogisticRegression
 
-    from rorem_data.feature_cache import FeatureCache
-    from rorem_data.featurizers import FeatureMatrix
-    from rorem_data.heads import LogisticHead
+    from rorem_data.features.cache import FeatureCache
+    from rorem_data.features.featurizers import FeatureMatrix
+    from rorem_data.discriminators.heads import LogisticHead
 
     rng = np.random.default_rng(0)
     tmp = tempfile.mkdtemp(prefix="rorem-bench-score-")

@@ -37,9 +37,10 @@ def main(argv=None):
     start_server()
     sys.path.remove(HERE)
     import rorem_data
-    from rorem_data import schema, store
-    from rorem_data.discriminate import _cache, score
-    from rorem_data.discriminator_registry import get_spec
+    from rorem_data.core import schema
+    from rorem_data.dataset import store
+    from rorem_data.rounds.discriminator import _cache, score
+    from rorem_data.discriminators.specs import get_spec
 
     n = args.n
     root = tempfile.mkdtemp(prefix="rorem-score-bench-")
@@ -64,10 +65,10 @@ def main(argv=None):
     # a trained version: fit the head on 2,000 labelled rows (labels from a linear rule)
     w = rng.normal(size=f.dim)
     y = (X[:2000] @ w + rng.normal(size=2000) > 0).astype(int)
-    from rorem_data.automation import write_version_meta
-    from rorem_data.calibration import get_calibrator
-    from rorem_data.discriminator_registry import save_discriminator
-    from rorem_data.featurizers import FeatureMatrix
+    from rorem_data.rounds.automation import write_version_meta
+    from rorem_data.stats.calibration import get_calibrator
+    from rorem_data.discriminators.specs import save_discriminator
+    from rorem_data.features.featurizers import FeatureMatrix
 
     disc = spec.build()
     disc.fit(FeatureMatrix(X[:1400], f.key), y[:1400])

@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 import rorem_data
-from rorem_data import synthetic
+from rorem_data.testing import synthetic
 
 root = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="rorem-example-")
 os.environ.setdefault("ROREM_PROGRESS", "0")
@@ -34,9 +34,9 @@ print(project.import_pool(pool, origin="pool").summary())
 # ## Round 1: generate, featurize, queue for review
 
 # %%
-from rorem_data.discriminate import featurize, score, train
-from rorem_data.generate import generate
-from rorem_data.review_queue import build_estimate_sample, build_queue
+from rorem_data.rounds.discriminator import featurize, score, train
+from rorem_data.rounds.generate import generate
+from rorem_data.rounds.queue import build_estimate_sample, build_queue
 
 print(generate(project, 1, "classical:telea", candidates=1, progress=False).summary())
 features = featurize(project, "stats", round=1, num_workers=0, progress=False)
@@ -48,7 +48,7 @@ print(build_queue(project, 1, 70, strategy="kcenter", featurizer=features.key, r
 # ## Review (SIMULATED here; in real life: `rorem-data review --round 1` opens the App)
 
 # %%
-from rorem_data.simulate import SimulatedReviewer
+from rorem_data.testing.simulate import SimulatedReviewer
 
 print(SimulatedReviewer("sim", noise=0.0).review_round(project, 1))
 
@@ -56,7 +56,7 @@ print(SimulatedReviewer("sim", noise=0.0).review_round(project, 1))
 # ## Discriminator: train, calibrate, score; automation with an audit
 
 # %%
-from rorem_data.automation import audit_report, auto_label, round_estimates
+from rorem_data.rounds.automation import audit_report, auto_label, round_estimates
 
 t = train(project, 1, "stats-logistic", holdout=0.4, progress=False)
 print(t.summary())

@@ -6,7 +6,7 @@ those load inside the functions that need them.
 
 __version__ = "0.1.0.dev0"
 
-from .errors import (  # noqa: E402
+from rorem_data.core.errors import (  # noqa: E402
     ConfigError,
     DependencyError,
     ExportError,
@@ -14,7 +14,7 @@ from .errors import (  # noqa: E402
     RoremError,
     ValidationError,
 )
-from .project import Project, init_project, open_project  # noqa: E402
+from rorem_data.rounds.project import Project, init_project, open_project  # noqa: E402
 
 __all__ = [
     "__version__",

@@ -36,8 +36,8 @@ def enable_plugin() -> str:
 
 def review_view(project, round: int, *, adjudicate: bool = False):
     """The round's review queue (or adjudication view) as a FiftyOne view."""
-    from . import review
-    from .errors import ConfigError
+    from rorem_data.rounds import review
+    from rorem_data.core.errors import ConfigError
 
     ds = project.dataset
     name = review.adjudication_view_name(round) if adjudicate else review.queue_view_name(round)

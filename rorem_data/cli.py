@@ -4,13 +4,12 @@ function and prints; errors exit non-zero with one clear message and no tracebac
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import List, Optional
 
 import typer
 
-from .errors import RoremError
+from rorem_data.core.errors import RoremError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Build paired object-removal training data with a human in the loop.")
@@ -27,7 +26,7 @@ def _main(project: Optional[str] = typer.Option(
 
 
 def _open():
-    from .project import open_project
+    from rorem_data.rounds.project import open_project
 
     return open_project(_state["project"] or ".")
 
@@ -44,7 +43,7 @@ def init(
     force: bool = typer.Option(False, help="Re-create the config of an existing project."),
 ):
     """Make a folder a rorem-data project (config, FiftyOne dataset, media folder)."""
-    from .project import init_project
+    from rorem_data.rounds.project import init_project
 
     p = init_project(_state["project"] or path, name=name, dataset=dataset, force=force)
     _echo(f"Initialized project {p.name!r} in {p.root} (dataset {p.dataset_name!r})")
@@ -105,9 +104,9 @@ def export(
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")):
     """Print the per-round table."""
-    from .status import pool_size
+    from rorem_data.rounds.status import pool_size
 
-    from .status import round_table
+    from rorem_data.rounds.status import round_table
 
     p = _open()
     rows = round_table(p, estimates=True)
@@ -148,7 +147,7 @@ def generate(
     device: Optional[str] = typer.Option(None, "--device", help="Override the spec's device."),
 ):
     """Generate removal candidates for the pool items (resumable, shardable)."""
-    from .generate import generate
+    from rorem_data.rounds.generate import generate
 
     r = generate(_open(), round, remover, candidates=candidates, batch_size=batch_size,
                  shard=shard, device=device, pool_filter={"origin": origin} if origin else None)
@@ -183,7 +182,7 @@ def finetune(
                                          help="latest (default), none, or a checkpoint folder."),
 ):
     """Fine-tune the remover on the training set after round N (export + training loop)."""
-    from .finetune import finetune_cli
+    from rorem_data.finetune.train import finetune_cli
 
     r = finetune_cli(_open(), round, pretrained=pretrained, output=output, config=config,
                      max_train_steps=max_train_steps, train_batch_size=train_batch_size,
@@ -209,7 +208,7 @@ def select(
     seed: int = typer.Option(0, help="Random seed (same seed, same queue)."),
 ):
     """Build the round's human review queue (a saved view named review-round-N)."""
-    from .review_queue import build_queue
+    from rorem_data.rounds.queue import build_queue
 
     sel = build_queue(_open(), round, budget, strategy=strategy, discriminator=discriminator,
                       committee=committee.split(",") if committee else None, threshold=threshold,
@@ -227,7 +226,7 @@ def review(
     adjudicate: bool = typer.Option(False, "--adjudicate", help="Review the disagreements; final."),
 ):
     """Open the FiftyOne App on the round's review queue (keys: y, n, 1-5, u)."""
-    from .app import launch_review
+    from rorem_data.app import launch_review
 
     if address not in ("127.0.0.1", "localhost", "::1"):
         typer.secho(f"Warning: binding the App to {address} exposes it to the network.",
@@ -245,7 +244,7 @@ def featurize(
     workers: int = typer.Option(2, help="Decoding processes."),
 ):
     """Compute candidate features once, cached by featurizer config (reruns compute nothing)."""
-    from .discriminate import featurize as run
+    from rorem_data.rounds.discriminator import featurize as run
 
     r = run(_open(), featurizer, config=json.loads(config) if config else None, round=round,
             shard=shard, batch_size=batch_size, num_workers=workers)
@@ -261,7 +260,7 @@ def disc_list():
     """Discriminator specs (from discriminators/ and ROREM_DISCRIMINATORS_PATH) and trained versions."""
     import os as _os
 
-    from .discriminator_registry import get_spec, list_discriminators
+    from rorem_data.discriminators.specs import get_spec, list_discriminators
 
     for name in list_discriminators():
         _echo(f"{name:24s} {get_spec(name).description}")
@@ -269,7 +268,7 @@ def disc_list():
         p = _open()
     except RoremError:
         return
-    from .automation import versions_dir
+    from rorem_data.rounds.automation import versions_dir
 
     d = versions_dir(p)
     if _os.path.isdir(d):
@@ -287,7 +286,7 @@ def disc_train(
     seed: int = typer.Option(0),
 ):
     """Train, calibrate and evaluate a discriminator version on the human labels so far."""
-    from .discriminate import train
+    from rorem_data.rounds.discriminator import train
 
     _echo(train(_open(), round, discriminator, holdout=holdout, calibration=calibration, rng=seed).summary())
 
@@ -300,7 +299,7 @@ def disc_evaluate(
     include_training: bool = typer.Option(False, "--include-training"),
 ):
     """Agreement with human labels: AUC, accuracy, precision/recall, success rates, with intervals."""
-    from .discriminate import evaluate
+    from rorem_data.rounds.discriminator import evaluate
 
     _echo(json.dumps(evaluate(_open(), discriminator, round=round, threshold=threshold,
                               exclude_training=not include_training), indent=1, default=str))
@@ -312,7 +311,7 @@ def score(
     discriminator: Optional[str] = typer.Option(None, "--discriminator", "-d", help="Version (default: latest)."),
 ):
     """Store a discriminator version's calibrated scores on the round's candidates (bulk)."""
-    from .discriminate import score as run
+    from rorem_data.rounds.discriminator import score as run
 
     _echo(run(_open(), round, discriminator).summary())
 
@@ -328,7 +327,7 @@ def auto_label_cmd(
     seed: int = typer.Option(0),
 ):
     """Let the calibrated discriminator decide the round's undecided candidates."""
-    from .automation import auto_label
+    from rorem_data.rounds.automation import auto_label
 
     _echo(auto_label(_open(), round, version=discriminator, target_precision=target_precision,
                      confidence=confidence, reject_npv=reject_npv, audit=audit, rng=seed).summary())
@@ -338,7 +337,7 @@ def auto_label_cmd(
 def audit(round: int = typer.Option(..., "--round", "-r"),
           confidence: float = typer.Option(0.95)):
     """Measured precision of the round's automatic decisions on the audited items."""
-    from .automation import audit_report
+    from rorem_data.rounds.automation import audit_report
 
     _echo(json.dumps(audit_report(_open(), round, confidence=confidence), indent=1))
 
@@ -353,7 +352,7 @@ def evaluate(
     batch_size: int = typer.Option(4, "--batch-size"),
 ):
     """Run a remover on a test set: success rate, PSNR/SSIM/LPIPS in and out of the mask, time."""
-    from .evaluate import evaluate_remover, summarize
+    from rorem_data.rounds.evaluate import evaluate_remover, summarize
 
     try:
         project = _open()
@@ -366,7 +365,7 @@ def evaluate(
 @app.command()
 def report(out: str = typer.Option("report", "--out", "-o", help="Output folder.")):
     """Write the HTML + markdown report (round table, plots, example grids)."""
-    from .report import write_report
+    from rorem_data.rounds.report import write_report
 
     _echo(f"wrote {write_report(_open(), out)}")
 
@@ -381,7 +380,7 @@ def labels_export(
     out: str = typer.Option(..., "--out", "-o", help="A .csv or .json file."),
 ):
     """Write the round's queue with its current human labels."""
-    from .review import export_labels
+    from rorem_data.rounds.review import export_labels
 
     _echo(f"wrote {export_labels(_open(), out, round=round)} rows to {out}")
 
@@ -393,7 +392,7 @@ def labels_import(
     reviewer: Optional[str] = typer.Option(None, help="Reviewer for rows without one."),
 ):
     """Apply a labels file to the round's queue (all rows checked first; all or nothing)."""
-    from .review import import_labels
+    from rorem_data.rounds.review import import_labels
 
     _echo(f"applied {import_labels(_open(), path, round=round, default_reviewer=reviewer)} labels")
 
@@ -401,7 +400,7 @@ def labels_import(
 @labels_app.command("agreement")
 def labels_agreement(round: int = typer.Option(..., "--round", "-r")):
     """Agreement between reviewers on double-reviewed items (percent, Cohen's kappa)."""
-    from .review import reviewer_agreement
+    from rorem_data.rounds.review import reviewer_agreement
 
     _echo(json.dumps(reviewer_agreement(_open(), round), indent=1))
 
@@ -412,7 +411,7 @@ def demo(
     small: bool = typer.Option(False, "--small", help="A reduced run (used by the tests)."),
 ):
     """Run the whole loop on synthetic scenes on this machine."""
-    from .demo import run_demo
+    from rorem_data.demo import run_demo
 
     run_demo(path, small=small, echo=_echo)
 

@@ -15,18 +15,18 @@ import time
 
 
 def _fresh_project(root: str, echo):
-    from .project import CONFIG_NAME, find_project_root, init_project, open_project
+    from rorem_data.rounds.project import find_project_root, init_project, open_project
 
     if find_project_root(root) == root:
         old = open_project(root)
         if old.name != "demo":
-            from .errors import ProjectError
+            from rorem_data.core.errors import ProjectError
 
             raise ProjectError(f"{root} holds a project that is not the demo's ({old.name!r}); "
                                "pick another folder for the demo")
         import fiftyone as fo
 
-        from . import store
+        from rorem_data.dataset import store
 
         if fo.dataset_exists(old.dataset_name):
             fo.delete_dataset(old.dataset_name)
@@ -39,11 +39,11 @@ def _fresh_project(root: str, echo):
 def _round(project, r, remover, origin, *, echo, sizes, reviewers, version=None, rng=0):
     """One round: generate, featurize, estimation sample, active queue, reviews, discriminator,
     auto-label with audit. Returns the new discriminator version."""
-    from .automation import audit_report, auto_label, round_estimates
-    from .errors import ConfigError
-    from .discriminate import featurize, score, train
-    from .generate import generate
-    from .review_queue import build_estimate_sample, build_queue
+    from rorem_data.rounds.automation import audit_report, auto_label, round_estimates
+    from rorem_data.core.errors import ConfigError
+    from rorem_data.rounds.discriminator import featurize, score, train
+    from rorem_data.rounds.generate import generate
+    from rorem_data.rounds.queue import build_estimate_sample, build_queue
 
     ana, bo, chief = reviewers
     g = generate(project, r, remover, candidates=1, batch_size=8, pool_filter={"origin": origin},
@@ -67,7 +67,7 @@ def _round(project, r, remover, origin, *, echo, sizes, reviewers, version=None,
     b = bo.review_round(project, r, double_only=True)
     echo(f"  SIMULATED review: {ana.name} judged {a['judged']} ({a['accepted']} accepted, "
          f"{a['flipped']} deliberate mistakes); {bo.name} gave {b['judged']} second opinions")
-    from .review import reviewer_agreement
+    from rorem_data.rounds.review import reviewer_agreement
 
     ag = reviewer_agreement(project, r)
     if ag.get("items"):
@@ -102,7 +102,7 @@ def _round(project, r, remover, origin, *, echo, sizes, reviewers, version=None,
 
 
 def _adjudicate(project, r, chief) -> int:
-    from .review import apply_review
+    from rorem_data.rounds.review import apply_review
 
     coll = project.dataset._sample_collection
     docs = list(coll.find({"queue_round": r, "needs_adjudication": True},
@@ -115,9 +115,9 @@ def _adjudicate(project, r, chief) -> int:
 
 def run_demo(path: str = "demo-project", *, small: bool = False, echo=print) -> dict:
     """Run the loop: a project from synthetic scenes, two rounds, fine-tuning, report, export."""
-    from . import synthetic
-    from .simulate import SimulatedReviewer
-    from .status import round_table
+    from rorem_data.testing import synthetic
+    from rorem_data.testing.simulate import SimulatedReviewer
+    from rorem_data.rounds.status import round_table
 
     t0 = time.perf_counter()
     os.environ.setdefault("ROREM_PROGRESS", "0")
@@ -147,8 +147,8 @@ def run_demo(path: str = "demo-project", *, small: bool = False, echo=print) -> 
 
     echo("Fine-tuning a tiny diffusion inpainting remover (built from a config, random weights) for a "
          "few steps on the round-2 training set")
-    from .finetune import finetune_cli
-    from .tiny import build_tiny_sd_inpaint
+    from rorem_data.finetune.train import finetune_cli
+    from rorem_data.testing.tiny import build_tiny_sd_inpaint
 
     base = build_tiny_sd_inpaint(os.path.join(root, "models", "tiny-sd-inpaint"))
     ft = finetune_cli(project, 2, pretrained=base, output=os.path.join(root, "models", "remover-r2"),
@@ -165,7 +165,7 @@ def run_demo(path: str = "demo-project", *, small: bool = False, echo=print) -> 
         rate = f"{100 * sr['value']:.1f}% [{100 * sr['lo']:.1f}, {100 * sr['hi']:.1f}] ({sr['source']})" if sr else ""
         echo(f"{r.round:>5} {r.phase:6} {r.candidates:>6} {r.selected:>6} {r.human_reviewed:>6} {r.accepted_by_human:>6} "
              f"{r.auto_decided:>6} {r.accepted_by_discriminator:>6} {r.cumulative_train:>6}  {rate}")
-    from .report import write_report
+    from rorem_data.rounds.report import write_report
 
     index = write_report(project, os.path.join(root, "report"))
     echo(f"\nReport: {index}")

@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     fix = "--fix" in argv
     if os.environ.get("FIFTYONE_DATABASE_URI"):
-        print(f"database: FIFTYONE_DATABASE_URI is set; the embedded mongod is not needed")
+        print("database: FIFTYONE_DATABASE_URI is set; the embedded mongod is not needed")
         return 0
     path = fiftyone_mongod()
     if path:

@@ -79,7 +79,7 @@ if not os.environ.get("FIFTYONE_DATABASE_URI"):
 def project(tmp_path):
     """A fresh project (and dataset) in a temporary folder; the dataset is deleted afterwards."""
     import rorem_data
-    from rorem_data import store
+    from rorem_data.dataset import store
 
     p = rorem_data.init_project(str(tmp_path / "proj"), name="test")
     yield p
@@ -93,13 +93,13 @@ def project(tmp_path):
 @pytest.fixture
 def seed_meta(tmp_path):
     """12 synthetic seed triplets in the RORem layout; returns the meta.json path."""
-    from rorem_data import synthetic
+    from rorem_data.testing import synthetic
 
     return synthetic.write_seed_set(str(tmp_path / "seeds"), 12, size=48, seed=3)
 
 
 @pytest.fixture
 def pool_dir(tmp_path):
-    from rorem_data import synthetic
+    from rorem_data.testing import synthetic
 
     return synthetic.write_pool_folder(str(tmp_path / "pool"), 6, size=48, seed=4)

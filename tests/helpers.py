@@ -7,9 +7,11 @@ import os
 import numpy as np
 from PIL import Image
 
-from rorem_data import schema, store, synthetic
-from rorem_data.automation import write_version_meta
-from rorem_data.decisions import decide
+from rorem_data.core import schema
+from rorem_data.dataset import store
+from rorem_data.testing import synthetic
+from rorem_data.rounds.automation import write_version_meta
+from rorem_data.dataset.ledger import decide
 
 
 def add_candidates(project, round: int, modes, *, size: int = 48, seed: int = 0,

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from rorem_data import agreement
-from rorem_data.agreement import agreement_report, auc_estimate, paired_rate_difference
-from rorem_data.errors import ConfigError
+from rorem_data.stats import agreement
+from rorem_data.stats.agreement import agreement_report, auc_estimate, paired_rate_difference
+from rorem_data.core.errors import ConfigError
 
 
 def binormal(n, shift, seed, rate=0.5):

@@ -1,12 +1,12 @@
 """Automation rounds on stored scores: thresholds, audits, estimates, generator shift."""
 
-import numpy as np
 import pytest
 
-from rorem_data import ConfigError, schema, store
-from rorem_data.automation import audit_report, auto_label, round_estimates, write_version_meta
-from rorem_data.review import apply_review
-from rorem_data.review_queue import build_estimate_sample
+from rorem_data import ConfigError
+from rorem_data.dataset import store
+from rorem_data.rounds.automation import audit_report, auto_label, round_estimates
+from rorem_data.rounds.review import apply_review
+from rorem_data.rounds.queue import build_estimate_sample
 
 from helpers import add_candidates, scored_round as _scored_round, simulated_version as _simulated_version
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import expit
 
-from rorem_data import calibration
-from rorem_data.calibration import (
+from rorem_data.stats import calibration
+from rorem_data.stats.calibration import (
     IsotonicCalibrator,
     PlattCalibrator,
     calibrator_from_dict,
@@ -21,7 +21,7 @@ from rorem_data.calibration import (
     get_calibrator,
     reliability_curve,
 )
-from rorem_data.errors import ConfigError
+from rorem_data.core.errors import ConfigError
 
 KINDS = ["platt", "isotonic", "none"]
 

@@ -24,7 +24,8 @@ def run(argv, capsys):
 def cli_project(tmp_path):
     yield str(tmp_path / "proj")
     import fiftyone as fo
-    from rorem_data import open_project, store
+    from rorem_data import open_project
+    from rorem_data.dataset import store
 
     try:
         p = open_project(str(tmp_path / "proj"))

@@ -1,13 +1,13 @@
 """Discriminators in a project: featurize with a cache, train a version, score, evaluate."""
 
-import json
 import os
 
 import numpy as np
 import pytest
 
-from rorem_data import ConfigError, discriminate
-from rorem_data.automation import load_version_meta
+from rorem_data import ConfigError
+from rorem_data.rounds import discriminator as discriminate
+from rorem_data.rounds.automation import load_version_meta
 
 from helpers import add_candidates, judge_by_mode
 

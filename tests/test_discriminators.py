@@ -2,7 +2,7 @@
 feature heads, the torch discriminators trained for a few steps on tiny models, and the registry.
 
 Offline and small: feature heads on synthetic feature matrices, the pair classifier at 32 px,
-the RORem UNet discriminator on a tiny SDXL-inpainting pipeline (rorem_data.tiny) at 64 px,
+the RORem UNet discriminator on a tiny SDXL-inpainting pipeline (rorem_data.testing.tiny) at 64 px,
 loaded through the same from_pretrained code that loads the real checkpoint.
 """
 
@@ -17,8 +17,8 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from rorem_data import synthetic
-from rorem_data.discriminator_registry import (
+from rorem_data.testing import synthetic
+from rorem_data.discriminators.specs import (
     BUILTIN_SPECS,
     ENV_PATH,
     get_discriminator,
@@ -30,9 +30,9 @@ from rorem_data.discriminator_registry import (
     save_discriminator,
     spec_replace,
 )
-from rorem_data.errors import ConfigError, ValidationError
-from rorem_data.featurizers import FeatureMatrix, featurizer_key
-from rorem_data.heads import HistGradientBoostingHead, LogisticHead, MLPHead
+from rorem_data.core.errors import ConfigError, ValidationError
+from rorem_data.features.featurizers import FeatureMatrix, featurizer_key
+from rorem_data.discriminators.heads import HistGradientBoostingHead, LogisticHead, MLPHead
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,7 +54,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def tiny_sdxl(tmp_path_factory):
     """A tiny random SDXL-inpainting pipeline folder (two text encoders, 9-channel UNet)."""
-    from rorem_data.tiny import build_tiny_sdxl_inpaint
+    from rorem_data.testing.tiny import build_tiny_sdxl_inpaint
 
     return build_tiny_sdxl_inpaint(str(tmp_path_factory.mktemp("tiny-sdxl") / "pipe"), seed=0)
 
@@ -208,7 +208,7 @@ def test_head_refuses_features_of_another_featurizer():
 
 
 def test_unet_discriminator_head_really_trains(tiny_sdxl):
-    from rorem_data.unet_discriminator import UNetDiscriminator
+    from rorem_data.discriminators.unet import UNetDiscriminator
 
     X, y = pair_data(4, 64)
     kw = dict(pretrained_model=tiny_sdxl, resolution=64, batch_size=4, learning_rate=1e-3,
@@ -235,7 +235,7 @@ def test_unet_discriminator_head_really_trains(tiny_sdxl):
 def test_unet_discriminator_head_adapts_to_feature_map_size():
     import torch
 
-    from rorem_data.unet_discriminator import DiscriminatorHead
+    from rorem_data.discriminators.unet import DiscriminatorHead
 
     head = DiscriminatorHead(64, 32)
     for hw in (4, 16, 32):
@@ -243,7 +243,7 @@ def test_unet_discriminator_head_adapts_to_feature_map_size():
 
 
 def test_unet_discriminator_base_model_errors(tmp_path, tiny_sdxl):
-    from rorem_data.unet_discriminator import UNetDiscriminator
+    from rorem_data.discriminators.unet import UNetDiscriminator
 
     X, y = pair_data(2, 64)
     with pytest.raises(ConfigError, match="offline.*not in the local cache"):
@@ -259,7 +259,7 @@ def test_pair_classifier_inputs_and_pretrained_widening(tmp_path):
     import torchvision
     from PIL import Image
 
-    from rorem_data.pair_classifier import PairClassifier, build_pair_resnet
+    from rorem_data.discriminators.pair_classifier import PairClassifier, build_pair_resnet
 
     X, y = pair_data(6, 32, seed=2)
     arr = np.stack([np.concatenate([s.transpose(2, 0, 1), r.transpose(2, 0, 1),
@@ -317,9 +317,9 @@ def test_registry_names_paths_classes_and_errors(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"Unknown discriminator 'nope'. Available: \["):
         get_discriminator("nope")
     # a dotted class path
-    assert type(get_discriminator("rorem_data.heads:MLPHead")).__name__ == "MLPHead"
+    assert type(get_discriminator("rorem_data.discriminators.heads:MLPHead")).__name__ == "MLPHead"
     with pytest.raises(ConfigError, match="has no attribute 'Nope'"):
-        get_discriminator("rorem_data.heads:Nope")
+        get_discriminator("rorem_data.discriminators.heads:Nope")
     with pytest.raises(ConfigError, match="cannot import module"):
         get_discriminator("no_such_pkg.mod:Disc")
     # a spec file path, and an extra folder from the environment overriding a name
@@ -366,7 +366,7 @@ def test_saved_folder_must_match_the_spec(tmp_path):
     get_discriminator("stats-logistic", C=3.0).fit(X, y).save(folder)  # overwrite
     with pytest.raises(ConfigError, match=r"C=3.0 \(spec: 1.0\)"):
         load_discriminator(folder, spec="stats-logistic")
-    with pytest.raises(ConfigError, match="holds a rorem_data.heads:LogisticHead"):
+    with pytest.raises(ConfigError, match="holds a rorem_data.discriminators.heads:LogisticHead"):
         MLPHead.load(folder)
     with pytest.raises(ConfigError, match="not a saved discriminator"):
         load_discriminator(str(tmp_path))
@@ -381,9 +381,9 @@ def test_file_level_glue_train_and_score(tmp_path):
     """What the dataset/CLI layer calls: featurize into a cache, train a spec, save, score."""
     from PIL import Image
 
-    from rorem_data.discriminator_registry import score_items, train_discriminator
-    from rorem_data.feature_cache import FeatureCache
-    from rorem_data.featurizers import get_featurizer
+    from rorem_data.discriminators.specs import score_items, train_discriminator
+    from rorem_data.features.cache import FeatureCache
+    from rorem_data.features.featurizers import get_featurizer
 
     rng = np.random.default_rng(5)
     items, y = [], []

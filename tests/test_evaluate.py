@@ -6,9 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from rorem_data import ConfigError, synthetic
-from rorem_data.evaluate import evaluate_remover, read_test_set, summarize
-from rorem_data.metrics import masked_psnr, removal_metrics
+from rorem_data import ConfigError
+from rorem_data.testing import synthetic
+from rorem_data.rounds.evaluate import evaluate_remover, read_test_set, summarize
+from rorem_data.stats.metrics import masked_psnr, removal_metrics
 
 
 def test_metrics_inside_and_outside():
@@ -43,7 +44,7 @@ def test_evaluate_classical_remover(tmp_path):
     src_psnr = []
     for it in read_test_set(str(tmp_path / "test")):
         from PIL import Image
-        from rorem_data.media import read_mask
+        from rorem_data.core.images import read_mask
 
         src = np.asarray(Image.open(it["source"]).convert("RGB"))
         tgt = np.asarray(Image.open(it["target"]).convert("RGB"))

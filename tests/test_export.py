@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rorem_data import ConfigError, ExportError, export as export_mod
-from rorem_data.media import read_mask
+from rorem_data import ConfigError
+from rorem_data import ExportError
+from rorem_data.dataset import export as export_mod
+from rorem_data.core.images import read_mask
 
 from helpers import add_candidates, judge_by_mode
 
@@ -73,7 +75,7 @@ def test_export_is_deterministic_and_past_rounds_are_stable(project, seed_meta, 
     # round 2 adds more, and a round-1 candidate is re-judged in round 2
     ids2, modes2 = add_candidates(project, 2, ["clean", "hallucination"], seed=2)
     judge_by_mode(project, 2, ids2, modes2)
-    from rorem_data.decisions import decide
+    from rorem_data.dataset.ledger import decide
 
     decide(project.dataset, [ids[0]], "rejected", by="human", round=2, phase="human", reviewer="x")
     project.export(0, str(tmp_path / "a2"))

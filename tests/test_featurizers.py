@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rorem_data import synthetic
-from rorem_data.errors import ConfigError, ValidationError
-from rorem_data.feature_cache import FeatureCache
-from rorem_data.featurizers import (
+from rorem_data.testing import synthetic
+from rorem_data.core.errors import ConfigError, ValidationError
+from rorem_data.features.cache import FeatureCache
+from rorem_data.features.featurizers import (
     FeatureMatrix,
     StatsFeaturizer,
     featurize_paths,
@@ -152,7 +152,7 @@ def test_stats_separates_clean_fills_from_failures_and_not_noise():
     with shuffled labels the same pipeline is at chance (so the features are not noise)."""
     from sklearn.metrics import roc_auc_score
 
-    from rorem_data.heads import LogisticHead
+    from rorem_data.discriminators.heads import LogisticHead
 
     f = StatsFeaturizer()
     S, R, M, y, kinds = make_pairs(360, seed=11)
@@ -357,8 +357,8 @@ def test_concurrent_shard_writers(tmp_path):
 
 
 def test_feature_modules_import_light():
-    code = ("import sys, rorem_data.featurizers, rorem_data.feature_cache, "
-            "rorem_data.discriminator_registry as r; r.list_discriminators(); "
+    code = ("import sys, rorem_data.features.featurizers, rorem_data.features.cache, "
+            "rorem_data.discriminators.specs as r; r.list_discriminators(); "
             "print(','.join(m for m in ('torch', 'open_clip', 'sklearn', 'diffusers', 'cv2') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

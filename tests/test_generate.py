@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rorem_data import schema, store, synthetic
-from rorem_data.errors import ConfigError
-from rorem_data.generate import candidate_seed, generate, parse_shard
+from rorem_data.core import schema
+from rorem_data.dataset import store
+from rorem_data.testing import synthetic
+from rorem_data.core.errors import ConfigError
+from rorem_data.rounds.generate import candidate_seed, generate, parse_shard
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -30,7 +32,7 @@ def models(tmp_path_factory):
     import diffusers
     import transformers
 
-    from rorem_data import tiny
+    from rorem_data.testing import tiny
 
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
@@ -108,7 +110,7 @@ def test_generate_writes_candidates_and_resumes(project, tmp_path, models):
 
 
 def test_failure_after_first_batch_then_resume(project, tmp_path, models):
-    from rorem_data.remover import load_remover
+    from rorem_data.removers.remover import load_remover
 
     n_pool = _pool(project, tmp_path)
     remover = load_remover(_spec(models))
@@ -132,13 +134,13 @@ def test_failure_after_first_batch_then_resume(project, tmp_path, models):
 
 
 def test_killed_subprocess_then_resume(project, tmp_path, models):
-    """SIGKILL a real `python -m rorem_data.generate` run after its first batch, rerun."""
+    """SIGKILL a real `python -m rorem_data.rounds.generate` run after its first batch, rerun."""
     n_pool = _pool(project, tmp_path, n_images=8)
     spec = {"model": models["sd"], "steps": 10, "resolution": 64}
     spec_file = tmp_path / "remover.json"
     spec_file.write_text(json.dumps(spec))
     env = {**os.environ, "ROREM_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "rorem_data.generate", "--project", project.root, "--round", "1",
+    cmd = [sys.executable, "-m", "rorem_data.rounds.generate", "--project", project.root, "--round", "1",
            "--remover", str(spec_file), "--candidates", "2", "--batch-size", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     coll = project.dataset._sample_collection
@@ -245,7 +247,7 @@ def test_accelerate_two_processes_each_candidate_once(project, tmp_path, models)
     env = {**os.environ, "ROREM_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
     cmd = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rorem_data.generate",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rorem_data.rounds.generate",
            "--project", project.root, "--round", "1", "--remover", str(spec_file),
            "--candidates", "2", "--batch-size", "2", "--no-progress"]
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

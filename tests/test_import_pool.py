@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rorem_data import ConfigError, ValidationError
-from rorem_data.media import read_mask
-from rorem_data import synthetic
+from rorem_data import ConfigError
+from rorem_data import ValidationError
+from rorem_data.core.images import read_mask
+from rorem_data.testing import synthetic
 
 
 def test_pool_folder_several_masks_per_image(project, pool_dir):

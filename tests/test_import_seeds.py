@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rorem_data import ValidationError, schema
-from rorem_data.media import read_mask
+from rorem_data import ValidationError
+from rorem_data.core.images import read_mask
 
 
 def _write_triplet(root, name, src, mask, gt, mask_mode=None):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from rorem_data import review_queue, schema
-from rorem_data.automation import auto_label
-from rorem_data.review_queue import build_estimate_sample, build_queue
+from rorem_data.rounds import queue as review_queue
+from rorem_data.rounds.automation import auto_label
+from rorem_data.rounds.queue import build_estimate_sample, build_queue
 
 from helpers import scored_round, simulated_version
 

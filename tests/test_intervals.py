@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from rorem_data import intervals
-from rorem_data.errors import ConfigError
-from rorem_data.intervals import (
+from rorem_data.stats import intervals
+from rorem_data.core.errors import ConfigError
+from rorem_data.stats.intervals import (
     Estimate,
     binomial_ci,
     check_labels,

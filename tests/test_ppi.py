@@ -16,9 +16,9 @@ import math
 import numpy as np
 import pytest
 
-from rorem_data import ppi
-from rorem_data.errors import ConfigError
-from rorem_data.ppi import classical_mean, ppi_lambda, ppi_mean
+from rorem_data.stats import ppi
+from rorem_data.core.errors import ConfigError
+from rorem_data.stats.ppi import classical_mean, ppi_lambda, ppi_mean
 
 TRIALS, N_LABELED, N_UNLABELED = 1000, 200, 2000
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rorem_data import synthetic
-from rorem_data.errors import ConfigError
-from rorem_data.remover import (
+from rorem_data.testing import synthetic
+from rorem_data.core.errors import ConfigError
+from rorem_data.removers.remover import (
     ClassicalRemover,
     DiffusersRemover,
     RemoverSpec,
@@ -32,7 +32,7 @@ def models(tmp_path_factory):
     import diffusers
     import transformers
 
-    from rorem_data import tiny
+    from rorem_data.testing import tiny
 
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
@@ -153,7 +153,7 @@ def test_key_is_stable_and_depends_on_what_changes_results(models, tmp_path):
 def test_finetuned_unet_over_base_and_lora_lcm(models, tmp_path):
     from diffusers import UNet2DConditionModel
 
-    from rorem_data import tiny
+    from rorem_data.testing import tiny
 
     other = tiny.build_tiny_sd_inpaint(str(tmp_path / "other"), seed=5)
     unet_dir = str(tmp_path / "rorem-unet")
@@ -277,8 +277,8 @@ def test_remover_modules_import_light():
     import subprocess
     import sys
 
-    code = ("import sys, rorem_data.remover, rorem_data.generate, rorem_data.finetune, "
-            "rorem_data.tiny; print(','.join(m for m in ('torch', 'diffusers', 'transformers', "
+    code = ("import sys, rorem_data.removers.remover, rorem_data.rounds.generate, rorem_data.finetune.train, "
+            "rorem_data.testing.tiny; print(','.join(m for m in ('torch', 'diffusers', 'transformers', "
             "'fiftyone', 'cv2', 'accelerate') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
-from rorem_data.automation import auto_label
-from rorem_data.report import write_report
-from rorem_data.review import apply_review
-from rorem_data.review_queue import build_estimate_sample
+from rorem_data.rounds.automation import auto_label
+from rorem_data.rounds.report import write_report
+from rorem_data.rounds.review import apply_review
+from rorem_data.rounds.queue import build_estimate_sample
 
 from helpers import scored_round, simulated_version
 

@@ -1,15 +1,16 @@
 """Review queues, human judgments, two reviewers, adjudication and label files."""
 
 import json
-import os
 import threading
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from rorem_data import ConfigError, ValidationError, review, schema, store
-from rorem_data.review_queue import build_queue
+from rorem_data import ConfigError
+from rorem_data import ValidationError
+from rorem_data.rounds import review
+from rorem_data.dataset import store
+from rorem_data.rounds.queue import build_queue
 
 from helpers import add_candidates
 
@@ -183,7 +184,7 @@ def test_annotation_backend_labels_apply_as_reviews(queued):
     """Labels as an annotation backend (CVAT, Label Studio) returns them, applied in one go."""
     import fiftyone as fo
 
-    from rorem_data import annotation
+    from rorem_data.rounds import annotation
 
     project, ids, modes, sel = queued
     ds = project.dataset

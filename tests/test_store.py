@@ -5,7 +5,8 @@ import threading
 import fiftyone as fo
 from fiftyone import ViewField as F
 
-from rorem_data import schema, store
+from rorem_data.core import schema
+from rorem_data.dataset import store
 
 from helpers import add_candidates, judge_by_mode
 

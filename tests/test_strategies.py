@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rorem_data.errors import ConfigError
-from rorem_data.kcenter import covering_radius, kcenter_greedy, min_distances
-from rorem_data.strategies import (
+from rorem_data.core.errors import ConfigError
+from rorem_data.selection.kcenter import covering_radius, kcenter_greedy, min_distances
+from rorem_data.selection.strategies import (
     STRATEGIES,
     allocate,
     disagreement_score,
@@ -249,7 +249,7 @@ def test_inputs_disagreeing_on_n():
 
 def test_strategy_module_imports_only_numpy():
     code = (
-        "import sys, rorem_data.strategies, rorem_data.kcenter;"
+        "import sys, rorem_data.selection.strategies, rorem_data.selection.kcenter;"
         "heavy=[m for m in ('torch','fiftyone','scipy','sklearn','open_clip','diffusers')"
         " if m in sys.modules]; print(','.join(heavy))"
     )

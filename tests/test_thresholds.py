@@ -22,10 +22,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rorem_data import thresholds
-from rorem_data.errors import ConfigError
-from rorem_data.intervals import binomial_ci
-from rorem_data.thresholds import choose_accept_threshold, choose_reject_threshold
+from rorem_data.stats import thresholds
+from rorem_data.core.errors import ConfigError
+from rorem_data.stats.intervals import binomial_ci
+from rorem_data.stats.thresholds import choose_accept_threshold, choose_reject_threshold
 
 TRIALS = 400
 GRID = np.linspace(0.0, 1.0, 100_001)

@@ -1,6 +1,6 @@
 """FiftyOne plugin: review object-removal candidates in the App.
 
-Thin operators over :mod:`rorem_data.review` - the same functions the CLI and label imports use.
+Thin operators over :mod:`rorem_data.rounds.review` - the same functions the CLI and label imports use.
 Keys (from dist/index.umd.js, in the sample modal): y accept, n reject, 1-5 reject with a reason,
 u undo. The "Review" tab of the modal has the same as buttons, plus progress.
 """
@@ -40,7 +40,7 @@ def _next_id(ctx, sample_id):
 
 
 def decide(ctx, decision, reason=None, sample_id=None, advance=True):
-    from rorem_data import review
+    from rorem_data.rounds import review
 
     sid = sample_id or ctx.current_sample
     if not sid:

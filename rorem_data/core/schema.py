@@ -1,0 +1,261 @@
+"""The project's dataset schema: one FiftyOne sample per seed pair, pool item or candidate.
+
+This module is pure Python (no FiftyOne import): it names the fields, their meaning, and builds
+the raw documents that :mod:`rorem_data.dataset.store` writes in bulk.
+
+Every sample has
+    ``filepath``        the source image (the photo with the object), shown in the App
+    ``mask``            ``fo.Segmentation`` whose ``mask_path`` is the canonical object mask
+                        (8-bit PNG, 0 = background, 255 = object), drawn as an overlay
+    ``target_path``     the object-free image: the ground truth of a seed pair, or the remover's
+                        result for a candidate (a second media field in the App); None for pool items
+    ``key``             unique, deterministic identity; re-importing or re-generating the same
+                        thing finds the same key, so nothing is added twice
+    ``kind``            ``"seed"``, ``"pool"`` or ``"candidate"``
+    ``origin``          where the data came from (``"RORD"``, ``"openimages"``, ...)
+    ``category``        object category when known (COCO imports), else None
+    ``round``           0 for seed pairs; the generation round for candidates; None for pool items
+    ``mask_area``       object area as a fraction of the image, in [0, 1]
+    ``import_ref``      the input file and entry the sample was imported from
+    ``pool_item_id``    candidates: id of the pool item they were generated from
+    ``candidate_index`` candidates: 0..K-1 among the K candidates of one pool item
+    ``generator``       candidates: remover provenance (spec, checkpoint hash, sampler, steps,
+                        seed, mask dilation, ...)
+    ``scores``          candidates: one float per discriminator version (higher = better removal)
+    ``status``          ``"accepted"``, ``"rejected"`` or ``"pending"`` (None for pool items)
+    ``decided_by``      ``"import"``, ``"human"`` or ``"discriminator"`` for the current status
+    ``decided_round``   round of the decision that set the current status
+    ``decision``        the current decision (see :func:`decision_doc`)
+    ``decisions``       every decision ever made on the sample, oldest first: the provenance that
+                        lets any past round be re-exported as it stood
+    ``reviews``         every human judgment (reviewer, time, accept/reject, reason), which the
+                        final human decision is derived from (two reviewers, adjudication)
+    ``queue_round``     round whose review queue holds the candidate (None if not queued)
+    ``queue_rank``      position in that queue (0 = first shown)
+    ``review_quota``    1, or 2 for items that two reviewers judge independently
+    ``needs_adjudication``  True when two reviewers disagreed and nobody adjudicated yet
+    ``queue_purpose``   ``active`` (query strategy), ``estimate`` (uniform sample) or ``audit``
+    ``estimate_sample`` True for candidates in the round's uniform estimation sample
+    ``preview_path``    side-by-side review image (source + mask outline, result, zoomed crops)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import datetime, timezone
+
+KIND_SEED = "seed"
+KIND_POOL = "pool"
+KIND_CANDIDATE = "candidate"
+KINDS = (KIND_SEED, KIND_POOL, KIND_CANDIDATE)
+
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+PENDING = "pending"
+STATUSES = (ACCEPTED, REJECTED, PENDING)
+
+BY_IMPORT = "import"
+BY_HUMAN = "human"
+BY_DISCRIMINATOR = "discriminator"
+DECIDERS = (BY_IMPORT, BY_HUMAN, BY_DISCRIMINATOR)
+
+PHASE_SEED = "seed"
+PHASE_HUMAN = "human"
+PHASE_AUTO = "auto"
+PHASES = (PHASE_SEED, PHASE_HUMAN, PHASE_AUTO)
+
+MASK_FIELD = "mask"
+TARGET_FIELD = "target_path"
+MASK_LABEL = "object"
+
+# name -> FiftyOne field type name (resolved in store.py), for flat top-level fields
+SCALAR_FIELDS = {
+    "key": "StringField",
+    "kind": "StringField",
+    "origin": "StringField",
+    "category": "StringField",
+    "round": "IntField",
+    "mask_area": "FloatField",
+    "target_path": "StringField",
+    "import_ref": "StringField",
+    "pool_item_id": "StringField",
+    "candidate_index": "IntField",
+    "status": "StringField",
+    "decided_by": "StringField",
+    "decided_round": "IntField",
+    "preview_path": "StringField",
+    "queue_round": "IntField",
+    "queue_rank": "IntField",
+    "review_quota": "IntField",
+    "needs_adjudication": "BooleanField",
+    "queue_purpose": "StringField",
+    "estimate_sample": "BooleanField",
+}
+
+QUEUE_ACTIVE = "active"      # chosen by a query strategy to teach the discriminator
+QUEUE_ESTIMATE = "estimate"  # a uniform random sample: unbiased success-rate estimates
+QUEUE_AUDIT = "audit"        # automatic decisions re-judged by humans: measured precision
+DICT_FIELDS = ("generator",)
+
+# sub-fields of one human review (an fo.DynamicEmbeddedDocument in the ``reviews`` list)
+REVIEW_FIELDS = {
+    "reviewer": "StringField",
+    "at": "DateTimeField",
+    "status": "StringField",
+    "reason": "StringField",
+    "round": "IntField",
+    "adjudication": "BooleanField",
+}
+
+# sub-fields of a decision (an fo.DynamicEmbeddedDocument)
+DECISION_FIELDS = {
+    "round": "IntField",
+    "phase": "StringField",
+    "status": "StringField",
+    "by": "StringField",
+    "reviewer": "StringField",
+    "at": "DateTimeField",
+    "reason": "StringField",
+    "discriminator": "StringField",
+    "threshold": "FloatField",
+    "score": "FloatField",
+}
+
+FAILURE_REASONS = (
+    "object_visible",
+    "hallucinated_object",
+    "blurry_fill",
+    "artifacts_outside_mask",
+    "bad_mask",
+    "other",
+)
+
+
+def utcnow() -> datetime:
+    """Naive UTC now with millisecond precision (what MongoDB stores)."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=(now.microsecond // 1000) * 1000)
+
+
+def make_key(kind: str, *parts: str) -> str:
+    """Deterministic 24-hex-digit key from a kind and identifying strings."""
+    h = hashlib.sha1(kind.encode())
+    for p in parts:
+        h.update(b"\x00")
+        h.update(str(p).encode("utf-8", "surrogatepass"))
+    return f"{kind[0]}{h.hexdigest()[:23]}"
+
+
+def decision_doc(
+    *,
+    round: int,
+    phase: str,
+    status: str,
+    by: str,
+    at: datetime | None = None,
+    reviewer: str | None = None,
+    reason: str | None = None,
+    discriminator: str | None = None,
+    threshold: float | None = None,
+    score: float | None = None,
+) -> dict:
+    """Raw document of one decision (an ``fo.DynamicEmbeddedDocument``)."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+    if by not in DECIDERS:
+        raise ValueError(f"decided-by must be one of {DECIDERS}, got {by!r}")
+    return {
+        "_cls": "DynamicEmbeddedDocument",
+        "round": int(round),
+        "phase": phase,
+        "status": status,
+        "by": by,
+        "reviewer": reviewer,
+        "at": at or utcnow(),
+        "reason": reason,
+        "discriminator": discriminator,
+        "threshold": None if threshold is None else float(threshold),
+        "score": None if score is None else float(score),
+    }
+
+
+def sample_doc(
+    *,
+    key: str,
+    kind: str,
+    filepath: str,
+    width: int,
+    height: int,
+    mask_path: str,
+    mask_area: float,
+    origin: str,
+    target_path: str | None = None,
+    category: str | None = None,
+    round: int | None = None,
+    import_ref: str | None = None,
+    pool_item_id: str | None = None,
+    candidate_index: int | None = None,
+    generator: dict | None = None,
+    decision: dict | None = None,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> dict:
+    """Raw MongoDB document of one sample, in the exact form FiftyOne writes.
+
+    The ``_id``, ``_dataset_id`` and label ids are filled in by :mod:`rorem_data.dataset.store`.
+    """
+    from bson import ObjectId  # pymongo's bson: light, and needed for ids
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    now = now or utcnow()
+    doc = {
+        "_id": ObjectId(),
+        "filepath": filepath,
+        "tags": [],
+        "metadata": {"_cls": "ImageMetadata", "width": int(width), "height": int(height)},
+        "created_at": now,
+        "last_modified_at": now,
+        "_media_type": "image",
+        "_rand": (rng or random).random(),
+        "key": key,
+        "kind": kind,
+        "origin": origin,
+        "category": category,
+        "round": round,
+        MASK_FIELD: {"_id": ObjectId(), "_cls": "Segmentation", "tags": [], "mask_path": mask_path},
+        "mask_area": float(mask_area),
+        TARGET_FIELD: target_path,
+        "import_ref": import_ref,
+        "pool_item_id": pool_item_id,
+        "candidate_index": candidate_index,
+        "generator": generator,
+        "status": None,
+        "decided_by": None,
+        "decided_round": None,
+        "decision": None,
+        "decisions": [],
+    }
+    if decision is not None:
+        apply_decision_to_doc(doc, decision)
+    return doc
+
+
+def apply_decision_to_doc(doc: dict, decision: dict) -> None:
+    """Set the current decision of a raw document and append it to its history."""
+    doc["status"] = decision["status"]
+    doc["decided_by"] = decision["by"]
+    doc["decided_round"] = decision["round"]
+    doc["decision"] = decision
+    doc.setdefault("decisions", []).append(decision)
+
+
+def status_as_of(decisions: list[dict] | None, round: int) -> str | None:
+    """Status of a sample as it stood at the end of ``round``: its last decision made in a
+    round <= ``round`` (None if it had none then)."""
+    status = None
+    for d in decisions or ():
+        if d is not None and d.get("round") is not None and d["round"] <= round:
+            status = d.get("status")
+    return status

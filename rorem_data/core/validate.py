@@ -1,0 +1,139 @@
+"""Problems found in input data, safe path handling, and the parallel file checker.
+
+Importers first collect every problem (never stopping at the first), then either refuse the
+whole import or, with ``skip_invalid``, import the good items and write the report to a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable, Sequence, TypeVar
+
+from rorem_data.core.progress import progress
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad input item.
+
+    Attributes
+    ----------
+    item : str
+        Which item, e.g. ``"meta.json entry 17"``.
+    file : str
+        The file at fault (may be empty when the item itself is malformed).
+    problem : str
+        What is wrong.
+    fix : str
+        What to do about it.
+    """
+
+    item: str
+    file: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = f" [{self.file}]" if self.file else ""
+        return f"{self.item}{where}: {self.problem}. Fix: {self.fix}"
+
+
+def write_report(problems: Sequence[Problem], path: str) -> None:
+    """Write problems as a JSON list of ``{item, file, problem, fix}`` objects."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump([asdict(p) for p in problems], fh, indent=1)
+        fh.write("\n")
+
+
+class UnsafePath(ValueError):
+    """A relative path from a data file is absolute or leaves its root folder."""
+
+
+def safe_join(root: str, rel: object) -> str:
+    """Join a path taken from a data file to its root folder, refusing escapes.
+
+    Parameters
+    ----------
+    root : str
+        The folder the data file's paths are relative to.
+    rel : object
+        The path as found in the data file; must be a non-empty relative string.
+
+    Returns
+    -------
+    str
+        Absolute, normalized path inside ``root``.
+
+    Raises
+    ------
+    UnsafePath
+        If ``rel`` is not a string, is empty, is absolute, or normalizes outside ``root``.
+    """
+    if not isinstance(rel, str) or not rel.strip():
+        raise UnsafePath(f"path must be a non-empty string, got {rel!r}")
+    if os.path.isabs(rel) or rel.startswith(("\\", "~")) or (len(rel) > 1 and rel[1] == ":"):
+        raise UnsafePath(f"path {rel!r} is absolute; paths must be relative to {root}")
+    norm = os.path.normpath(rel)
+    if norm == ".." or norm.startswith(".." + os.sep) or "\x00" in norm:
+        raise UnsafePath(f"path {rel!r} leaves the folder {root}")
+    return os.path.join(os.path.abspath(root), norm)
+
+
+def _run_chunk(args):
+    fn, chunk = args
+    return [fn(t) for t in chunk]
+
+
+def map_checks(
+    fn: Callable[[T], R],
+    tasks: Sequence[T],
+    *,
+    desc: str,
+    workers: int | None = None,
+    chunk_size: int = 256,
+) -> list[R]:
+    """Apply a picklable, module-level ``fn`` to every task, in parallel, with a progress bar.
+
+    Small inputs run in this process. Results keep the order of ``tasks``. Workers are started
+    with ``forkserver`` so an open database client is never forked.
+    """
+    n = len(tasks)
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8)
+    if n < 4 * chunk_size or workers <= 1:
+        out = []
+        with progress(total=n, desc=desc, unit="item") as bar:
+            for t in tasks:
+                out.append(fn(t))
+                bar.update(1)
+        return out
+    import multiprocessing as mp
+
+    chunks = [tasks[i : i + chunk_size] for i in range(0, n, chunk_size)]
+    out: list[R] = []
+    ctx = mp.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with progress(total=n, desc=desc, unit="item") as bar:
+            for res in pool.map(_run_chunk, ((fn, c) for c in chunks)):
+                out.extend(res)
+                bar.update(len(res))
+    return out
+
+
+def first_duplicates(keys: Iterable[object]) -> dict[int, int]:
+    """Map position -> position of its first occurrence, for every repeated key."""
+    seen: dict[object, int] = {}
+    dup: dict[int, int] = {}
+    for i, k in enumerate(keys):
+        if k in seen:
+            dup[i] = seen[k]
+        else:
+            seen[k] = i
+    return dup

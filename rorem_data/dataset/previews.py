@@ -1,0 +1,108 @@
+"""Review previews: one image per candidate showing what a reviewer must judge.
+
+Left to right: the source with the mask outlined, the result, then zoomed crops of the source
+and the result around the mask. The App shows the preview as the candidate's media, so a
+reviewer sees everything at once without toggling fields.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from rorem_data.core.images import read_mask, write_bytes_atomic
+
+PANEL = 256
+OUTLINE = (255, 40, 40)
+
+
+def _outline(mask: np.ndarray) -> np.ndarray:
+    m = mask
+    inner = m.copy()
+    inner[1:, :] &= m[:-1, :]
+    inner[:-1, :] &= m[1:, :]
+    inner[:, 1:] &= m[:, :-1]
+    inner[:, :-1] &= m[:, 1:]
+    return m & ~inner
+
+
+def _fit(img: Image.Image, size: int) -> Image.Image:
+    w, h = img.size
+    s = size / max(w, h)
+    return img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BICUBIC)
+
+
+def crop_box(mask: np.ndarray, margin: float = 0.5) -> tuple[int, int, int, int]:
+    """Square box around the mask's bounding box, grown by ``margin`` of its side, clipped."""
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    if len(ys) == 0:
+        return 0, 0, w, h
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    side = int(max(y1 - y0, x1 - x0) * (1 + 2 * margin)) + 1
+    side = min(side, max(h, w))
+    cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+    top = int(np.clip(cy - side // 2, 0, max(0, h - side)))
+    left = int(np.clip(cx - side // 2, 0, max(0, w - side)))
+    return left, top, min(w, left + side), min(h, top + side)
+
+
+def compose(source: np.ndarray, mask: np.ndarray, result: np.ndarray, *, panel: int = PANEL) -> Image.Image:
+    """The side-by-side preview (RGB) of one candidate."""
+    src = source.copy()
+    edge = _outline(mask)
+    # thicken the outline so it stays visible after down-scaling
+    thick = edge.copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            thick |= np.roll(np.roll(edge, dy, 0), dx, 1)
+    src[thick] = OUTLINE
+    box = crop_box(mask)
+    tiles = [
+        _fit(Image.fromarray(src), panel),
+        _fit(Image.fromarray(result), panel),
+        _fit(Image.fromarray(source).crop(box), panel),
+        _fit(Image.fromarray(result).crop(box), panel),
+    ]
+    height = max(t.size[1] for t in tiles)
+    canvas = Image.new("RGB", (sum(t.size[0] for t in tiles) + 6 * (len(tiles) - 1), height + 18), (24, 24, 24))
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for t, label in zip(tiles, ("source + mask", "result", "source (zoom)", "result (zoom)")):
+        canvas.paste(t, (x, 18))
+        draw.text((x + 4, 3), label, fill=(230, 230, 230))
+        x += t.size[0] + 6
+    return canvas
+
+
+def write_preview(task) -> str:
+    """Worker: ``(source_path, mask_path, result_path, out_path)`` -> out_path (JPEG)."""
+    import io
+
+    source_path, mask_path, result_path, out_path = task
+    src = np.asarray(Image.open(source_path).convert("RGB"))
+    res = np.asarray(Image.open(result_path).convert("RGB"))
+    m = read_mask(mask_path)
+    if res.shape != src.shape:
+        res = np.asarray(Image.fromarray(res).resize((src.shape[1], src.shape[0]), Image.BICUBIC))
+    buf = io.BytesIO()
+    compose(src, m, res).save(buf, format="JPEG", quality=88)
+    write_bytes_atomic(out_path, buf.getvalue())
+    return out_path
+
+
+def preview_path(project, sample_id: str) -> str:
+    return project.media_path("previews", f"{sample_id}.jpg")
+
+
+def ensure_previews(project, rows, *, workers: int | None = None) -> list[str]:
+    """Write missing previews for ``rows`` of (sample_id, source, mask, result); returns paths."""
+    from rorem_data.core.validate import map_checks
+
+    paths = [preview_path(project, sid) for sid, *_ in rows]
+    todo = [(s, m, r, p) for (sid, s, m, r), p in zip(rows, paths) if not os.path.exists(p)]
+    if todo:
+        map_checks(write_preview, todo, desc="writing review previews", workers=workers, chunk_size=64)
+    return paths

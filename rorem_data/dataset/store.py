@@ -1,0 +1,227 @@
+"""The dataset layer: everything that talks to FiftyOne / MongoDB lives here.
+
+Writes are bulk. New samples are inserted as raw documents straight into the dataset's own
+sample collection after the schema has been declared through FiftyOne's API, which is an order
+of magnitude faster than ``Dataset.add_samples`` while leaving a dataset that FiftyOne reads
+like any other (``tests/test_store.py`` checks every field). Because this writes beneath
+FiftyOne's public API, ``pyproject.toml`` pins FiftyOne's version range.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Sequence
+
+from rorem_data.core import schema
+from rorem_data.core.errors import ProjectError
+
+ROUNDS_COLLECTION = "rorem_data_rounds"
+
+
+def _fo():
+    os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+    import fiftyone as fo
+
+    return fo
+
+
+def dataset_exists(name: str) -> bool:
+    fo = _fo()
+    return fo.dataset_exists(name)
+
+
+def create_dataset(name: str):
+    """Create a persistent dataset with the rorem_data schema, indexes and App settings."""
+    fo = _fo()
+    if fo.dataset_exists(name):
+        raise ProjectError(
+            f"FiftyOne dataset {name!r} already exists; choose another name with --dataset "
+            f"or delete it with `fiftyone datasets delete {name}`"
+        )
+    ds = fo.Dataset(name, persistent=True)
+    ensure_schema(ds)
+    return ds
+
+
+def ensure_schema(ds) -> None:
+    """Declare every rorem_data field, the indexes and the App settings (idempotent)."""
+    fo = _fo()
+    if ds.media_type is None:
+        ds.media_type = "image"
+    existing = ds.get_field_schema(flat=True)
+
+    def add(path, ftype, **kw):
+        if path not in existing:
+            ds.add_sample_field(path, ftype, **kw)
+
+    add("metadata", fo.EmbeddedDocumentField, embedded_doc_type=fo.ImageMetadata)
+    for name, tname in schema.SCALAR_FIELDS.items():
+        add(name, getattr(fo, tname))
+    for name in schema.DICT_FIELDS:
+        add(name, fo.DictField)
+    add(schema.MASK_FIELD, fo.EmbeddedDocumentField, embedded_doc_type=fo.Segmentation)
+    add("scores", fo.EmbeddedDocumentField, embedded_doc_type=fo.DynamicEmbeddedDocument)
+    add("decision", fo.EmbeddedDocumentField, embedded_doc_type=fo.DynamicEmbeddedDocument)
+    add("decisions", fo.ListField, subfield=fo.EmbeddedDocumentField,
+        embedded_doc_type=fo.DynamicEmbeddedDocument)
+    for sub, tname in schema.DECISION_FIELDS.items():
+        add(f"decision.{sub}", getattr(fo, tname))
+        add(f"decisions.{sub}", getattr(fo, tname))
+    add("reviews", fo.ListField, subfield=fo.EmbeddedDocumentField,
+        embedded_doc_type=fo.DynamicEmbeddedDocument)
+    for sub, tname in schema.REVIEW_FIELDS.items():
+        add(f"reviews.{sub}", getattr(fo, tname))
+
+    indexes = ds.list_indexes()
+    if "key" not in indexes:
+        ds.create_index("key", unique=True)
+    for spec in (
+        [("kind", 1), ("round", 1), ("status", 1)],
+        [("pool_item_id", 1)],
+        [("queue_round", 1), ("queue_rank", 1)],
+    ):
+        name = "_".join(f"{f}_{d}" for f, d in spec)
+        if name not in indexes:
+            ds.create_index(spec)
+
+    changed = False
+    media_fields = ["filepath", schema.TARGET_FIELD, "preview_path"]
+    if list(ds.app_config.media_fields or []) != media_fields:
+        ds.app_config.media_fields = media_fields
+        ds.app_config.grid_media_field = "filepath"
+        ds.app_config.modal_media_field = "filepath"
+        changed = True
+    if ds.mask_targets.get(schema.MASK_FIELD) != {255: schema.MASK_LABEL}:
+        ds.mask_targets = {**ds.mask_targets, schema.MASK_FIELD: {255: schema.MASK_LABEL}}
+        changed = True
+    if changed:
+        ds.save()
+
+
+def load_dataset(name: str):
+    fo = _fo()
+    if not fo.dataset_exists(name):
+        raise ProjectError(
+            f"The project's FiftyOne dataset {name!r} does not exist in the database at "
+            f"{_database_where()}; check FIFTYONE_DATABASE_URI / FIFTYONE_DATABASE_DIR, or run "
+            "`rorem-data init --force` to create it again"
+        )
+    return fo.load_dataset(name)
+
+
+def _database_where() -> str:
+    fo = _fo()
+    return fo.config.database_uri or f"{fo.config.database_dir} (embedded)"
+
+
+def existing_keys(ds, keys: Iterable[str]) -> set[str]:
+    """The subset of ``keys`` already in the dataset (one indexed query per 50,000 keys)."""
+    keys = list(keys)
+    found: set[str] = set()
+    coll = ds._sample_collection
+    for i in range(0, len(keys), 50_000):
+        chunk = keys[i : i + 50_000]
+        for d in coll.find({"key": {"$in": chunk}}, {"key": 1, "_id": 0}):
+            found.add(d["key"])
+    return found
+
+
+def _writers() -> int:
+    """Concurrent write streams: the server maintains the indexes of concurrent batches in
+    parallel, which on 2 cores brings index-heavy inserts from ~3x to ~1.1x raw ``insert_many``
+    (``benchmarks/ingest.py``)."""
+    return max(2, min(4, os.cpu_count() or 2))
+
+
+def insert_documents(ds, docs: Sequence[dict], *, batch_size: int = 5_000, progress_desc=None) -> int:
+    """Insert raw sample documents (see :func:`rorem_data.core.schema.sample_doc`) in bulk.
+
+    Batches go to the server from a few threads at once. Documents whose ``key`` already exists
+    are skipped (unique index), so concurrent or repeated writers never duplicate a record.
+    Returns the number inserted.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pymongo.errors import BulkWriteError
+
+    from rorem_data.core.progress import progress
+
+    coll = ds._sample_collection
+    dataset_id = ds._doc.id
+
+    def write(batch) -> int:
+        for d in batch:
+            d["_dataset_id"] = dataset_id
+        try:
+            return len(coll.insert_many(batch, ordered=False).inserted_ids)
+        except BulkWriteError as exc:
+            errs = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errs):
+                raise
+            return exc.details.get("nInserted", 0)
+
+    batches = [docs[i : i + batch_size] for i in range(0, len(docs), batch_size)]
+    inserted = 0
+    with progress(total=len(docs), desc=progress_desc or "writing", unit="doc",
+                  disable=None if progress_desc else True) as bar, \
+            ThreadPoolExecutor(max_workers=_writers()) as pool:
+        for batch, n in zip(batches, pool.map(write, batches)):
+            inserted += n
+            bar.update(len(batch))
+    return inserted
+
+
+def set_field_values(ds, field: str, sample_ids: Sequence[str], values: Sequence, *, batch_size: int = 10_000) -> None:
+    """Set ``field`` on many samples by id in bulk (unordered ``bulk_write`` of ``$set`` from a
+    few threads; ``last_modified_at`` is updated too, as FiftyOne does)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bson import ObjectId
+    from pymongo import UpdateOne
+
+    if len(sample_ids) != len(values):
+        raise ValueError(f"{len(sample_ids)} sample ids but {len(values)} values")
+    coll = ds._sample_collection
+    now = schema.utcnow()
+
+    def write(i: int) -> None:
+        ops = [UpdateOne({"_id": ObjectId(sid)}, {"$set": {field: v, "last_modified_at": now}})
+               for sid, v in zip(sample_ids[i : i + batch_size], values[i : i + batch_size])]
+        if ops:
+            coll.bulk_write(ops, ordered=False)
+
+    with ThreadPoolExecutor(max_workers=_writers()) as pool:
+        list(pool.map(write, range(0, len(sample_ids), batch_size)))
+
+
+def rounds_collection():
+    """The collection holding round records (one document per dataset and round)."""
+    import fiftyone.core.odm as foo
+
+    return foo.get_db_conn()[ROUNDS_COLLECTION]
+
+
+def get_round_records(dataset_name: str) -> list[dict]:
+    coll = rounds_collection()
+    return list(coll.find({"dataset": dataset_name}, {"_id": 0}).sort("round", 1))
+
+
+def update_round_record(dataset_name: str, round: int, *, set: dict | None = None,
+                        inc: dict | None = None, push: dict | None = None) -> None:
+    """Atomically create or update the record of one round."""
+    coll = rounds_collection()
+    update: dict = {"$setOnInsert": {"dataset": dataset_name, "round": int(round),
+                                     "created_at": schema.utcnow()}}
+    if set:
+        update["$set"] = {**set, "updated_at": schema.utcnow()}
+    else:
+        update["$set"] = {"updated_at": schema.utcnow()}
+    if inc:
+        update["$inc"] = inc
+    if push:
+        update["$push"] = push
+    coll.update_one({"_id": f"{dataset_name}:{int(round)}"}, update, upsert=True)
+
+
+def delete_round_records(dataset_name: str) -> None:
+    rounds_collection().delete_many({"dataset": dataset_name})

@@ -1,0 +1,1 @@
+"""Discriminators: sklearn feature heads, the pair classifier, the RORem UNet discriminator, specs and save/load."""

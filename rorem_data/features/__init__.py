@@ -1,0 +1,1 @@
+"""Featurizers (stats, CLIP) and the on-disk feature cache."""

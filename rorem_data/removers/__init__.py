@@ -1,0 +1,1 @@
+"""Removers: one spec for diffusers inpainting pipelines and classical OpenCV inpainting."""

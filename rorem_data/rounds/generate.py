@@ -1,0 +1,457 @@
+"""``rorem-data generate``: run a remover on a round's pool items and store the candidates.
+
+For every pool item (``kind == "pool"``) and every ``k`` in ``0..K-1`` one candidate is made
+with a seed derived from (pool item key, k), its image written under
+``<media>/candidates/round-<N>/<candidate key>.png`` and its record inserted as a ``pending``
+candidate sample (see :mod:`rorem_data.core.schema`).
+
+Guarantees
+----------
+* **Resumable, no duplicates.** A candidate's key is
+  ``make_key("candidate", pool item key, remover key, k)``; keys are unique in the dataset, a
+  rerun first reads which of its keys exist (one indexed query) and skips them, and a candidate
+  generated in an earlier round by the same remover is not generated again.
+* **Nothing half-written.** Images are written to a temporary file and renamed; a batch's
+  records are inserted only after all its images are on disk. A killed run leaves at most the
+  images of its last batch without records; the rerun regenerates them (same seed, same bytes)
+  and removes stale temporary files of its own candidates.
+* **Shardable.** ``shard=(i, n)`` takes the items whose position in key order satisfies
+  ``position % n == i``. Under ``accelerate launch --num_processes P`` each process further
+  takes its share (``PartialState().process_index``) and uses its own device. The union of all
+  shards has every candidate exactly once.
+* **Bulk database access.** Pool items are read with one projected query, existing keys with one
+  query, and records are written once per batch.
+
+>>> from rorem_data.rounds.generate import generate
+>>> res = generate(project, 1, {"model": "runs/rorem", "dilation": 20}, candidates=2)  # doctest: +SKIP
+>>> print(res.summary())                                                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from rorem_data.core import schema
+from rorem_data.dataset import store
+from rorem_data.core.errors import ConfigError, RoremError
+from rorem_data.core.validate import Problem
+
+
+@dataclass
+class GenerateResult:
+    """What one :func:`generate` call did (in this process's share).
+
+    Attributes
+    ----------
+    round : int
+    remover : str
+        The remover's display name.
+    remover_key : str
+        The remover's key (part of every candidate key).
+    pool_items : int
+        Pool items in this share.
+    candidates_per_item : int
+    expected : int
+        ``pool_items * candidates_per_item``.
+    inserted : int
+        New candidate records written by this call.
+    already_present : int
+        Candidates that existed before (finished by an earlier run or another round).
+    failed : list of Problem
+        Pool items whose files could not be read (no candidate written; a rerun retries them).
+    seconds : float
+    shard : tuple of (int, int) or None
+        The share (index, count) after combining ``shard`` and the accelerate process.
+    out_dir : str
+        Folder of the candidate images.
+    """
+
+    round: int
+    remover: str
+    remover_key: str
+    pool_items: int = 0
+    candidates_per_item: int = 1
+    expected: int = 0
+    inserted: int = 0
+    already_present: int = 0
+    failed: list = field(default_factory=list)
+    seconds: float = 0.0
+    shard: tuple | None = None
+    out_dir: str = ""
+
+    def summary(self) -> str:
+        share = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
+        rate = self.inserted / self.seconds if self.seconds > 0 else 0.0
+        s = (f"round {self.round}{share}: {self.inserted} new candidates from {self.pool_items} pool "
+             f"items x {self.candidates_per_item} with {self.remover} [{self.remover_key}], "
+             f"{self.already_present} already present, {self.seconds:.1f} s ({rate:.2f}/s)")
+        if not self.pool_items:
+            s += "; no pool items matched: import some with `rorem-data import pool DIR`"
+        if self.failed:
+            s += f"; {len(self.failed)} failed (rerun to retry):\n" + "\n".join(
+                f"  - {p}" for p in self.failed[:20])
+        return s
+
+
+def candidate_seed(pool_key: str, k: int) -> int:
+    """Deterministic seed of candidate ``k`` of a pool item, in ``[0, 2**31)``.
+
+    >>> candidate_seed("p0123", 0) == candidate_seed("p0123", 0)
+    True
+    >>> candidate_seed("p0123", 0) != candidate_seed("p0123", 1)
+    True
+    """
+    digest = hashlib.sha256(f"{pool_key}\x00{int(k)}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def candidate_key(pool_key: str, remover_key: str, k: int) -> str:
+    """The unique key of candidate ``k`` of a pool item made by a remover."""
+    return schema.make_key(schema.KIND_CANDIDATE, pool_key, remover_key, str(int(k)))
+
+
+def parse_shard(shard) -> tuple[int, int] | None:
+    """``None``, ``(i, n)`` or ``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``.
+
+    Raises
+    ------
+    ConfigError
+        For anything else.
+    """
+    if shard is None:
+        return None
+    if isinstance(shard, str):
+        parts = shard.split("/")
+        try:
+            shard = tuple(int(p) for p in parts)
+        except ValueError:
+            shard = None
+    if (not isinstance(shard, (tuple, list)) or len(shard) != 2
+            or not all(isinstance(x, int) for x in shard) or not 0 <= shard[0] < shard[1]):
+        raise ConfigError(f"--shard must be i/n with 0 <= i < n (e.g. 0/4); got {shard!r}")
+    return int(shard[0]), int(shard[1])
+
+
+def _accelerate_share():
+    """(process_index, num_processes, device) under ``accelerate launch``/torchrun, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    use_cpu = (os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+               or not torch.cuda.is_available())
+    state = PartialState(cpu=use_cpu)
+    if state.num_processes <= 1:
+        return None
+    return state.process_index, state.num_processes, state.device
+
+
+def _pool_query(ds, pool_filter) -> dict:
+    query: dict = {"kind": schema.KIND_POOL}
+    if pool_filter is None:
+        return query
+    if isinstance(pool_filter, dict):
+        return {"$and": [query, pool_filter]}
+    if hasattr(pool_filter, "values") and hasattr(pool_filter, "_dataset"):
+        from bson import ObjectId
+
+        ids = [ObjectId(i) for i in pool_filter.values("id")]
+        return {**query, "_id": {"$in": ids}}
+    raise ConfigError(f"pool_filter must be None, a MongoDB filter dict (e.g. {{'origin': 'coco'}}) "
+                      f"or a FiftyOne view; got {type(pool_filter).__name__}")
+
+
+def read_pool_items(project, *, pool_filter=None) -> list[dict]:
+    """The pool items to generate from, as raw documents sorted by key (one query).
+
+    Each dict has ``_id``, ``key``, ``filepath``, ``mask.mask_path``, ``origin``, ``category``,
+    ``metadata.width/height`` and ``mask_area``.
+    """
+    ds = project.dataset
+    proj = {"key": 1, "filepath": 1, "mask.mask_path": 1, "origin": 1, "category": 1,
+            "metadata.width": 1, "metadata.height": 1, "mask_area": 1}
+    items = list(ds._sample_collection.find(_pool_query(ds, pool_filter), proj))
+    items.sort(key=lambda d: d["key"])
+    return items
+
+
+def _load_units(units):
+    """Read the source and mask of each unit ``(item, k, key)``; returns (ok_units, images,
+    masks, problems). A file shared by several units is read once."""
+    from rorem_data.core.images import ImageProblem, read_mask
+
+    cache_img, cache_mask = {}, {}
+    ok, images, masks, problems = [], [], [], []
+    for unit in units:
+        item = unit[0]
+        src, mpath = item["filepath"], item["mask"]["mask_path"]
+        try:
+            if src not in cache_img:
+                with Image.open(src) as im:
+                    cache_img[src] = np.asarray(im.convert("RGB"))
+            if mpath not in cache_mask:
+                cache_mask[mpath] = read_mask(mpath)
+        except (OSError, ValueError, ImageProblem) as exc:
+            bad = mpath if src in cache_img else src
+            problems.append(Problem(f"pool item {item['key']}", bad, f"cannot be read ({exc})",
+                                    "restore the file, then rerun generate"))
+            continue
+        ok.append(unit)
+        images.append(cache_img[src])
+        masks.append(cache_mask[mpath])
+    return ok, images, masks, problems
+
+
+def _write_png(path: str, arr: np.ndarray) -> None:
+    from rorem_data.core.images import write_bytes_atomic
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=3)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def _remove_stale_temp_files(out_dir: str, keys: set[str]) -> int:
+    """Delete ``<key>.png.tmp-*`` left by a killed run, for this share's keys only."""
+    removed = 0
+    try:
+        entries = list(os.scandir(out_dir))
+    except FileNotFoundError:
+        return 0
+    for e in entries:
+        name = e.name
+        if ".png.tmp-" in name and name.split(".png.tmp-")[0] in keys:
+            try:
+                os.remove(e.path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def generate(project, round: int, remover_spec, *, candidates: int = 1, batch_size: int = 4,
+             shard=None, pool_filter=None, progress: bool = True, device: str | None = None,
+             ) -> GenerateResult:
+    """Generate ``candidates`` results per pool item with a remover and store them as
+    ``pending`` candidates of ``round``.
+
+    Parameters
+    ----------
+    project : Project
+    round : int
+        Round number (>= 1; round 0 holds the seed pairs).
+    remover_spec : RemoverSpec, dict, str or Remover
+        What :func:`rorem_data.removers.remover.load_remover` accepts, or an already loaded remover.
+    candidates : int
+        K, candidates per pool item (distinct deterministic seeds).
+    batch_size : int
+        Candidates per pipeline call and per database write.
+    shard : (int, int) or "i/n", optional
+        Take only items whose position in key order ``% n == i``. Under
+        ``accelerate launch`` the processes split the (sharded) items further on their own.
+    pool_filter : dict or FiftyOne view, optional
+        Restrict the pool: a MongoDB filter on sample fields (``{"origin": "coco"}``) or a view
+        of pool samples.
+    progress : bool
+        Show a progress bar (candidates/s).
+    device : str, optional
+        Override the spec's device (default: the spec's; under accelerate, the process's).
+
+    Returns
+    -------
+    GenerateResult
+
+    Raises
+    ------
+    ConfigError
+        Bad round / candidates / batch_size / shard / pool_filter, or a remover that does not
+        load (see :func:`rorem_data.removers.remover.load_remover`).
+
+    Examples
+    --------
+    >>> generate(project, 1, "classical:telea", candidates=1)      # doctest: +SKIP
+    """
+    from rorem_data.core.progress import progress as progress_bar
+    from rorem_data.removers.remover import Remover, RemoverSpec, load_remover
+
+    t0 = time.perf_counter()
+    if not isinstance(round, int) or isinstance(round, bool) or round < 1:
+        raise ConfigError(f"--round must be an integer >= 1 for generation (round 0 holds the "
+                          f"seed pairs); got {round!r}")
+    for name, v in (("candidates", candidates), ("batch_size", batch_size)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer; got {v!r}")
+    shard = parse_shard(shard)
+
+    share = _accelerate_share()
+    if isinstance(remover_spec, Remover):
+        remover = remover_spec
+    else:
+        spec = RemoverSpec.parse(remover_spec)
+        if device is None and share is not None and spec.device == "auto":
+            device = str(share[2])
+        remover = load_remover(spec, device=device)
+
+    items = read_pool_items(project, pool_filter=pool_filter)
+    eff_shard = shard
+    if shard is not None:
+        items = [it for pos, it in enumerate(items) if pos % shard[1] == shard[0]]
+    if share is not None:
+        p, n_proc = share[0], share[1]
+        items = [it for pos, it in enumerate(items) if pos % n_proc == p]
+        eff_shard = (shard[0] * n_proc + p, shard[1] * n_proc) if shard else (p, n_proc)
+
+    out_dir = project.media_path("candidates", f"round-{round}")
+    res = GenerateResult(round=round, remover=remover.spec.display_name, remover_key=remover.key,
+                         pool_items=len(items), candidates_per_item=candidates,
+                         expected=len(items) * candidates, shard=eff_shard, out_dir=out_dir)
+    rkey = remover.key
+    units = [(it, k, candidate_key(it["key"], rkey, k)) for it in items for k in range(candidates)]
+    ds = project.dataset
+    present = store.existing_keys(ds, [u[2] for u in units])
+    res.already_present = len(present)
+    units = [u for u in units if u[2] not in present]
+    os.makedirs(out_dir, exist_ok=True)
+    _remove_stale_temp_files(out_dir, {u[2] for u in units})
+
+    record = f"generation.{rkey}"
+    prov_base = remover.provenance()
+    batches = [units[i:i + batch_size] for i in range(0, len(units), batch_size)]
+
+    unrecorded = {"n": 0, "at": time.monotonic()}
+
+    def record_counts(force: bool = False):
+        # the round record's running count, written at most every 10 s (and at the end)
+        if unrecorded["n"] and (force or time.monotonic() - unrecorded["at"] > 10):
+            store.update_round_record(project.dataset_name, round,
+                                      inc={f"{record}.inserted": unrecorded["n"]})
+            unrecorded.update(n=0, at=time.monotonic())
+
+    def commit(pending):
+        writes, docs, n = pending
+        for f in writes:
+            f.result()  # raises if an image could not be written: then no record either
+        inserted = store.insert_documents(ds, docs) if docs else 0
+        res.inserted += inserted
+        unrecorded["n"] += inserted
+        record_counts()
+        bar.update(n)
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="rorem-generate") as pool, \
+            progress_bar(total=len(units), desc=f"generating round {round}", unit="img",
+                         disable=None if progress else True) as bar:
+        next_load = pool.submit(_load_units, batches[0]) if batches else None
+        pending = None
+        try:
+            for bi, batch in enumerate(batches):
+                ok_units, images, masks, problems = next_load.result()
+                if bi + 1 < len(batches):
+                    next_load = pool.submit(_load_units, batches[bi + 1])
+                res.failed.extend(problems)
+                seeds = [candidate_seed(it["key"], k) for it, k, _key in ok_units]
+                results = remover.remove(images, masks, seeds, output="numpy") if ok_units else []
+                now = schema.utcnow()
+                writes, docs = [], []
+                for (it, k, key), arr, seed in zip(ok_units, results, seeds):
+                    path = os.path.join(out_dir, f"{key}.png")
+                    writes.append(pool.submit(_write_png, path, arr))
+                    doc = schema.sample_doc(
+                        key=key, kind=schema.KIND_CANDIDATE, filepath=it["filepath"],
+                        width=it["metadata"]["width"], height=it["metadata"]["height"],
+                        mask_path=it["mask"]["mask_path"], mask_area=float(it.get("mask_area") or 0.0),
+                        origin=it.get("origin"), category=it.get("category"), target_path=path,
+                        round=round, pool_item_id=str(it["_id"]), candidate_index=k,
+                        generator={**prov_base, "seed": seed}, now=now,
+                    )
+                    doc["status"] = schema.PENDING
+                    docs.append(doc)
+                if pending is not None:
+                    done, pending = pending, None
+                    commit(done)
+                pending = (writes, docs, len(batch))
+            if pending is not None:
+                done, pending = pending, None
+                commit(done)
+        finally:
+            if pending is not None:  # interrupted: keep the finished batch (images + records)
+                done, pending = pending, None
+                commit(done)
+            record_counts(force=True)
+
+    res.seconds = time.perf_counter() - t0
+    prov_core = {k: v for k, v in prov_base.items() if k not in ("device",)}
+    store.update_round_record(
+        project.dataset_name, round,
+        set={f"{record}.provenance": prov_core, f"{record}.candidates_per_item": candidates,
+             f"{record}.last_run": {"at": schema.utcnow(), "shard": list(eff_shard) if eff_shard else None,
+                                    "pool_items": res.pool_items, "inserted": res.inserted,
+                                    "already_present": res.already_present,
+                                    "failed": len(res.failed), "seconds": round_(res.seconds)}},
+        inc={f"{record}.seconds": round_(res.seconds), f"{record}.runs": 1},
+    )
+    return res
+
+
+def round_(x: float) -> float:
+    return float(f"{x:.3f}")
+
+
+def generate_cli(project, round: int, remover: str, *, candidates: int = 1, batch_size: int = 4,
+                 shard: str | None = None, device: str | None = None, progress: bool = True,
+                 ) -> GenerateResult:
+    """Body of ``rorem-data generate --round N --remover SPEC [--candidates K]
+    [--batch-size B] [--shard i/n] [--device D]``.
+
+    ``SPEC`` is a ``.json``/``.toml`` spec file, a pipeline folder or hub id, or
+    ``classical[:telea|ns]``.
+    """
+    return generate(project, round, remover, candidates=candidates, batch_size=batch_size,
+                    shard=shard, device=device, progress=progress)
+
+
+def main(argv=None) -> int:
+    """``python -m rorem_data.rounds.generate`` (also under ``accelerate launch -m``)."""
+    parser = argparse.ArgumentParser(prog="python -m rorem_data.rounds.generate",
+                                     description=generate.__doc__.splitlines()[0])
+    parser.add_argument("--project", default=".", help="project folder (default: here or a parent)")
+    parser.add_argument("--round", type=int, required=True)
+    parser.add_argument("--remover", required=True,
+                        help="spec file (.json/.toml), pipeline folder or hub id, or classical[:ns]")
+    parser.add_argument("--candidates", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--shard", default=None, help="i/n: this machine's share")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    from rorem_data.rounds.project import open_project
+
+    share = _accelerate_share()  # joins the process group first when launched by accelerate
+    try:
+        project = open_project(args.project)
+        res = generate_cli(project, args.round, args.remover, candidates=args.candidates,
+                           batch_size=args.batch_size, shard=args.shard, device=args.device,
+                           progress=not args.no_progress)
+        print(res.summary(), flush=True)
+    except RoremError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if share is not None:
+            from accelerate import PartialState
+
+            PartialState().destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

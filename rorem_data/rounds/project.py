@@ -1,0 +1,245 @@
+"""A rorem-data project: a folder with ``rorem.toml``, a FiftyOne dataset and a media folder.
+
+Commands run inside a project like git: the config is found in the current folder or a parent;
+``--project`` overrides.
+
+>>> import rorem_data
+>>> project = rorem_data.init_project("my-project")        # doctest: +SKIP
+>>> project = rorem_data.open_project("my-project")        # doctest: +SKIP
+>>> project.dataset                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from rorem_data.core.errors import ProjectError
+
+CONFIG_NAME = "rorem.toml"
+
+
+@dataclass
+class ProjectConfig:
+    """Contents of ``rorem.toml``.
+
+    Attributes
+    ----------
+    name : str
+        Human name of the project.
+    dataset : str
+        Name of its FiftyOne dataset.
+    media_dir : str
+        Folder for files the project writes (canonical masks, generated results), relative to
+        the project folder unless absolute.
+    settings : dict
+        Free-form defaults for later commands (``[settings]`` table).
+    """
+
+    name: str
+    dataset: str
+    media_dir: str = "media"
+    created: str = ""
+    settings: dict = field(default_factory=dict)
+
+    def to_toml(self) -> str:
+        lines = ["# rorem-data project (https://github.com/rorem-data)", "[project]"]
+        for k in ("name", "dataset", "media_dir", "created"):
+            lines.append(f"{k} = {_toml_value(getattr(self, k))}")
+        lines += ["", "[settings]"]
+        for k, v in sorted(self.settings.items()):
+            lines.append(f"{k} = {_toml_value(v)}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_toml(cls, text: str, where: str) -> "ProjectConfig":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ProjectError(f"{where} is not valid TOML ({exc}); fix or re-create it with "
+                               "`rorem-data init --force`") from None
+        proj = data.get("project")
+        if not isinstance(proj, dict) or not isinstance(proj.get("dataset"), str):
+            raise ProjectError(f"{where} has no [project] table with a 'dataset' name; "
+                               "re-create it with `rorem-data init --force`")
+        return cls(
+            name=str(proj.get("name", "")),
+            dataset=proj["dataset"],
+            media_dir=str(proj.get("media_dir", "media")),
+            created=str(proj.get("created", "")),
+            settings=dict(data.get("settings", {})),
+        )
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
+
+
+class Project:
+    """An opened project. Use :func:`open_project` or :func:`init_project` to get one."""
+
+    def __init__(self, root: str, config: ProjectConfig):
+        self.root = os.path.abspath(root)
+        self.config = config
+        self._dataset = None
+
+    def __repr__(self) -> str:
+        return f"Project(root={self.root!r}, dataset={self.config.dataset!r})"
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def dataset_name(self) -> str:
+        return self.config.dataset
+
+    @property
+    def media_dir(self) -> str:
+        d = self.config.media_dir
+        return d if os.path.isabs(d) else os.path.join(self.root, d)
+
+    def media_path(self, *parts: str) -> str:
+        return os.path.join(self.media_dir, *parts)
+
+    @property
+    def dataset(self):
+        """The project's ``fiftyone.Dataset`` (loaded on first use)."""
+        if self._dataset is None:
+            from rorem_data.dataset import store
+
+            self._dataset = store.load_dataset(self.config.dataset)
+        return self._dataset
+
+    # Thin conveniences over the library functions ------------------------------------------
+
+    def import_seeds(self, meta_paths, **kwargs):
+        """See :func:`rorem_data.dataset.seeds.import_seeds`."""
+        from rorem_data.dataset.seeds import import_seeds
+
+        return import_seeds(self, meta_paths, **kwargs)
+
+    def import_pool(self, source, **kwargs):
+        """See :func:`rorem_data.dataset.pool.import_pool`."""
+        from rorem_data.dataset.pool import import_pool
+
+        return import_pool(self, source, **kwargs)
+
+    def export(self, round: int, out: str, **kwargs):
+        """See :func:`rorem_data.dataset.export.export_round`."""
+        from rorem_data.dataset.export import export_round
+
+        return export_round(self, round, out, **kwargs)
+
+    def status(self):
+        """See :func:`rorem_data.rounds.status.round_table`."""
+        from rorem_data.rounds.status import round_table
+
+        return round_table(self)
+
+
+def find_project_root(start: str = ".") -> str | None:
+    """The nearest folder at or above ``start`` holding ``rorem.toml``."""
+    d = os.path.abspath(start)
+    while True:
+        if os.path.isfile(os.path.join(d, CONFIG_NAME)):
+            return d
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+def open_project(path: str = ".") -> Project:
+    """Open the project at ``path`` or the nearest parent folder holding ``rorem.toml``.
+
+    Raises
+    ------
+    ProjectError
+        If no project is found, or its config is broken.
+    """
+    root = find_project_root(path)
+    if root is None:
+        raise ProjectError(
+            f"No rorem-data project at {os.path.abspath(path)} or any parent folder "
+            f"(no {CONFIG_NAME}); run `rorem-data init` there, or pass --project DIR"
+        )
+    cfg_path = os.path.join(root, CONFIG_NAME)
+    with open(cfg_path, encoding="utf-8") as fh:
+        config = ProjectConfig.from_toml(fh.read(), cfg_path)
+    return Project(root, config)
+
+
+_NAME_RE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def init_project(path: str = ".", *, name: str | None = None, dataset: str | None = None,
+                 media_dir: str = "media", force: bool = False) -> Project:
+    """Make ``path`` a project: write ``rorem.toml``, create the dataset and the media folder.
+
+    Parameters
+    ----------
+    path : str
+        Project folder (created if missing).
+    name : str, optional
+        Project name (default: the folder name).
+    dataset : str, optional
+        FiftyOne dataset name (default: ``rorem-<name>-<random suffix>``, unique per project).
+    media_dir : str
+        Media folder, relative to the project.
+    force : bool
+        Re-create the config (and the dataset if it does not exist) over an existing project.
+
+    Raises
+    ------
+    ProjectError
+        If ``path`` already holds a project (without ``force``) or the dataset name is taken.
+    """
+    from rorem_data.dataset import store
+
+    root = os.path.abspath(path)
+    cfg_path = os.path.join(root, CONFIG_NAME)
+    old = None
+    if os.path.exists(cfg_path):
+        if not force:
+            raise ProjectError(f"{root} is already a rorem-data project ({CONFIG_NAME} exists); "
+                               "open it with rorem_data.open_project, or pass --force")
+        try:
+            with open(cfg_path, encoding="utf-8") as fh:
+                old = ProjectConfig.from_toml(fh.read(), cfg_path)
+        except ProjectError:
+            old = None
+    name = name or (old.name if old else None) or os.path.basename(root) or "project"
+    if dataset is None:
+        dataset = old.dataset if old else f"rorem-{_NAME_RE.sub('-', name).strip('-')[:40]}-{secrets.token_hex(3)}"
+    config = ProjectConfig(
+        name=name,
+        dataset=dataset,
+        media_dir=media_dir,
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        settings=old.settings if old else {},
+    )
+    os.makedirs(root, exist_ok=True)
+    if store.dataset_exists(dataset):
+        if not force:
+            raise ProjectError(f"FiftyOne dataset {dataset!r} already exists; pass another "
+                               "--dataset name, or --force to adopt it")
+        store.ensure_schema(store.load_dataset(dataset))
+    else:
+        store.create_dataset(dataset)
+    project = Project(root, config)
+    os.makedirs(project.media_dir, exist_ok=True)
+    tmp = cfg_path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(config.to_toml())
+    os.replace(tmp, cfg_path)
+    return project

@@ -1,0 +1,318 @@
+"""``rorem-data report``: a static HTML (and markdown) report of the project's rounds.
+
+The round table (the paper's Table 1 for your data) with success-rate intervals; plots of the
+success rate per round, accepted pairs per round, score histograms by decision, the reliability
+diagram of the latest discriminator, reviewer agreement; and grids of accepted, rejected and
+uncertain examples. Everything is written into one folder (``index.html``, ``report.md``, PNGs)
+that opens from disk in any browser.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+
+import numpy as np
+
+from rorem_data.core import schema
+from rorem_data.dataset import store
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def collect(project) -> dict:
+    """Everything the report shows, as plain data (also written to ``report.json``)."""
+    from rorem_data.rounds.automation import latest_version, load_version_meta, round_estimates
+    from rorem_data.rounds.review import reviewer_agreement
+    from rorem_data.rounds.status import pool_size, round_table
+
+    rows = round_table(project)
+    rounds = sorted({r.round for r in rows if r.round > 0})
+    records = {r["round"]: r for r in store.get_round_records(project.dataset_name)}
+    version = latest_version(project)
+    data = {"project": project.name, "dataset": project.dataset_name, "pool_items": pool_size(project),
+            "rows": [r.as_dict() for r in rows], "estimates": {}, "agreement": {}, "audit": {},
+            "version": version}
+    for r in rounds:
+        data["estimates"][r] = round_estimates(project, r, version=version)
+        data["agreement"][r] = reviewer_agreement(project, r)
+        audit = ((records.get(r) or {}).get("phases") or {}).get("audit")
+        if audit:
+            data["audit"][r] = audit
+    if version:
+        meta = load_version_meta(project, version)
+        data["version_meta"] = {k: meta.get(k) for k in ("version", "round", "spec", "agreement", "trained_at")}
+        hold = meta.get("holdout") or {}
+        if hold.get("scores"):
+            from rorem_data.stats.calibration import reliability_curve
+
+            data["reliability"] = reliability_curve(np.asarray(hold["scores"]), np.asarray(hold["labels"]),
+                                                    n_bins=10)
+    return data
+
+
+def _success_plot(data, path):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=110)
+    for key, colour, label in (("human", "#1f77b4", "human labels (uniform sample)"),
+                               ("ppi", "#d62728", "prediction-powered")):
+        xs, ys, lo, hi = [], [], [], []
+        for r, est in sorted(data["estimates"].items()):
+            e = est.get(key)
+            if e:
+                xs.append(int(r) + (0.08 if key == "ppi" else 0))
+                ys.append(e["value"])
+                lo.append(e["value"] - e["lo"])
+                hi.append(e["hi"] - e["value"])
+        if xs:
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", color=colour, capsize=4, label=label)
+    rounds = sorted(int(r) for r in data["estimates"])
+    ax.set_xticks(rounds)
+    ax.set_xlim(min(rounds) - 0.5, max(rounds) + 0.5)
+    ax.set_xlabel("round")
+    ax.set_ylabel("remover success rate")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Success rate of the round's remover (95% intervals)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _accepted_plot(data, path):
+    plt = _plt()
+    rows = data["rows"]
+    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=110)
+    labels = [f"{r['round']} {r['phase']}" for r in rows]
+    ax.bar(range(len(rows)), [r["accepted"] for r in rows], color="#2ca02c", label="accepted in phase")
+    ax.plot(range(len(rows)), [r["cumulative_train"] for r in rows], "k.-", label="cumulative train set")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(labels, rotation=30, fontsize=8)
+    ax.set_ylabel("pairs")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_title("Accepted pairs per round and phase", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _score_hist(project, version, path):
+    plt = _plt()
+    coll = project.dataset._sample_collection
+    groups: dict[str, list] = {}
+    for d in coll.find({"kind": schema.KIND_CANDIDATE, f"scores.{version}": {"$exists": True}},
+                       {"scores": 1, "status": 1, "decided_by": 1}):
+        s = (d.get("scores") or {}).get(version)
+        if s is None:
+            continue
+        k = f"{d.get('decided_by') or 'nobody'}: {d.get('status') or 'pending'}"
+        groups.setdefault(k, []).append(s)
+    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=110)
+    bins = np.linspace(0, 1, 26)
+    for k in sorted(groups):
+        ax.hist(groups[k], bins=bins, alpha=0.55, label=f"{k} ({len(groups[k])})")
+    ax.set_xlabel(f"calibrated score ({version})")
+    ax.set_ylabel("candidates")
+    ax.legend(fontsize=7)
+    ax.set_title("Discriminator scores by decision", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _agreement_plot(data, path) -> bool:
+    """Percent agreement (with interval) and Cohen's kappa of double-reviewed items per round."""
+    rounds = [r for r, a in sorted(data["agreement"].items()) if a.get("items")]
+    if not rounds:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.2, 3.4), dpi=110)
+    a = [data["agreement"][r] for r in rounds]
+    pa = [x["percent_agreement"] for x in a]
+    lo = [p - x["percent_agreement_ci"][0] for p, x in zip(pa, a)]
+    hi = [x["percent_agreement_ci"][1] - p for p, x in zip(pa, a)]
+    ax.bar([r - 0.15 for r in rounds], pa, width=0.3, yerr=[lo, hi], capsize=4, color="#17becf",
+           label="percent agreement")
+    ax.bar([r + 0.15 for r in rounds], [x["cohen_kappa"] for x in a], width=0.3, color="#bcbd22",
+           label="Cohen's kappa")
+    for r, x in zip(rounds, a):
+        ax.text(r, 1.02, f"n={x['items']}", ha="center", fontsize=7)
+    ax.set_xticks(rounds)
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("round")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Reviewer agreement (double-judged items)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def _reliability_plot(rel, path):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=110)
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    mp = [m for m, c in zip(rel["mean_predicted"], rel["counts"]) if c]
+    fp = [f for f, c in zip(rel["fraction_positive"], rel["counts"]) if c]
+    ax.plot(mp, fp, "o-", color="#9467bd")
+    ax.set_xlabel("predicted P(success)")
+    ax.set_ylabel("observed success rate")
+    ax.set_title(f"Reliability (held-out), ECE {rel.get('ece', float('nan')):.3f}", fontsize=9)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _examples(project, out_dir, version, per_group=6):
+    """Thumbnail grids of accepted, rejected and uncertain candidates."""
+    from PIL import Image
+
+    from rorem_data.core.images import read_mask
+    from rorem_data.dataset.previews import compose
+
+    coll = project.dataset._sample_collection
+    groups = {
+        "accepted": {"kind": schema.KIND_CANDIDATE, "status": schema.ACCEPTED},
+        "rejected": {"kind": schema.KIND_CANDIDATE, "status": schema.REJECTED},
+        "uncertain": {"kind": schema.KIND_CANDIDATE, "status": schema.PENDING},
+    }
+    out = {}
+    for name, query in groups.items():
+        docs = list(coll.find(query, {"filepath": 1, "target_path": 1, "mask.mask_path": 1, "scores": 1,
+                                      "key": 1, "decision": 1}).sort("key", 1).limit(400))
+        if name == "uncertain" and version:
+            docs.sort(key=lambda d: abs(((d.get("scores") or {}).get(version, 0.5)) - 0.5))
+        items = []
+        for d in docs[:per_group]:
+            try:
+                src = np.asarray(Image.open(d["filepath"]).convert("RGB"))
+                res = np.asarray(Image.open(d["target_path"]).convert("RGB").resize(src.shape[1::-1]))
+                img = compose(src, read_mask(d["mask"]["mask_path"]), res, panel=160)
+            except (OSError, KeyError, TypeError):
+                continue
+            fn = f"ex-{name}-{d['key']}.jpg"
+            img.save(os.path.join(out_dir, fn), quality=85)
+            dec = d.get("decision") or {}
+            score = (d.get("scores") or {}).get(version) if version else None
+            items.append({"file": fn, "key": d["key"], "by": dec.get("by"), "reason": dec.get("reason"),
+                          "score": score})
+        out[name] = items
+    return out
+
+
+def _fmt_est(e) -> str:
+    if not e:
+        return "-"
+    return f"{100 * e['value']:.1f}% [{100 * e['lo']:.1f}, {100 * e['hi']:.1f}]"
+
+
+def write_report(project, out: str) -> str:
+    """Write the report folder; returns the path of ``index.html``."""
+    data = collect(project)
+    tmp = out.rstrip(os.sep) + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    figs = []
+    if data["estimates"]:
+        _success_plot(data, os.path.join(tmp, "success_rate.png"))
+        figs.append(("success_rate.png", "Success rate per round"))
+    _accepted_plot(data, os.path.join(tmp, "accepted.png"))
+    figs.append(("accepted.png", "Accepted pairs per round"))
+    if data["version"]:
+        _score_hist(project, data["version"], os.path.join(tmp, "scores.png"))
+        figs.append(("scores.png", "Scores by decision"))
+    if data.get("reliability"):
+        _reliability_plot(data["reliability"], os.path.join(tmp, "reliability.png"))
+        figs.append(("reliability.png", "Reliability diagram"))
+    if _agreement_plot(data, os.path.join(tmp, "agreement.png")):
+        figs.append(("agreement.png", "Reviewer agreement"))
+    examples = _examples(project, tmp, data["version"])
+    data["examples"] = examples
+
+    header = ["round", "phase", "pool items", "candidates", "selected", "human reviewed", "accepted (human)",
+              "auto decided", "accepted (discr.)", "pending", "cumulative train",
+              "success rate (human)", "success rate (PPI)"]
+    table = []
+    for r in data["rows"]:
+        est = data["estimates"].get(r["round"], {}) if r["phase"] == "human" else {}
+        table.append([r["round"], r["phase"], r["pool_items"], r["candidates"], r["selected"], r["human_reviewed"],
+                      r["accepted_by_human"], r["auto_decided"], r["accepted_by_discriminator"],
+                      r["pending"], r["cumulative_train"], _fmt_est(est.get("human")), _fmt_est(est.get("ppi"))])
+
+    md = [f"# rorem-data report: {data['project']}", "",
+          f"Dataset `{data['dataset']}`, {data['pool_items']} pool items. Latest discriminator: "
+          f"`{data['version'] or 'none'}`.", "",
+          "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(str(c) for c in row) + " |" for row in table]
+    md += ["", "Success rates come from the uniform estimation sample (human) and from "
+           "prediction-powered inference over every candidate (PPI); the active-learning queue is "
+           "never used for them, because it is chosen, not random.", ""]
+    for r, a in sorted(data["agreement"].items()):
+        if a.get("items"):
+            md.append(f"- Round {r} reviewer agreement: {a['agree']}/{a['items']} "
+                      f"({100 * a['percent_agreement']:.0f}%), Cohen's kappa {a['cohen_kappa']:.2f}")
+    for r, a in sorted(data["audit"].items()):
+        md.append(f"- Round {r} audit of automatic accepts: precision {_fmt_est(a['accept_precision'])} "
+                  f"vs target {100 * a['target_precision']:.0f}%: **{a['flag']}**")
+    md += [""] + [f"![{t}]({f})" for f, t in figs]
+    with open(os.path.join(tmp, "report.md"), "w", encoding="utf-8") as fh:
+        fh.write("\n".join(md) + "\n")
+    with open(os.path.join(tmp, "report.json"), "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, default=str)
+
+    e = html.escape
+    rows_html = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in table)
+    notes = "".join(f"<li>{e(line[2:]).replace('**', '')}</li>" for line in md if line.startswith("- "))
+    figs_html = "".join(f'<figure><img src="{f}" alt="{e(t)}"><figcaption>{e(t)}</figcaption></figure>'
+                        for f, t in figs)
+    ex_html = ""
+    for name, items in examples.items():
+        cells = "".join(
+            f'<figure><img src="{it["file"]}" alt="{e(name)} example"><figcaption>{e(it["key"])}'
+            f'{" - " + e(str(it["by"])) if it.get("by") else ""}'
+            f'{" (" + e(str(it["reason"])) + ")" if it.get("reason") else ""}'
+            f'{" score %.2f" % it["score"] if isinstance(it.get("score"), float) else ""}</figcaption></figure>'
+            for it in items) or "<p>none</p>"
+        ex_html += f"<h3>{e(name.capitalize())}</h3><div class=grid>{cells}</div>"
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>rorem-data report: {e(data['project'])}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1400px; }}
+table {{ border-collapse: collapse; font-size: 0.9rem; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
+th {{ background: #f3f3f3; }} td:nth-child(2) {{ text-align: left; }}
+.figs, .grid {{ display: flex; flex-wrap: wrap; gap: 1rem; }}
+figure {{ margin: 0; }} figcaption {{ font-size: 0.8rem; color: #555; }}
+.grid img {{ max-width: 420px; }}
+</style></head><body>
+<h1>rorem-data report: {e(data['project'])}</h1>
+<p>Dataset <code>{e(data['dataset'])}</code>, {data['pool_items']} pool items. Latest discriminator:
+<code>{e(str(data['version'] or 'none'))}</code>.</p>
+<h2>Rounds</h2>
+<table><thead><tr>{''.join(f'<th>{e(h)}</th>' for h in header)}</tr></thead><tbody>{rows_html}</tbody></table>
+<p>Success rates: human labels of the uniform estimation sample, and prediction-powered inference
+over every candidate (95% intervals). The active-learning queue is never used for them.</p>
+<ul>{notes}</ul>
+<h2>Plots</h2><div class=figs>{figs_html}</div>
+<h2>Examples</h2>{ex_html}
+</body></html>
+"""
+    with open(os.path.join(tmp, "index.html"), "w", encoding="utf-8") as fh:
+        fh.write(page)
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    os.rename(tmp, out)
+    return os.path.join(out, "index.html")

@@ -1,0 +1,1 @@
+"""Query strategies on arrays: need scores, top-k, strata, k-center (numpy only)."""

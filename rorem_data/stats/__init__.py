@@ -1,0 +1,1 @@
+"""Statistics on arrays: intervals, calibration, thresholds, agreement, PPI, image metrics (numpy/scipy)."""
