@@ -39,6 +39,7 @@ def main(argv=None):
     import rorem_data
     from rorem_data.core import schema
     from rorem_data.dataset import store
+    from rorem_data.dataset import documents
     from rorem_data.rounds.discriminator import _cache, score
     from rorem_data.discriminators.specs import get_spec
 
@@ -48,7 +49,7 @@ def main(argv=None):
     ds = project.dataset
     now = schema.utcnow()
     t = time.perf_counter()
-    docs = [schema.sample_doc(key=f"c{i:07d}", kind="candidate", filepath=f"/nowhere/{i}.png", width=64,
+    docs = [documents.sample_doc(key=f"c{i:07d}", kind="candidate", filepath=f"/nowhere/{i}.png", width=64,
                               height=64, mask_path="/nowhere/m.png", mask_area=0.1, origin="bench",
                               target_path=f"/nowhere/r{i}.png", round=1, now=now) for i in range(n)]
     store.insert_documents(ds, docs)
@@ -65,7 +66,7 @@ def main(argv=None):
     # a trained version: fit the head on 2,000 labelled rows (labels from a linear rule)
     w = rng.normal(size=f.dim)
     y = (X[:2000] @ w + rng.normal(size=2000) > 0).astype(int)
-    from rorem_data.rounds.automation import write_version_meta
+    from rorem_data.rounds.versions import write_version_meta
     from rorem_data.stats.calibration import get_calibrator
     from rorem_data.discriminators.specs import save_discriminator
     from rorem_data.features.featurizers import FeatureMatrix

@@ -4,7 +4,7 @@
 those load inside the functions that need them.
 """
 
-__version__ = "0.1.0.dev0"
+from rorem_data.core.version import __version__  # noqa: E402
 
 from rorem_data.core.errors import (  # noqa: E402
     ConfigError,

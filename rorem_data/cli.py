@@ -268,7 +268,7 @@ def disc_list():
         p = _open()
     except RoremError:
         return
-    from rorem_data.rounds.automation import versions_dir
+    from rorem_data.rounds.versions import versions_dir
 
     d = versions_dir(p)
     if _os.path.isdir(d):

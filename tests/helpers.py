@@ -8,9 +8,10 @@ import numpy as np
 from PIL import Image
 
 from rorem_data.core import schema
+from rorem_data.dataset import documents
 from rorem_data.dataset import store
 from rorem_data.testing import synthetic
-from rorem_data.rounds.automation import write_version_meta
+from rorem_data.rounds.versions import write_version_meta
 from rorem_data.dataset.ledger import decide
 
 
@@ -33,11 +34,11 @@ def add_candidates(project, round: int, modes, *, size: int = 48, seed: int = 0,
         Image.fromarray(np.where(sc.masks[0], 255, 0).astype(np.uint8)).save(msk)
         Image.fromarray(synthetic.degrade(sc.source, sc.truths[0], sc.masks[0], mode, seed=i)).save(res)
         pkey = schema.make_key(schema.KIND_POOL, src, msk)
-        pdoc = schema.sample_doc(key=pkey, kind=schema.KIND_POOL, filepath=src, width=size,
+        pdoc = documents.sample_doc(key=pkey, kind=schema.KIND_POOL, filepath=src, width=size,
                                  height=size, mask_path=msk, mask_area=float(sc.masks[0].mean()),
                                  origin=origin)
         pool_docs.append(pdoc)
-        cand_docs.append(schema.sample_doc(
+        cand_docs.append(documents.sample_doc(
             key=schema.make_key(schema.KIND_CANDIDATE, pkey, "test", str(round)),
             kind=schema.KIND_CANDIDATE, filepath=src, width=size, height=size, mask_path=msk,
             mask_area=float(sc.masks[0].mean()), origin=origin, target_path=res, round=round,

@@ -7,7 +7,7 @@ import pytest
 
 from rorem_data import ConfigError
 from rorem_data.rounds import discriminator as discriminate
-from rorem_data.rounds.automation import load_version_meta
+from rorem_data.rounds.versions import load_version_meta
 
 from helpers import add_candidates, judge_by_mode
 

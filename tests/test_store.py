@@ -6,6 +6,7 @@ import fiftyone as fo
 from fiftyone import ViewField as F
 
 from rorem_data.core import schema
+from rorem_data.dataset import documents
 from rorem_data.dataset import store
 
 from helpers import add_candidates, judge_by_mode
@@ -45,7 +46,7 @@ def test_concurrent_inserts_never_duplicate(project):
     now = schema.utcnow()
 
     def docs():
-        return [schema.sample_doc(key=f"k{i}", kind="pool", filepath=f"/x/{i}.png", width=4, height=4,
+        return [documents.sample_doc(key=f"k{i}", kind="pool", filepath=f"/x/{i}.png", width=4, height=4,
                                   mask_path="/x/m.png", mask_area=0.5, origin="t", now=now)
                 for i in range(500)]
 

@@ -11,9 +11,12 @@ single-channel 8-bit PNG whose pixels are 0 (background) or 255 (object).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import secrets
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +30,103 @@ _JPEG_EOI = b"\xff\xd9"
 
 class ImageProblem(Exception):
     """A file is missing, unreadable or truncated (message says which and why)."""
+
+
+def max_pixels() -> int:
+    """Largest image (width x height) opened: ``ROREM_MAX_IMAGE_PIXELS``, default 178,956,970
+    (Pillow's own decompression-bomb limit, about 13,000 x 13,000)."""
+    try:
+        return int(os.environ.get("ROREM_MAX_IMAGE_PIXELS", "178956970"))
+    except ValueError:
+        return 178956970
+
+
+def _check_size(width: int, height: int) -> None:
+    limit = max_pixels()
+    if width * height > limit:
+        raise ImageProblem(f"image is {width}x{height} = {width * height:,} pixels, above the limit "
+                           f"of {limit:,}; downscale it, or raise ROREM_MAX_IMAGE_PIXELS if it is "
+                           "genuine")
+
+
+@contextlib.contextmanager
+def open_image(path: str):
+    """``PIL.Image.open`` with one set of refusals: missing, unreadable, too large.
+
+    Raises
+    ------
+    ImageProblem
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except FileNotFoundError:
+        raise ImageProblem("file does not exist") from None
+    except IsADirectoryError:
+        raise ImageProblem("is a folder, not an image file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageProblem(f"image too large to open safely ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageProblem(f"not a readable image ({exc})") from None
+    try:
+        _check_size(*im.size)
+        yield im
+    finally:
+        im.close()
+
+
+def _decode(im, what: str):
+    """Run a decoding step, turning decoder failures into ImageProblem."""
+    try:
+        return im.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageProblem(f"not a readable {what} ({exc})") from None
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """Decode an image file to RGB ``uint8`` of shape (H, W, 3): the one image reader.
+
+    Uses OpenCV's decoder when it is installed (faster on PNG; EXIF orientation ignored, as
+    Pillow does) after the size check, and Pillow otherwise.
+
+    Raises
+    ------
+    ImageProblem
+        Missing, unreadable, truncated, or larger than :func:`max_pixels`.
+    """
+    with open_image(path) as im:
+        fast = _cv2_reader() if im.format in ("PNG", "JPEG") else None
+        if fast is None:
+            return _pil_rgb(im)
+    cv2, flags = fast
+    arr = cv2.imread(path, flags)
+    if arr is not None and arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:
+        return arr
+    with open_image(path) as im:  # OpenCV could not: Pillow decodes it or says why not
+        return _pil_rgb(im)
+
+
+def _pil_rgb(im) -> np.ndarray:
+    try:
+        return np.asarray(im.convert("RGB") if im.mode != "RGB" else im)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageProblem(f"not a readable image ({exc})") from None
+
+
+_CV2 = None
+
+
+def _cv2_reader():
+    global _CV2
+    if _CV2 is None:
+        try:
+            import cv2
+
+            _CV2 = (cv2, cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+        except (ImportError, AttributeError):
+            _CV2 = False
+    return _CV2 or None
 
 
 @dataclass(frozen=True)
@@ -68,18 +168,11 @@ def check_image(path: str, *, full_decode: bool = False) -> ImageInfo:
         raise ImageProblem(f"cannot read file ({exc.strerror})") from None
     if size == 0:
         raise ImageProblem("file is empty (0 bytes)")
-    try:
-        with Image.open(path) as im:
-            fmt = im.format or "?"
-            width, height = im.size
-            if full_decode or fmt not in ("PNG", "JPEG"):
-                im.load()
-    except FileNotFoundError:
-        raise ImageProblem("file does not exist") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageProblem(f"image too large to open safely ({exc})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageProblem(f"not a readable image ({exc})") from None
+    with open_image(path) as im:
+        fmt = im.format or "?"
+        width, height = im.size
+        if full_decode or fmt not in ("PNG", "JPEG"):
+            _decode(im, "image")
     if fmt in ("PNG", "JPEG") and not full_decode:
         with open(path, "rb") as fh:
             fh.seek(max(0, size - 4096))
@@ -150,18 +243,16 @@ def load_mask(path: str) -> tuple[np.ndarray, bool]:
     ImageProblem
         If the file is missing, unreadable or truncated.
     """
-    try:
-        with Image.open(path) as im:
-            fmt, mode = im.format, im.mode
+    with open_image(path) as im:
+        fmt, mode = im.format, im.mode
+        try:
             if mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
                 im = im.convert("RGB")
             elif mode == "1":
                 im = im.convert("L")
             arr = np.asarray(im)
-    except FileNotFoundError:
-        raise ImageProblem("file does not exist") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageProblem(f"not a readable mask image ({exc})") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageProblem(f"not a readable mask image ({exc})") from None
     mask = mask_to_binary(arr)
     canonical = False
     if fmt == "PNG" and mode == "L":
@@ -192,10 +283,15 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename (no half-written file)."""
     d = os.path.dirname(path)
     os.makedirs(d, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(3)}"  # per run: writers never share one
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def sha256_file(path: str, bufsize: int = 1 << 20) -> str:

@@ -1,7 +1,7 @@
 """The project's dataset schema: one FiftyOne sample per seed pair, pool item or candidate.
 
 This module is pure Python (no FiftyOne import): it names the fields, their meaning, and builds
-the raw documents that :mod:`rorem_data.dataset.store` writes in bulk.
+the decision documents; :mod:`rorem_data.dataset.documents` builds the sample documents.
 
 Every sample has
     ``filepath``        the source image (the photo with the object), shown in the App
@@ -42,7 +42,6 @@ Every sample has
 from __future__ import annotations
 
 import hashlib
-import random
 from datetime import datetime, timezone
 
 KIND_SEED = "seed"
@@ -91,7 +90,11 @@ SCALAR_FIELDS = {
     "needs_adjudication": "BooleanField",
     "queue_purpose": "StringField",
     "estimate_sample": "BooleanField",
+    "license": "StringField",
+    "license_url": "StringField",
 }
+
+UNKNOWN_LICENSE = "unknown"
 
 QUEUE_ACTIVE = "active"      # chosen by a query strategy to teach the discriminator
 QUEUE_ESTIMATE = "estimate"  # a uniform random sample: unbiased success-rate estimates
@@ -178,77 +181,6 @@ def decision_doc(
         "threshold": None if threshold is None else float(threshold),
         "score": None if score is None else float(score),
     }
-
-
-def sample_doc(
-    *,
-    key: str,
-    kind: str,
-    filepath: str,
-    width: int,
-    height: int,
-    mask_path: str,
-    mask_area: float,
-    origin: str,
-    target_path: str | None = None,
-    category: str | None = None,
-    round: int | None = None,
-    import_ref: str | None = None,
-    pool_item_id: str | None = None,
-    candidate_index: int | None = None,
-    generator: dict | None = None,
-    decision: dict | None = None,
-    now: datetime | None = None,
-    rng: random.Random | None = None,
-) -> dict:
-    """Raw MongoDB document of one sample, in the exact form FiftyOne writes.
-
-    The ``_id``, ``_dataset_id`` and label ids are filled in by :mod:`rorem_data.dataset.store`.
-    """
-    from bson import ObjectId  # pymongo's bson: light, and needed for ids
-
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    now = now or utcnow()
-    doc = {
-        "_id": ObjectId(),
-        "filepath": filepath,
-        "tags": [],
-        "metadata": {"_cls": "ImageMetadata", "width": int(width), "height": int(height)},
-        "created_at": now,
-        "last_modified_at": now,
-        "_media_type": "image",
-        "_rand": (rng or random).random(),
-        "key": key,
-        "kind": kind,
-        "origin": origin,
-        "category": category,
-        "round": round,
-        MASK_FIELD: {"_id": ObjectId(), "_cls": "Segmentation", "tags": [], "mask_path": mask_path},
-        "mask_area": float(mask_area),
-        TARGET_FIELD: target_path,
-        "import_ref": import_ref,
-        "pool_item_id": pool_item_id,
-        "candidate_index": candidate_index,
-        "generator": generator,
-        "status": None,
-        "decided_by": None,
-        "decided_round": None,
-        "decision": None,
-        "decisions": [],
-    }
-    if decision is not None:
-        apply_decision_to_doc(doc, decision)
-    return doc
-
-
-def apply_decision_to_doc(doc: dict, decision: dict) -> None:
-    """Set the current decision of a raw document and append it to its history."""
-    doc["status"] = decision["status"]
-    doc["decided_by"] = decision["by"]
-    doc["decided_round"] = decision["round"]
-    doc["decision"] = decision
-    doc.setdefault("decisions", []).append(decision)
 
 
 def status_as_of(decisions: list[dict] | None, round: int) -> str | None:

@@ -1,4 +1,4 @@
-"""Problems found in input data, safe path handling, and the parallel file checker.
+"""Problems found in input data, and the parallel file checker (paths: :mod:`rorem_data.core.paths`).
 
 Importers first collect every problem (never stopping at the first), then either refuse the
 whole import or, with ``skip_invalid``, import the good items and write the report to a file.
@@ -50,40 +50,6 @@ def write_report(problems: Sequence[Problem], path: str) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         json.dump([asdict(p) for p in problems], fh, indent=1)
         fh.write("\n")
-
-
-class UnsafePath(ValueError):
-    """A relative path from a data file is absolute or leaves its root folder."""
-
-
-def safe_join(root: str, rel: object) -> str:
-    """Join a path taken from a data file to its root folder, refusing escapes.
-
-    Parameters
-    ----------
-    root : str
-        The folder the data file's paths are relative to.
-    rel : object
-        The path as found in the data file; must be a non-empty relative string.
-
-    Returns
-    -------
-    str
-        Absolute, normalized path inside ``root``.
-
-    Raises
-    ------
-    UnsafePath
-        If ``rel`` is not a string, is empty, is absolute, or normalizes outside ``root``.
-    """
-    if not isinstance(rel, str) or not rel.strip():
-        raise UnsafePath(f"path must be a non-empty string, got {rel!r}")
-    if os.path.isabs(rel) or rel.startswith(("\\", "~")) or (len(rel) > 1 and rel[1] == ":"):
-        raise UnsafePath(f"path {rel!r} is absolute; paths must be relative to {root}")
-    norm = os.path.normpath(rel)
-    if norm == ".." or norm.startswith(".." + os.sep) or "\x00" in norm:
-        raise UnsafePath(f"path {rel!r} leaves the folder {root}")
-    return os.path.join(os.path.abspath(root), norm)
 
 
 def _run_chunk(args):

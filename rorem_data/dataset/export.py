@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from rorem_data import __version__
+from rorem_data.core.version import __version__
 from rorem_data.core import schema
 from rorem_data.core.errors import ConfigError, ExportError
 from rorem_data.core.images import read_mask

@@ -23,10 +23,12 @@ import numpy as np
 
 from rorem_data.core import images as media
 from rorem_data.core import schema
+from rorem_data.dataset import documents
 from rorem_data.dataset import store
 from rorem_data.dataset.ingest import ImportResult, apply_policy, problems_from_check, store_mask
 from rorem_data.dataset.pairs import ItemCheck, check_item, mask_problems
-from rorem_data.core.validate import Problem, UnsafePath, first_duplicates, map_checks, safe_join
+from rorem_data.core.paths import UnsafePath, safe_join
+from rorem_data.core.validate import Problem, first_duplicates, map_checks
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -313,7 +315,7 @@ def import_pool(
                                       project=project, what="pool items", n_items=result.read)
     now = schema.utcnow()
     docs = [
-        schema.sample_doc(
+        documents.sample_doc(
             key=e.key, kind=schema.KIND_POOL, filepath=e.image, width=c.width, height=c.height,
             mask_path=store_mask(project, c, e.mask), mask_area=c.mask_area, origin=origin,
             category=e.category, import_ref=e.ref, now=now,

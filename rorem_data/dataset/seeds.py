@@ -19,10 +19,12 @@ import time
 from dataclasses import dataclass
 
 from rorem_data.core import schema
+from rorem_data.dataset import documents
 from rorem_data.dataset import store
 from rorem_data.dataset.ingest import ImportResult, apply_policy, problems_from_check, store_mask
 from rorem_data.dataset.pairs import check_item
-from rorem_data.core.validate import Problem, UnsafePath, first_duplicates, map_checks, safe_join
+from rorem_data.core.paths import UnsafePath, safe_join
+from rorem_data.core.validate import Problem, first_duplicates, map_checks
 
 REQUIRED_KEYS = ("source", "mask", "GT")
 
@@ -187,7 +189,7 @@ def import_seeds(
         status = schema.REJECTED if e.score == 0 else schema.ACCEPTED
         decision = schema.decision_doc(round=0, phase=schema.PHASE_SEED, status=status,
                                        by=schema.BY_IMPORT, at=now)
-        docs.append(schema.sample_doc(
+        docs.append(documents.sample_doc(
             key=e.key, kind=schema.KIND_SEED, filepath=e.source, width=c.width, height=c.height,
             mask_path=store_mask(project, c, e.mask), mask_area=c.mask_area, origin=e.origin,
             target_path=e.target, round=0, import_ref=f"{e.meta_path}#{e.index}",

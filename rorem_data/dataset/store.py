@@ -134,7 +134,7 @@ def _writers() -> int:
 
 
 def insert_documents(ds, docs: Sequence[dict], *, batch_size: int = 5_000, progress_desc=None) -> int:
-    """Insert raw sample documents (see :func:`rorem_data.core.schema.sample_doc`) in bulk.
+    """Insert raw sample documents (see :func:`rorem_data.dataset.documents.sample_doc`) in bulk.
 
     Batches go to the server from a few threads at once. Documents whose ``key`` already exists
     are skipped (unique index), so concurrent or repeated writers never duplicate a record.

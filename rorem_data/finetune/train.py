@@ -306,7 +306,8 @@ def read_pairs(data: list[str]) -> list[tuple[str, str, str]]:
     ValidationError
         Entries with unsafe paths or missing files (every one listed).
     """
-    from rorem_data.core.validate import Problem, UnsafePath, safe_join
+    from rorem_data.core.paths import UnsafePath, safe_join
+    from rorem_data.core.validate import Problem
 
     pairs, problems = [], []
     for d in data:

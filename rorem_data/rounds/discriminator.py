@@ -191,7 +191,7 @@ def train(project, round: int, discriminator: str = "stats-logistic", *, holdout
     from sklearn.model_selection import train_test_split
 
     from rorem_data.stats.agreement import agreement_report
-    from rorem_data.rounds.automation import version_dir, write_version_meta
+    from rorem_data.rounds.versions import version_dir, write_version_meta
     from rorem_data.stats.calibration import get_calibrator
     from rorem_data.discriminators.specs import get_spec, save_discriminator
 
@@ -238,7 +238,7 @@ def train(project, round: int, discriminator: str = "stats-logistic", *, holdout
 
 
 def _load_version(project, version):
-    from rorem_data.rounds.automation import load_version_meta, version_dir
+    from rorem_data.rounds.versions import load_version_meta, version_dir
     from rorem_data.stats.calibration import calibrator_from_dict
     from rorem_data.discriminators.specs import get_spec, load_discriminator
 
@@ -272,7 +272,7 @@ class ScoreResult:
 
 def score(project, round: int, version: str | None = None, *, progress: bool = True) -> ScoreResult:
     """Store calibrated scores of a version on every candidate of ``round`` (one bulk write)."""
-    from rorem_data.rounds.automation import latest_version
+    from rorem_data.rounds.versions import latest_version
 
     t0 = time.perf_counter()
     version = version or latest_version(project)
@@ -295,7 +295,7 @@ def evaluate(project, version: str | None = None, *, round: int | None = None, t
     rate and their difference, each with an interval).
     """
     from rorem_data.stats.agreement import agreement_report
-    from rorem_data.rounds.automation import latest_version, load_version_meta
+    from rorem_data.rounds.versions import latest_version, load_version_meta
 
     version = version or latest_version(project)
     if version is None:

@@ -24,7 +24,7 @@ from rorem_data.core.errors import ConfigError
 def read_test_set(path: str) -> list[dict]:
     """Items ``{name, source, mask, target?, label?}`` of a test folder (see the module doc)."""
     from rorem_data.dataset.pool import scan_folder
-    from rorem_data.core.validate import safe_join
+    from rorem_data.core.paths import safe_join
 
     path = os.path.abspath(path)
     meta = os.path.join(path, "meta.json") if os.path.isdir(path) else path
@@ -123,7 +123,7 @@ def evaluate_remover(test: str, remover, out: str, *, project=None, discriminato
     if labels:
         report["success_human"] = proportion(int(sum(labels)), len(labels), confidence=confidence).as_dict()
     if project is not None:
-        from rorem_data.rounds.automation import latest_version
+        from rorem_data.rounds.versions import latest_version
         from rorem_data.rounds.discriminator import predict
 
         version = discriminator or latest_version(project)

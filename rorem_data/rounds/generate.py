@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from rorem_data.core import schema
+from rorem_data.dataset import documents
 from rorem_data.dataset import store
 from rorem_data.core.errors import ConfigError, RoremError
 from rorem_data.core.validate import Problem
@@ -365,7 +366,7 @@ def generate(project, round: int, remover_spec, *, candidates: int = 1, batch_si
                 for (it, k, key), arr, seed in zip(ok_units, results, seeds):
                     path = os.path.join(out_dir, f"{key}.png")
                     writes.append(pool.submit(_write_png, path, arr))
-                    doc = schema.sample_doc(
+                    doc = documents.sample_doc(
                         key=key, kind=schema.KIND_CANDIDATE, filepath=it["filepath"],
                         width=it["metadata"]["width"], height=it["metadata"]["height"],
                         mask_path=it["mask"]["mask_path"], mask_area=float(it.get("mask_area") or 0.0),
