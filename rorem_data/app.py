@@ -1,9 +1,17 @@
-"""Launching the FiftyOne App on a review queue, bound to 127.0.0.1, with our plugin loaded."""
+"""Launching the FiftyOne App on a review queue, bound to 127.0.0.1, with our plugin loaded.
+
+One App server serves one reviewer: the reviewer's name lives in the server process (the plugin
+records it with every judgment), so :func:`launch_review` refuses a port that another server
+already holds instead of silently joining it - a second reviewer gets their own port.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
+
+from rorem_data.core.errors import ConfigError
 
 PLUGIN_NAME = "@rorem-data/review"
 
@@ -34,17 +42,12 @@ def enable_plugin() -> str:
     return theirs
 
 
-def review_view(project, round: int, *, adjudicate: bool = False):
-    """The round's review queue (or adjudication view) as a FiftyOne view."""
-    from rorem_data.rounds import review
-    from rorem_data.core.errors import ConfigError
-
-    ds = project.dataset
-    name = review.adjudication_view_name(round) if adjudicate else review.queue_view_name(round)
-    if not ds.has_saved_view(name):
-        raise ConfigError(f"round {round} has no review queue yet; run `rorem-data select --round "
-                          f"{round} --budget B` first")
-    return ds.load_saved_view(name)
+def port_is_free(address: str, port: int) -> bool:
+    """True if nothing listens on ``address:port``."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((address, port)) != 0
 
 
 def launch_review(project, round: int, *, port: int = 5151, address: str = "127.0.0.1",
@@ -54,6 +57,8 @@ def launch_review(project, round: int, *, port: int = 5151, address: str = "127.
     Parameters
     ----------
     port : int
+        Must be free: each reviewer runs their own App server (the server records its
+        reviewer's name with every judgment).
     address : str
         Interface to bind; 127.0.0.1 by default (only this machine can connect). Use SSH port
         forwarding to review from elsewhere.
@@ -63,14 +68,25 @@ def launch_review(project, round: int, *, port: int = 5151, address: str = "127.
         Open the disagreements of the round; judgments made here are final.
     wait : bool
         Block until interrupted (the CLI); False returns the session.
+
+    Raises
+    ------
+    ConfigError
+        No queue for the round, or the port is taken (by another reviewer's App, perhaps).
     """
+    from rorem_data.dataset.queues import review_view
+
+    if not port_is_free(address, port):
+        raise ConfigError(f"port {port} on {address} is already in use - perhaps another reviewer's "
+                          "App; their server would record your judgments under their name. Pass "
+                          "another port (e.g. --port 5152) for your own App")
     enable_plugin()
     if reviewer:
         os.environ["ROREM_REVIEWER"] = reviewer
     os.environ["ROREM_ADJUDICATE"] = "1" if adjudicate else "0"
     import fiftyone as fo
 
-    view = review_view(project, round, adjudicate=adjudicate)
+    view = review_view(project.dataset, round, adjudicate=adjudicate)
     ds = project.dataset
     if ds.app_config.modal_media_field != "preview_path" or not ds.app_config.media_fallback:
         ds.app_config.grid_media_field = "preview_path"
@@ -79,9 +95,9 @@ def launch_review(project, round: int, *, port: int = 5151, address: str = "127.
         ds.save()
     session = fo.launch_app(view, port=port, address=address, remote=True, auto=False)
     url = f"http://{address}:{port}/datasets/{ds.name}"
-    print(f"Reviewing round {round} ({view.count()} candidates) at {url}\n"
-          "Open a candidate, then: y accept, n reject, 1-5 reject with a reason, u undo. Ctrl-C ends.",
-          flush=True)
+    print(f"Reviewing round {round} ({view.count()} candidates) as {os.environ.get('ROREM_REVIEWER') or 'you'} "
+          f"at {url}\nOpen a candidate, then: y accept, n reject, 1-5 reject with a reason, u undo. "
+          "Ctrl-C ends.", flush=True)
     if wait:
         session.wait(-1)
     return session

@@ -104,12 +104,13 @@ def _round(project, r, remover, origin, *, echo, sizes, reviewers, version=None,
 def _adjudicate(project, r, chief) -> int:
     from rorem_data.rounds.review import apply_review
 
-    coll = project.dataset._sample_collection
-    docs = list(coll.find({"queue_round": r, "needs_adjudication": True},
-                          {"filepath": 1, "target_path": 1, "mask.mask_path": 1}))
+    from rorem_data.dataset import queries
+
+    docs = queries.queue_members(project.dataset, r, ["filepath", "target_path", "mask.mask_path"],
+                                 needs_adjudication=True)
     for d in docs:
         status, reason = chief.truth(d["filepath"], d["target_path"], d["mask"]["mask_path"])
-        apply_review(project.dataset, str(d["_id"]), status, reviewer=chief.name, reason=reason, adjudicate=True)
+        apply_review(project.dataset, d["id"], status, reviewer=chief.name, reason=reason, adjudicate=True)
     return len(docs)
 
 

@@ -12,7 +12,7 @@ from rorem_data.dataset import documents
 from rorem_data.dataset import store
 from rorem_data.testing import synthetic
 from rorem_data.rounds.versions import write_version_meta
-from rorem_data.dataset.ledger import decide
+from rorem_data.dataset import ledger, queues
 
 
 def add_candidates(project, round: int, modes, *, size: int = 48, seed: int = 0,
@@ -53,13 +53,20 @@ def add_candidates(project, round: int, modes, *, size: int = 48, seed: int = 0,
 
 
 def judge_by_mode(project, round, ids, modes, *, by=schema.BY_HUMAN, phase=schema.PHASE_HUMAN):
-    """Accept clean candidates, reject the others."""
+    """Accept clean candidates, reject the others: as a reviewer "tester" of the round's queue
+    (human; the candidates are queued first), or as discriminator "tester" (``by``)."""
     ds = project.dataset
     acc = [i for i, m in zip(ids, modes) if m == "clean"]
     rej = [i for i, m in zip(ids, modes) if m != "clean"]
-    decide(ds, acc, schema.ACCEPTED, by=by, round=round, phase=phase, reviewer="tester")
-    decide(ds, rej, schema.REJECTED, by=by, round=round, phase=phase, reviewer="tester",
-           reason="object_visible")
+    if by == schema.BY_HUMAN:
+        queues.enqueue(ds, round, list(ids), purpose=schema.QUEUE_ACTIVE)
+        ledger.record_reviews(ds, [(i, schema.ACCEPTED, "tester", None, False) for i in acc]
+                              + [(i, schema.REJECTED, "tester", "object_visible", False) for i in rej],
+                              round=round)
+    else:
+        docs = [schema.decision_doc(round=round, phase=phase, status=st, by=by, discriminator="tester")
+                for st in [schema.ACCEPTED] * len(acc) + [schema.REJECTED] * len(rej)]
+        ledger.decide_automatically(ds, acc + rej, docs)
     return acc, rej
 
 

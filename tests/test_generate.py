@@ -20,7 +20,8 @@ from rorem_data.core import schema
 from rorem_data.dataset import store
 from rorem_data.testing import synthetic
 from rorem_data.core.errors import ConfigError
-from rorem_data.rounds.generate import candidate_seed, generate, parse_shard
+from rorem_data.core.sharding import parse_shard
+from rorem_data.rounds.generate import candidate_seed, generate
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -134,14 +135,14 @@ def test_failure_after_first_batch_then_resume(project, tmp_path, models):
 
 
 def test_killed_subprocess_then_resume(project, tmp_path, models):
-    """SIGKILL a real `python -m rorem_data.rounds.generate` run after its first batch, rerun."""
+    """SIGKILL a real `python -m rorem_data.cli generate` run after its first batch, rerun."""
     n_pool = _pool(project, tmp_path, n_images=8)
     spec = {"model": models["sd"], "steps": 10, "resolution": 64}
     spec_file = tmp_path / "remover.json"
     spec_file.write_text(json.dumps(spec))
     env = {**os.environ, "ROREM_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "rorem_data.rounds.generate", "--project", project.root, "--round", "1",
-           "--remover", str(spec_file), "--candidates", "2", "--batch-size", "1", "--no-progress"]
+    cmd = [sys.executable, "-m", "rorem_data.cli", "--project", project.root, "generate", "--round", "1",
+           "--remover", str(spec_file), "--candidates", "2", "--batch-size", "1"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     coll = project.dataset._sample_collection
     deadline = time.time() + 120
@@ -170,10 +171,28 @@ def test_shards_union_is_exact(project, tmp_path, models):
     n_pool = _pool(project, tmp_path)
     r0 = generate(project, 1, "classical:telea", candidates=2, shard="0/2", progress=False)
     r1 = generate(project, 1, "classical:telea", candidates=2, shard=(1, 2), progress=False)
-    assert r0.pool_items + r1.pool_items == n_pool and abs(r0.pool_items - r1.pool_items) <= 1
+    assert r0.pool_items + r1.pool_items == n_pool and r0.pool_items and r1.pool_items
     assert r0.shard == (0, 2) and r1.shard == (1, 2)
     _assert_consistent(project, 1, 2 * n_pool)
     assert generate(project, 1, "classical:telea", candidates=2, progress=False).inserted == 0
+
+
+def test_items_added_between_shard_runs_fall_in_exactly_one_shard(project, tmp_path):
+    """Shards follow a hash of the item key, not list positions: a pool import between the two
+    shard runs neither skips nor duplicates anything."""
+    from rorem_data.testing import synthetic
+
+    project.import_pool(synthetic.write_pool_folder(str(tmp_path / "a"), 6, seed=11), origin="a",
+                        workers=1)
+    r0 = generate(project, 1, "classical:telea", shard="0/2", progress=False)
+    project.import_pool(synthetic.write_pool_folder(str(tmp_path / "b"), 6, seed=12), origin="b",
+                        workers=1)
+    r1 = generate(project, 1, "classical:telea", shard="1/2", progress=False)
+    r0b = generate(project, 1, "classical:telea", shard="0/2", progress=False)
+    n_pool = project.dataset._sample_collection.count_documents({"kind": "pool"})
+    assert r0.inserted + r1.inserted + r0b.inserted == n_pool
+    assert generate(project, 1, "classical:telea", progress=False).inserted == 0
+    _assert_consistent(project, 1, n_pool)
 
 
 def test_real_photos_as_pool_with_sdxl(project, tmp_path, models):
@@ -222,8 +241,8 @@ def test_missing_pool_file_is_reported_and_retried(project, tmp_path, models):
 
 
 def test_argument_errors(project):
-    for kwargs, words in (({"round": 0}, ["round", ">= 1"]), ({"candidates": 0}, ["--candidates"]),
-                          ({"batch_size": -1}, ["--batch-size"]), ({"shard": "2/2"}, ["--shard"]),
+    for kwargs, words in (({"round": 0}, ["round", ">= 1"]), ({"candidates": 0}, ["candidates"]),
+                          ({"batch_size": -1}, ["batch_size"]), ({"shard": "2/2"}, ["shard"]),
                           ({"pool_filter": [1]}, ["pool_filter"])):
         args = {"round": 1, **kwargs}
         rnd = args.pop("round")
@@ -247,10 +266,10 @@ def test_accelerate_two_processes_each_candidate_once(project, tmp_path, models)
     env = {**os.environ, "ROREM_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
     cmd = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rorem_data.rounds.generate",
-           "--project", project.root, "--round", "1", "--remover", str(spec_file),
-           "--candidates", "2", "--batch-size", "2", "--no-progress"]
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rorem_data.cli",
+           "--project", project.root, "generate", "--round", "1", "--remover", str(spec_file),
+           "--candidates", "2", "--batch-size", "2"]
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "shard 0/2" in out.stdout and "shard 1/2" in out.stdout, out.stdout
+    assert "process 0/2" in out.stdout and "process 1/2" in out.stdout, out.stdout
     _assert_consistent(project, 1, 2 * n_pool)

@@ -92,6 +92,8 @@ SCALAR_FIELDS = {
     "estimate_sample": "BooleanField",
     "license": "StringField",
     "license_url": "StringField",
+    "ledger_rev": "IntField",
+    "inclusion_probability": "FloatField",
 }
 
 UNKNOWN_LICENSE = "unknown"
@@ -109,6 +111,8 @@ REVIEW_FIELDS = {
     "reason": "StringField",
     "round": "IntField",
     "adjudication": "BooleanField",
+    "shown_at": "DateTimeField",
+    "op": "StringField",
 }
 
 # sub-fields of a decision (an fo.DynamicEmbeddedDocument)
@@ -123,6 +127,7 @@ DECISION_FIELDS = {
     "discriminator": "StringField",
     "threshold": "FloatField",
     "score": "FloatField",
+    "op": "StringField",
 }
 
 FAILURE_REASONS = (
@@ -133,6 +138,15 @@ FAILURE_REASONS = (
     "bad_mask",
     "other",
 )
+
+# what the review App shows for each reason; keys 1-5 follow this order
+FAILURE_REASON_LABELS = {
+    "object_visible": "Object still visible",
+    "hallucinated_object": "New object hallucinated",
+    "blurry_fill": "Blurry or smeared fill",
+    "artifacts_outside_mask": "Artifacts outside the mask",
+    "bad_mask": "Bad mask",
+}
 
 
 def utcnow() -> datetime:

@@ -223,5 +223,25 @@ def update_round_record(dataset_name: str, round: int, *, set: dict | None = Non
     coll.update_one({"_id": f"{dataset_name}:{int(round)}"}, update, upsert=True)
 
 
+def round_record(dataset_name: str, round: int) -> dict:
+    """The record of one round (an empty dict before anything was recorded)."""
+    rec = rounds_collection().find_one({"_id": f"{dataset_name}:{int(round)}"}, {"_id": 0})
+    return rec or {}
+
+
+def find_selection(dataset_name: str, round: int, selection_id: str) -> dict | None:
+    """A selection recorded in a round record (queue, estimation sample), by its id."""
+    for s in round_record(dataset_name, round).get("selections") or []:
+        if s.get("id") == selection_id:
+            return s
+    return None
+
+
+def mark_selection_done(dataset_name: str, round: int, selection_id: str) -> None:
+    rounds_collection().update_one(
+        {"_id": f"{dataset_name}:{int(round)}", "selections.id": selection_id},
+        {"$set": {"selections.$.status": "done"}})
+
+
 def delete_round_records(dataset_name: str) -> None:
     rounds_collection().delete_many({"dataset": dataset_name})

@@ -36,9 +36,9 @@ def send_queue(project, round: int, anno_key: str, *, backend: str = "cvat", **k
 
     ``kwargs`` go to FiftyOne (url, username, project name, ...). The previews are the media.
     """
-    from rorem_data.app import review_view
+    from rorem_data.dataset.queues import review_view
 
-    view = review_view(project, round)
+    view = review_view(project.dataset, round)
     return view.annotate(anno_key, backend=backend, media_field="preview_path",
                          label_schema={LABEL_FIELD: {"type": "classification", "classes": label_classes()}},
                          **kwargs)
@@ -61,13 +61,13 @@ def apply_annotations(project, round: int, anno_key: str | None = None, *, revie
     Returns the number of judgments recorded; raises ValidationError (nothing applied) if any
     label is unknown or any sample is not in the round's queue.
     """
-    from rorem_data.app import review_view
+    from rorem_data.dataset.queues import review_view
     from rorem_data.rounds.review import apply_reviews
 
     ds = project.dataset
     if anno_key is not None:
         ds.load_annotations(anno_key)
-    view = review_view(project, round)
+    view = review_view(ds, round)
     if LABEL_FIELD not in ds.get_field_schema():
         raise ConfigError(f"no {LABEL_FIELD!r} labels in the dataset yet; finish the annotation task first")
     ids = view.values("id")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rorem_data.core import schema
-from rorem_data.dataset import store
+from rorem_data.dataset import ledger, queries, store
 from rorem_data.core.errors import ConfigError
 from rorem_data.rounds.versions import latest_version, load_version_meta
 
@@ -123,17 +123,11 @@ def auto_label(
     hold = meta.get("holdout") or {}
     h_scores = np.asarray(hold.get("scores", []), dtype=np.float64)
     h_labels = np.asarray(hold.get("labels", []), dtype=np.int64)
-    coll = project.dataset._sample_collection
     # Every candidate of the round that humans were not asked about (audits included, so that a
-    # rerun after an interruption sees the same set and ends in the same state).
-    docs = list(coll.find(
-        {"kind": schema.KIND_CANDIDATE, "round": int(round),
-         "$or": [{"queue_round": None}, {"queue_purpose": schema.QUEUE_AUDIT}]},
-        {"scores": 1, "generator": 1, "decisions": 1, "decided_by": 1, "status": 1}).sort("key", 1))
-    # ... minus those a human decided outside an audit
-    docs = [d for d in docs if not (d.get("decided_by") == schema.BY_HUMAN and not any(
-        x and x.get("by") == schema.BY_DISCRIMINATOR for x in d.get("decisions") or []))]
-    ids = [str(d["_id"]) for d in docs]
+    # rerun after an interruption sees the same set and ends in the same state), minus those a
+    # human decided outside an audit.
+    docs = queries.automation_candidates(project.dataset, round, ["scores", "generator", "status"])
+    ids = [d["id"] for d in docs]
     scores = np.array([(d.get("scores") or {}).get(version, np.nan) for d in docs], dtype=np.float64)
     if np.isnan(scores).any():
         raise ConfigError(f"{int(np.isnan(scores).sum())} undecided candidates of round {round} have no "
@@ -170,23 +164,17 @@ def auto_label(
                       f"{shift_audit:.0%}. Label some of them and retrain for trustworthy automation.",
                       stacklevel=2)
 
-    from rorem_data.dataset.ledger import record_decisions
-
     at = schema.utcnow()
     dec_ids, dec_docs = [], []
     for i, sid in enumerate(ids):
-        if status[i] == schema.PENDING:
-            continue
-        prev = [x for x in docs[i].get("decisions") or [] if x and x.get("by") == schema.BY_DISCRIMINATOR]
-        if docs[i].get("decided_by") == schema.BY_HUMAN or (
-                prev and prev[-1].get("discriminator") == version and prev[-1].get("status") == status[i]):
-            continue  # already decided this way (a rerun), or a human has overruled it since
+        if status[i] == schema.PENDING or docs[i].get("decided_by") == schema.BY_HUMAN:
+            continue  # undecided, or a human has overruled it (the ledger checks again, atomically)
         thr = t_acc if status[i] == schema.ACCEPTED else t_rej
         dec_ids.append(sid)
         dec_docs.append(schema.decision_doc(round=round, phase=schema.PHASE_AUTO, status=status[i],
                                             by=schema.BY_DISCRIMINATOR, at=at, discriminator=version,
                                             threshold=float(thr), score=float(scores[i])))
-    record_decisions(project.dataset, dec_ids, dec_docs)
+    ledger.decide_automatically(project.dataset, dec_ids, dec_docs)  # a rerun adds nothing
 
     gen = np.random.default_rng(rng)
     audit_idx: list[int] = []
@@ -228,15 +216,14 @@ def audit_report(project, round: int, *, confidence: float = 0.95) -> dict:
     """
     from rorem_data.stats.intervals import proportion
 
-    coll = project.dataset._sample_collection
-    rec = {r["round"]: r for r in store.get_round_records(project.dataset_name)}.get(int(round), {})
+    rec = store.round_record(project.dataset_name, round)
     auto = (rec.get("phases") or {}).get("auto")
     if not auto:
         raise ConfigError(f"round {round} has no automatic decisions to audit; run `rorem-data auto-label` first")
     pairs = []  # (auto status, human status)
     pending = 0
-    for d in coll.find({"queue_round": int(round), "queue_purpose": schema.QUEUE_AUDIT},
-                       {"decisions": 1, "decided_by": 1, "status": 1}):
+    for d in queries.queue_members(project.dataset, round, ["decisions", "decided_by", "status"],
+                                   purpose=schema.QUEUE_AUDIT):
         auto_dec = [x for x in d.get("decisions") or [] if x and x.get("by") == schema.BY_DISCRIMINATOR]
         if not auto_dec:
             continue
@@ -279,9 +266,8 @@ def round_estimates(project, round: int, *, version: str | None = None, confiden
     from rorem_data.stats.intervals import proportion
     from rorem_data.stats.ppi import ppi_mean
 
-    coll = project.dataset._sample_collection
-    docs = list(coll.find({"kind": schema.KIND_CANDIDATE, "round": int(round)},
-                          {"estimate_sample": 1, "status": 1, "decided_by": 1, "scores": 1, "decisions": 1}))
+    docs = queries.candidates(project.dataset, round=round,
+                              fields=["estimate_sample", "status", "decided_by", "scores", "decisions"])
     out: dict = {"round": int(round), "candidates": len(docs)}
     labelled = []
     for d in docs:

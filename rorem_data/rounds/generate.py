@@ -14,11 +14,18 @@ Guarantees
 * **Nothing half-written.** Images are written to a temporary file and renamed; a batch's
   records are inserted only after all its images are on disk. A killed run leaves at most the
   images of its last batch without records; the rerun regenerates them (same seed, same bytes)
-  and removes stale temporary files of its own candidates.
-* **Shardable.** ``shard=(i, n)`` takes the items whose position in key order satisfies
-  ``position % n == i``. Under ``accelerate launch --num_processes P`` each process further
-  takes its share (``PartialState().process_index``) and uses its own device. The union of all
-  shards has every candidate exactly once.
+  and removes stale temporary files of its own candidates whose writer is gone (a concurrent
+  run's live temporary files are never touched).
+* **Shardable.** ``shard=(i, n)`` takes the pool items whose key hashes to ``i`` modulo ``n``
+  (:mod:`rorem_data.core.sharding`): membership depends on the key alone, so items imported
+  between two shard runs fall into exactly one shard. Under ``accelerate launch
+  --num_processes P`` (``accelerate launch -m rorem_data.cli generate ...``) each process
+  further takes its share and uses its own device. The union of all shards has every
+  candidate exactly once.
+* **One bad item never blocks a round.** A pool item whose files are missing or unreadable,
+  whose image no longer matches its mask, or that the remover refuses becomes a named
+  ``failed`` entry (in the result and the round record) and the other items go on; a rerun
+  retries it.
 * **Bulk database access.** Pool items are read with one projected query, existing keys with one
   query, and records are written once per batch.
 
@@ -29,11 +36,9 @@ Guarantees
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,11 +46,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from rorem_data.core import schema
-from rorem_data.dataset import documents
-from rorem_data.dataset import store
-from rorem_data.core.errors import ConfigError, RoremError
+from rorem_data.core import checks, schema, sharding
+from rorem_data.core.errors import ConfigError
+from rorem_data.core.images import ImageProblem, read_mask, read_rgb
 from rorem_data.core.validate import Problem
+from rorem_data.dataset import documents, queries, store
 
 
 @dataclass
@@ -91,7 +96,11 @@ class GenerateResult:
     out_dir: str = ""
 
     def summary(self) -> str:
-        share = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
+        share = ""
+        if self.shard and len(self.shard) == 4:
+            share = f" (shard {self.shard[0]}/{self.shard[1]}, process {self.shard[2]}/{self.shard[3]})"
+        elif self.shard:
+            share = f" (shard {self.shard[0]}/{self.shard[1]})"
         rate = self.inserted / self.seconds if self.seconds > 0 else 0.0
         s = (f"round {self.round}{share}: {self.inserted} new candidates from {self.pool_items} pool "
              f"items x {self.candidates_per_item} with {self.remover} [{self.remover_key}], "
@@ -121,77 +130,28 @@ def candidate_key(pool_key: str, remover_key: str, k: int) -> str:
     return schema.make_key(schema.KIND_CANDIDATE, pool_key, remover_key, str(int(k)))
 
 
-def parse_shard(shard) -> tuple[int, int] | None:
-    """``None``, ``(i, n)`` or ``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``.
-
-    Raises
-    ------
-    ConfigError
-        For anything else.
-    """
-    if shard is None:
-        return None
-    if isinstance(shard, str):
-        parts = shard.split("/")
-        try:
-            shard = tuple(int(p) for p in parts)
-        except ValueError:
-            shard = None
-    if (not isinstance(shard, (tuple, list)) or len(shard) != 2
-            or not all(isinstance(x, int) for x in shard) or not 0 <= shard[0] < shard[1]):
-        raise ConfigError(f"--shard must be i/n with 0 <= i < n (e.g. 0/4); got {shard!r}")
-    return int(shard[0]), int(shard[1])
-
-
-def _accelerate_share():
-    """(process_index, num_processes, device) under ``accelerate launch``/torchrun, else None."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    import torch
-    from accelerate import PartialState
-
-    use_cpu = (os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
-               or not torch.cuda.is_available())
-    state = PartialState(cpu=use_cpu)
-    if state.num_processes <= 1:
-        return None
-    return state.process_index, state.num_processes, state.device
-
-
-def _pool_query(ds, pool_filter) -> dict:
-    query: dict = {"kind": schema.KIND_POOL}
-    if pool_filter is None:
-        return query
-    if isinstance(pool_filter, dict):
-        return {"$and": [query, pool_filter]}
-    if hasattr(pool_filter, "values") and hasattr(pool_filter, "_dataset"):
-        from bson import ObjectId
-
-        ids = [ObjectId(i) for i in pool_filter.values("id")]
-        return {**query, "_id": {"$in": ids}}
-    raise ConfigError(f"pool_filter must be None, a MongoDB filter dict (e.g. {{'origin': 'coco'}}) "
-                      f"or a FiftyOne view; got {type(pool_filter).__name__}")
-
-
 def read_pool_items(project, *, pool_filter=None) -> list[dict]:
-    """The pool items to generate from, as raw documents sorted by key (one query).
+    """The pool items to generate from, sorted by key (one query).
 
-    Each dict has ``_id``, ``key``, ``filepath``, ``mask.mask_path``, ``origin``, ``category``,
-    ``metadata.width/height`` and ``mask_area``.
+    Each dict has ``id``, ``key``, ``filepath``, ``mask.mask_path``, ``origin``, ``category``,
+    ``metadata.width/height``, ``mask_area`` and ``license``.
     """
+    fields = ["key", "filepath", "mask.mask_path", "origin", "category", "metadata.width",
+              "metadata.height", "mask_area", "license", "license_url"]
     ds = project.dataset
-    proj = {"key": 1, "filepath": 1, "mask.mask_path": 1, "origin": 1, "category": 1,
-            "metadata.width": 1, "metadata.height": 1, "mask_area": 1}
-    items = list(ds._sample_collection.find(_pool_query(ds, pool_filter), proj))
-    items.sort(key=lambda d: d["key"])
-    return items
+    if pool_filter is None or isinstance(pool_filter, dict):
+        return queries.pool_items(ds, filter=pool_filter, fields=fields)
+    if hasattr(pool_filter, "values") and hasattr(pool_filter, "_dataset"):
+        return queries.pool_items(ds, sample_ids=pool_filter.values("id"), fields=fields)
+    raise ConfigError(f"pool_filter must be None, a field filter dict (e.g. {{'origin': 'coco'}}) "
+                      f"or a FiftyOne view; got {type(pool_filter).__name__}")
 
 
 def _load_units(units):
     """Read the source and mask of each unit ``(item, k, key)``; returns (ok_units, images,
-    masks, problems). A file shared by several units is read once."""
-    from rorem_data.core.images import ImageProblem, read_mask
-
+    masks, problems). A file shared by several units is read once. An item whose files are
+    unreadable, or whose mask and image sizes disagree, becomes a named problem: it is skipped
+    and the round goes on."""
     cache_img, cache_mask = {}, {}
     ok, images, masks, problems = [], [], [], []
     for unit in units:
@@ -199,8 +159,7 @@ def _load_units(units):
         src, mpath = item["filepath"], item["mask"]["mask_path"]
         try:
             if src not in cache_img:
-                with Image.open(src) as im:
-                    cache_img[src] = np.asarray(im.convert("RGB"))
+                cache_img[src] = read_rgb(src)
             if mpath not in cache_mask:
                 cache_mask[mpath] = read_mask(mpath)
         except (OSError, ValueError, ImageProblem) as exc:
@@ -208,10 +167,36 @@ def _load_units(units):
             problems.append(Problem(f"pool item {item['key']}", bad, f"cannot be read ({exc})",
                                     "restore the file, then rerun generate"))
             continue
+        img, mask = cache_img[src], cache_mask[mpath]
+        if img.shape[:2] != mask.shape:
+            problems.append(Problem(
+                f"pool item {item['key']}", src,
+                f"image is {img.shape[1]}x{img.shape[0]} but its mask {mpath} is "
+                f"{mask.shape[1]}x{mask.shape[0]} (the image changed after import?)",
+                "restore the original image or re-import the item; the other items go on"))
+            continue
         ok.append(unit)
-        images.append(cache_img[src])
-        masks.append(cache_mask[mpath])
+        images.append(img)
+        masks.append(mask)
     return ok, images, masks, problems
+
+
+def _remove_items(remover, ok_units, images, masks, seeds, problems):
+    """Run the remover on a batch; an item it refuses (an error with ``.index``) becomes a
+    named problem and the rest of the batch is run again without it."""
+    while ok_units:
+        try:
+            return ok_units, seeds, remover.remove(images, masks, seeds, output="numpy")
+        except ConfigError as exc:
+            i = getattr(exc, "index", None)
+            if not isinstance(i, int) or not 0 <= i < len(ok_units):
+                raise
+            item = ok_units[i][0]
+            problems.append(Problem(f"pool item {item['key']}", item["filepath"],
+                                    f"the remover refused it ({exc})", "fix or drop the item"))
+            for seq in (ok_units, images, masks, seeds):
+                del seq[i]
+    return [], [], []
 
 
 def _write_png(path: str, arr: np.ndarray) -> None:
@@ -223,7 +208,8 @@ def _write_png(path: str, arr: np.ndarray) -> None:
 
 
 def _remove_stale_temp_files(out_dir: str, keys: set[str]) -> int:
-    """Delete ``<key>.png.tmp-*`` left by a killed run, for this share's keys only."""
+    """Delete ``<key>.png.tmp-<pid>-<token>`` files left by killed runs, for this share's keys
+    only, and only those whose process is gone (a concurrent run's live files stay)."""
     removed = 0
     try:
         entries = list(os.scandir(out_dir))
@@ -231,13 +217,32 @@ def _remove_stale_temp_files(out_dir: str, keys: set[str]) -> int:
         return 0
     for e in entries:
         name = e.name
-        if ".png.tmp-" in name and name.split(".png.tmp-")[0] in keys:
-            try:
-                os.remove(e.path)
-                removed += 1
-            except FileNotFoundError:
-                pass
+        if ".png.tmp-" not in name:
+            continue
+        key, _, tail = name.partition(".png.tmp-")
+        if key not in keys:
+            continue
+        pid = tail.split("-")[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        try:
+            os.remove(e.path)
+            removed += 1
+        except FileNotFoundError:
+            pass
     return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def generate(project, round: int, remover_spec, *, candidates: int = 1, batch_size: int = 4,
@@ -287,14 +292,13 @@ def generate(project, round: int, remover_spec, *, candidates: int = 1, batch_si
 
     t0 = time.perf_counter()
     if not isinstance(round, int) or isinstance(round, bool) or round < 1:
-        raise ConfigError(f"--round must be an integer >= 1 for generation (round 0 holds the "
+        raise ConfigError(f"round must be an integer >= 1 for generation (round 0 holds the "
                           f"seed pairs); got {round!r}")
-    for name, v in (("candidates", candidates), ("batch_size", batch_size)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer; got {v!r}")
-    shard = parse_shard(shard)
+    checks.positive_int(candidates, "candidates")
+    checks.positive_int(batch_size, "batch_size")
+    shard = sharding.parse_shard(shard)
 
-    share = _accelerate_share()
+    share = sharding.accelerate_share()
     if isinstance(remover_spec, Remover):
         remover = remover_spec
     else:
@@ -304,13 +308,11 @@ def generate(project, round: int, remover_spec, *, candidates: int = 1, batch_si
         remover = load_remover(spec, device=device)
 
     items = read_pool_items(project, pool_filter=pool_filter)
+    # shards by a hash of the pool item's key: items added between shard runs fall in one shard
+    items = [items[i] for i in sharding.select_keys([it["key"] for it in items], shard, share)]
     eff_shard = shard
-    if shard is not None:
-        items = [it for pos, it in enumerate(items) if pos % shard[1] == shard[0]]
     if share is not None:
-        p, n_proc = share[0], share[1]
-        items = [it for pos, it in enumerate(items) if pos % n_proc == p]
-        eff_shard = (shard[0] * n_proc + p, shard[1] * n_proc) if shard else (p, n_proc)
+        eff_shard = (*(shard or (0, 1)), share[0], share[1])
 
     out_dir = project.media_path("candidates", f"round-{round}")
     res = GenerateResult(round=round, remover=remover.spec.display_name, remover_key=remover.key,
@@ -358,9 +360,10 @@ def generate(project, round: int, remover_spec, *, candidates: int = 1, batch_si
                 ok_units, images, masks, problems = next_load.result()
                 if bi + 1 < len(batches):
                     next_load = pool.submit(_load_units, batches[bi + 1])
-                res.failed.extend(problems)
                 seeds = [candidate_seed(it["key"], k) for it, k, _key in ok_units]
-                results = remover.remove(images, masks, seeds, output="numpy") if ok_units else []
+                ok_units, seeds, results = _remove_items(remover, ok_units, images, masks, seeds,
+                                                         problems)
+                res.failed.extend(problems)
                 now = schema.utcnow()
                 writes, docs = [], []
                 for (it, k, key), arr, seed in zip(ok_units, results, seeds):
@@ -371,8 +374,9 @@ def generate(project, round: int, remover_spec, *, candidates: int = 1, batch_si
                         width=it["metadata"]["width"], height=it["metadata"]["height"],
                         mask_path=it["mask"]["mask_path"], mask_area=float(it.get("mask_area") or 0.0),
                         origin=it.get("origin"), category=it.get("category"), target_path=path,
-                        round=round, pool_item_id=str(it["_id"]), candidate_index=k,
+                        round=round, pool_item_id=it["id"], candidate_index=k,
                         generator={**prov_base, "seed": seed}, now=now,
+                        license=it.get("license"), license_url=it.get("license_url"),
                     )
                     doc["status"] = schema.PENDING
                     docs.append(doc)
@@ -397,7 +401,9 @@ def generate(project, round: int, remover_spec, *, candidates: int = 1, batch_si
              f"{record}.last_run": {"at": schema.utcnow(), "shard": list(eff_shard) if eff_shard else None,
                                     "pool_items": res.pool_items, "inserted": res.inserted,
                                     "already_present": res.already_present,
-                                    "failed": len(res.failed), "seconds": round_(res.seconds)}},
+                                    "failed": len(res.failed), "seconds": round_(res.seconds)},
+             f"{record}.failed": [{"item": p.item, "file": p.file, "problem": p.problem}
+                                  for p in res.failed[:1000]]},
         inc={f"{record}.seconds": round_(res.seconds), f"{record}.runs": 1},
     )
     return res
@@ -407,52 +413,6 @@ def round_(x: float) -> float:
     return float(f"{x:.3f}")
 
 
-def generate_cli(project, round: int, remover: str, *, candidates: int = 1, batch_size: int = 4,
-                 shard: str | None = None, device: str | None = None, progress: bool = True,
-                 ) -> GenerateResult:
-    """Body of ``rorem-data generate --round N --remover SPEC [--candidates K]
-    [--batch-size B] [--shard i/n] [--device D]``.
-
-    ``SPEC`` is a ``.json``/``.toml`` spec file, a pipeline folder or hub id, or
-    ``classical[:telea|ns]``.
-    """
-    return generate(project, round, remover, candidates=candidates, batch_size=batch_size,
-                    shard=shard, device=device, progress=progress)
-
-
-def main(argv=None) -> int:
-    """``python -m rorem_data.rounds.generate`` (also under ``accelerate launch -m``)."""
-    parser = argparse.ArgumentParser(prog="python -m rorem_data.rounds.generate",
-                                     description=generate.__doc__.splitlines()[0])
-    parser.add_argument("--project", default=".", help="project folder (default: here or a parent)")
-    parser.add_argument("--round", type=int, required=True)
-    parser.add_argument("--remover", required=True,
-                        help="spec file (.json/.toml), pipeline folder or hub id, or classical[:ns]")
-    parser.add_argument("--candidates", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--shard", default=None, help="i/n: this machine's share")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    from rorem_data.rounds.project import open_project
-
-    share = _accelerate_share()  # joins the process group first when launched by accelerate
-    try:
-        project = open_project(args.project)
-        res = generate_cli(project, args.round, args.remover, candidates=args.candidates,
-                           batch_size=args.batch_size, shard=args.shard, device=args.device,
-                           progress=not args.no_progress)
-        print(res.summary(), flush=True)
-    except RoremError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if share is not None:
-            from accelerate import PartialState
-
-            PartialState().destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+# TEMPORARY (removed once rounds/discriminator.py imports them from core.sharding)
+from rorem_data.core.sharding import accelerate_share as _accelerate_share  # noqa: E402,F401
+from rorem_data.core.sharding import parse_shard  # noqa: E402,F401

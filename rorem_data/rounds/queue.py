@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rorem_data.core import schema
-from rorem_data.dataset import store
 from rorem_data.core.errors import ConfigError
+from rorem_data.dataset import queries, queues, store
 
 
 @dataclass
@@ -48,16 +48,13 @@ def score_field(discriminator_key: str) -> str:
 
 def load_round_arrays(project, round: int, *, score_keys=(), extra_fields=()) -> dict:
     """Candidates of ``round`` as column arrays (one query). Keys: ``ids``, ``keys``,
-    ``status``, ``queue_round``, ``mask_area``, ``category``, ``origin``, ``scores`` (dict of
-    float arrays with NaN for missing), plus ``extra_fields``."""
-    coll = project.dataset._sample_collection
-    proj = {"key": 1, "status": 1, "queue_round": 1, "mask_area": 1, "category": 1, "origin": 1,
-            "decided_by": 1, "scores": 1}
-    for f in extra_fields:
-        proj[f] = 1
-    docs = list(coll.find({"kind": schema.KIND_CANDIDATE, "round": int(round)}, proj).sort("key", 1))
+    ``status``, ``queued``, ``decided_by``, ``mask_area``, ``category``, ``origin``, ``scores``
+    (dict of float arrays with NaN for missing), plus ``extra_fields``."""
+    fields = ["key", "status", "queue_round", "mask_area", "category", "origin", "decided_by",
+              "scores", *extra_fields]
+    docs = queries.candidates(project.dataset, round=round, fields=fields)
     out = {
-        "ids": [str(d["_id"]) for d in docs],
+        "ids": [d["id"] for d in docs],
         "keys": [d["key"] for d in docs],
         "status": np.array([d.get("status") or schema.PENDING for d in docs], dtype=object),
         "queued": np.array([d.get("queue_round") is not None for d in docs], dtype=bool),
@@ -133,13 +130,13 @@ def build_queue(
     sel_id = _selection_id(round=int(round), budget=budget, strategy=strategy, discriminator=discriminator,
                            committee=committee, threshold=threshold, featurizer=featurizer, strata=strata,
                            double_share=double_share, rng=rng, params=plain)
-    done = _recorded_selection(project, round, sel_id)
+    done = store.find_selection(project.dataset_name, round, sel_id)
     if done is not None:
         # the same selection was made before: finish it if it was interrupted, never repeat it
         ids = done["sample_ids"]
         double = set(done.get("double_positions") or [])
         size = enqueue(project, round, ids, purpose=schema.QUEUE_ACTIVE, double=double, previews=previews)
-        _mark_done(project, round, sel_id)
+        store.mark_selection_done(project.dataset_name, round, sel_id)
         return Selection(round=int(round), strategy=strategy, sample_ids=ids, double_reviewed=len(double),
                          queue_size=size, seconds=time.perf_counter() - t0, repeated=done.get("status") == "done")
     score_keys = list(committee or []) + ([discriminator] if discriminator else [])
@@ -189,50 +186,29 @@ def build_queue(
         "sample_ids": ids, "double_positions": sorted(double),
     }})
     size = enqueue(project, round, ids, purpose=schema.QUEUE_ACTIVE, double=double, previews=previews)
-    _mark_done(project, round, sel_id)
+    store.mark_selection_done(project.dataset_name, round, sel_id)
     return Selection(round=int(round), strategy=strategy, sample_ids=ids, double_reviewed=len(double),
                      queue_size=size, seconds=time.perf_counter() - t0)
 
 
-def enqueue(project, round: int, sample_ids: list, *, purpose: str, double=(), previews: bool = True) -> int:
+def enqueue(project, round: int, sample_ids: list, *, purpose: str, double=(), previews: bool = True,
+            extra: dict | None = None) -> int:
     """Append candidates to the round's review queue (skipping any already queued).
 
     Writes previews, then one bulk update; refreshes the saved views. Returns the queue size.
     """
-    from fiftyone import ViewField as F
-    from pymongo import UpdateOne
-
-    from rorem_data.rounds import review
-
     ds = project.dataset
-    coll = ds._sample_collection
-    docs = {str(d["_id"]): d for d in coll.find(
-        {"_id": {"$in": [_oid(s) for s in sample_ids]}, "queue_round": None},
-        {"filepath": 1, "target_path": 1, "mask.mask_path": 1})}
-    todo = [(j, sid) for j, sid in enumerate(sample_ids) if sid in docs]
     paths = {}
-    if previews and todo:
+    if previews and sample_ids:
         from rorem_data.dataset.previews import ensure_previews
 
+        docs = queries.by_ids(ds, sample_ids, ["filepath", "target_path", "mask.mask_path"],
+                              unqueued_only=True)
         rows = [(sid, docs[sid]["filepath"], docs[sid]["mask"]["mask_path"], docs[sid]["target_path"])
-                for _j, sid in todo]
-        paths = dict(zip([sid for _j, sid in todo], ensure_previews(project, rows)))
-    start = coll.count_documents({"queue_round": int(round)})
-    now = schema.utcnow()
-    ops = [UpdateOne({"_id": _oid(sid), "queue_round": None},
-                     {"$set": {"queue_round": int(round), "queue_rank": start + k,
-                               "queue_purpose": purpose, "review_quota": 2 if j in double else 1,
-                               "preview_path": paths.get(sid), "last_modified_at": now}})
-           for k, (j, sid) in enumerate(todo)]
-    if ops:
-        coll.bulk_write(ops, ordered=False)
-        coll.update_many({"_id": {"$in": [_oid(sid) for _j, sid in todo]}, "status": None},
-                         {"$set": {"status": schema.PENDING}})
-    queue = ds.match(F("queue_round") == int(round)).sort_by("queue_rank").exclude_fields("mask")
-    ds.save_view(review.queue_view_name(round), queue, overwrite=True)
-    adj = queue.match(F("needs_adjudication") == True)  # noqa: E712 - a Mongo expression
-    ds.save_view(review.adjudication_view_name(round), adj, overwrite=True)
-    return start + len(ops)
+                for sid in sample_ids if sid in docs]
+        paths = dict(zip([r[0] for r in rows], ensure_previews(project, rows)))
+    return queues.enqueue(ds, round, sample_ids, purpose=purpose, double=double,
+                          preview_paths=paths, extra=extra)
 
 
 def build_estimate_sample(project, round: int, size: int, *, rng: int = 0, previews: bool = True) -> Selection:
@@ -243,17 +219,13 @@ def build_estimate_sample(project, round: int, size: int, *, rng: int = 0, previ
     Running the same call again after an interruption finishes it instead of drawing again.
     """
     t0 = time.perf_counter()
-    coll = project.dataset._sample_collection
+    ds = project.dataset
     sel_id = _selection_id(round=int(round), purpose=schema.QUEUE_ESTIMATE, size=int(size), rng=int(rng))
-    done = _recorded_selection(project, round, sel_id)
+    done = store.find_selection(project.dataset_name, round, sel_id)
     if done is not None:
         chosen = done["sample_ids"]
     else:
-        ids = sorted(str(d["_id"]) for d in coll.find({"kind": schema.KIND_CANDIDATE, "round": int(round)},
-                                                       {"_id": 1}))
-        already = {str(d["_id"]) for d in coll.find({"kind": schema.KIND_CANDIDATE, "round": int(round),
-                                                     "estimate_sample": True}, {"_id": 1})}
-        pool = [i for i in ids if i not in already]
+        pool = queries.candidate_ids(ds, round=round, estimate_sample=False)
         if size <= 0 or size > len(pool):
             raise ConfigError(f"estimation sample size must be in 1..{len(pool)} (candidates of round "
                               f"{round} not yet in the sample); got {size}")
@@ -262,9 +234,9 @@ def build_estimate_sample(project, round: int, size: int, *, rng: int = 0, previ
         store.update_round_record(project.dataset_name, round, push={"selections": {
             "id": sel_id, "status": "started", "at": schema.utcnow(), "purpose": schema.QUEUE_ESTIMATE,
             "strategy": "uniform", "budget": int(size), "seed": int(rng), "sample_ids": chosen}})
-    coll.update_many({"_id": {"$in": [_oid(s) for s in chosen]}}, {"$set": {"estimate_sample": True}})
+    queues.mark_estimate_sample(ds, chosen)
     size_q = enqueue(project, round, chosen, purpose=schema.QUEUE_ESTIMATE, previews=previews)
-    _mark_done(project, round, sel_id)
+    store.mark_selection_done(project.dataset_name, round, sel_id)
     return Selection(round=int(round), strategy="uniform (estimate)", sample_ids=chosen,
                      double_reviewed=0, queue_size=size_q, seconds=time.perf_counter() - t0,
                      repeated=bool(done and done.get("status") == "done"))
@@ -277,26 +249,5 @@ def _selection_id(**what) -> str:
     return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _recorded_selection(project, round: int, sel_id: str) -> dict | None:
-    for rec in store.get_round_records(project.dataset_name):
-        if rec.get("round") == int(round):
-            for s in rec.get("selections") or []:
-                if s.get("id") == sel_id:
-                    return s
-    return None
-
-
-def _mark_done(project, round: int, sel_id: str) -> None:
-    store.rounds_collection().update_one(
-        {"_id": f"{project.dataset_name}:{int(round)}", "selections.id": sel_id},
-        {"$set": {"selections.$.status": "done"}})
-
-
 def round_half_up(x: float) -> int:
     return int(np.floor(x + 0.5))
-
-
-def _oid(sid):
-    from bson import ObjectId
-
-    return ObjectId(sid)

@@ -16,8 +16,8 @@ import shutil
 
 import numpy as np
 
-from rorem_data.core import schema
-from rorem_data.dataset import store
+from rorem_data.core import outputs, schema
+from rorem_data.dataset import queries, store
 
 
 def _plt():
@@ -110,10 +110,9 @@ def _accepted_plot(data, path):
 
 def _score_hist(project, version, path):
     plt = _plt()
-    coll = project.dataset._sample_collection
     groups: dict[str, list] = {}
-    for d in coll.find({"kind": schema.KIND_CANDIDATE, f"scores.{version}": {"$exists": True}},
-                       {"scores": 1, "status": 1, "decided_by": 1}):
+    for d in queries.candidates(project.dataset, has_score=version,
+                                fields=["scores", "status", "decided_by"]):
         s = (d.get("scores") or {}).get(version)
         if s is None:
             continue
@@ -184,16 +183,12 @@ def _examples(project, out_dir, version, per_group=6):
     from rorem_data.core.images import read_mask
     from rorem_data.dataset.previews import compose
 
-    coll = project.dataset._sample_collection
-    groups = {
-        "accepted": {"kind": schema.KIND_CANDIDATE, "status": schema.ACCEPTED},
-        "rejected": {"kind": schema.KIND_CANDIDATE, "status": schema.REJECTED},
-        "uncertain": {"kind": schema.KIND_CANDIDATE, "status": schema.PENDING},
-    }
+    groups = {"accepted": schema.ACCEPTED, "rejected": schema.REJECTED, "uncertain": schema.PENDING}
     out = {}
-    for name, query in groups.items():
-        docs = list(coll.find(query, {"filepath": 1, "target_path": 1, "mask.mask_path": 1, "scores": 1,
-                                      "key": 1, "decision": 1}).sort("key", 1).limit(400))
+    for name, status in groups.items():
+        docs = queries.candidates(project.dataset, status=status, limit=400,
+                                  fields=["filepath", "target_path", "mask.mask_path", "scores",
+                                          "key", "decision"])
         if name == "uncertain" and version:
             docs.sort(key=lambda d: abs(((d.get("scores") or {}).get(version, 0.5)) - 0.5))
         items = []
@@ -215,17 +210,43 @@ def _examples(project, out_dir, version, per_group=6):
 
 
 def _fmt_est(e) -> str:
-    if not e:
+    """``12.3% [8.0, 17.1]``; ``-`` for a missing estimate or one with no data yet (an audit
+    sample nobody has judged gives an estimate without a value)."""
+    if not e or e.get("value") is None or e.get("lo") is None or e.get("hi") is None:
         return "-"
     return f"{100 * e['value']:.1f}% [{100 * e['lo']:.1f}, {100 * e['hi']:.1f}]"
 
 
 def write_report(project, out: str) -> str:
-    """Write the report folder; returns the path of ``index.html``."""
+    """Write the report folder; returns the path of ``index.html``.
+
+    The report is built in a per-run sibling folder and swapped in atomically. An existing
+    ``out`` is replaced only if it is a report this tool wrote (it holds the output marker of
+    :mod:`rorem_data.core.outputs`); any other folder - the project, its media, the current
+    folder - is refused and left untouched.
+
+    Raises
+    ------
+    rorem_data.core.outputs.OutputError
+        ``out`` exists and is not a rorem-data report, or is (or contains) the project or its media.
+    """
+    out = os.path.abspath(out)
+    protected = (project.root, project.media_dir)
+    outputs.recover(out, "report")
+    if os.path.lexists(out):
+        outputs.check_replaceable(out, "report", protected=protected)
     data = collect(project)
-    tmp = out.rstrip(os.sep) + ".partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
+    tmp = outputs.staging_folder(out, "report", project=project.name)
+    try:
+        _write_into(project, data, tmp)
+        outputs.publish(tmp, out, "report", overwrite=True, protected=protected)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return os.path.join(out, "index.html")
+
+
+def _write_into(project, data: dict, tmp: str) -> None:
     figs = []
     if data["estimates"]:
         _success_plot(data, os.path.join(tmp, "success_rate.png"))
@@ -313,7 +334,3 @@ over every candidate (95% intervals). The active-learning queue is never used fo
 """
     with open(os.path.join(tmp, "index.html"), "w", encoding="utf-8") as fh:
         fh.write(page)
-    if os.path.exists(out):
-        shutil.rmtree(out)
-    os.rename(tmp, out)
-    return os.path.join(out, "index.html")

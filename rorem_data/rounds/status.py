@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from rorem_data.core import schema
+from rorem_data.dataset import queries
 
 
 @dataclass
@@ -35,33 +36,6 @@ class RoundRow:
         return asdict(self)
 
 
-def _tallies(ds):
-    coll = ds._sample_collection
-    pipeline = [
-        {"$match": {"kind": {"$in": [schema.KIND_SEED, schema.KIND_CANDIDATE]}}},
-        {"$group": {"_id": {"round": "$round", "kind": "$kind", "status": "$status",
-                            "by": "$decided_by"}, "n": {"$sum": 1}}},
-    ]
-    tallies = {}
-    for d in coll.aggregate(pipeline, allowDiskUse=True):
-        k = d["_id"]
-        tallies[(k.get("round"), k.get("kind"), k.get("status"), k.get("by"))] = d["n"]
-    queued = {}
-    for d in coll.aggregate([
-        {"$match": {"queue_round": {"$ne": None}}},
-        {"$group": {"_id": {"round": "$queue_round", "purpose": "$queue_purpose"}, "n": {"$sum": 1}}},
-    ]):
-        queued[(d["_id"].get("round"), d["_id"].get("purpose"))] = d["n"]
-    pools = {}
-    for d in coll.aggregate([
-        {"$match": {"kind": schema.KIND_CANDIDATE}},
-        {"$group": {"_id": {"round": "$round", "item": "$pool_item_id"}}},
-        {"$group": {"_id": "$_id.round", "n": {"$sum": 1}}},
-    ], allowDiskUse=True):
-        pools[d["_id"]] = d["n"]
-    return tallies, pools, queued
-
-
 def round_table(project, *, estimates: bool = False) -> list[RoundRow]:
     """Per-round counts, one row per round and phase.
 
@@ -74,7 +48,7 @@ def round_table(project, *, estimates: bool = False) -> list[RoundRow]:
     list of RoundRow
         Round 0 (``seed``) first, then ``human`` and ``auto`` rows per round that has candidates.
     """
-    tallies, pools, queued = _tallies(project.dataset)
+    tallies, pools, queued = queries.round_tallies(project.dataset)
 
     def count(round=None, kind=None, status=None, by=None):
         return sum(n for (r, k, s, b), n in tallies.items()
@@ -116,4 +90,4 @@ def round_table(project, *, estimates: bool = False) -> list[RoundRow]:
 
 
 def pool_size(project) -> int:
-    return project.dataset._sample_collection.count_documents({"kind": schema.KIND_POOL})
+    return queries.count(project.dataset, kind=schema.KIND_POOL)

@@ -91,20 +91,17 @@ class SimulatedReviewer:
         double-review share with ``double_only``: a second opinion)."""
         from rorem_data.rounds.review import apply_reviews
 
-        coll = project.dataset._sample_collection
-        query = {"queue_round": int(round), "reviews.reviewer": {"$ne": self.name}}
-        if double_only:
-            query["review_quota"] = {"$gte": 2}
-        if purposes:
-            query["queue_purpose"] = {"$in": list(purposes)}
-        docs = list(coll.find(query, {"filepath": 1, "target_path": 1, "mask.mask_path": 1})
-                    .sort("queue_rank", 1))
+        from rorem_data.dataset import queries
+
+        docs = queries.queue_members(project.dataset, round, ["filepath", "target_path", "mask.mask_path"],
+                                     purpose=list(purposes) if purposes else None,
+                                     min_quota=2 if double_only else None, not_reviewed_by=self.name)
         if limit is not None:
             docs = docs[:limit]
         rows, flips = [], 0
         for d in docs:
             status, reason, flipped = self.decide(d["filepath"], d["target_path"], d["mask"]["mask_path"])
             flips += flipped
-            rows.append((str(d["_id"]), status, self.name, reason))
+            rows.append((d["id"], status, self.name, reason))
         n = apply_reviews(project.dataset, rows, round=round) if rows else 0
         return {"judged": n, "accepted": sum(r[1] == schema.ACCEPTED for r in rows), "flipped": flips}

@@ -1,24 +1,24 @@
 """FiftyOne plugin: review object-removal candidates in the App.
 
-Thin operators over :mod:`rorem_data.rounds.review` - the same functions the CLI and label imports use.
-Keys (from dist/index.umd.js, in the sample modal): y accept, n reject, 1-5 reject with a reason,
-u undo. The "Review" tab of the modal has the same as buttons, plus progress.
+Thin operators over :mod:`rorem_data.rounds.review` - the same functions the CLI and label
+imports use - and :mod:`rorem_data.dataset.queries` for what the panel shows. Keys (from
+dist/index.umd.js, in the sample modal): y accept, n reject, 1-5 reject with a reason, u undo.
+The "Review" tab of the modal has the same as buttons, plus progress. Each judgment records
+when the candidate was shown (the key handler and the panel track it), for time per decision.
 """
 
 import getpass
 import os
+from datetime import datetime, timezone
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
-from fiftyone import ViewField as F
 
-REASONS = [
-    ("object_visible", "Object still visible"),
-    ("hallucinated_object", "New object hallucinated"),
-    ("blurry_fill", "Blurry or smeared fill"),
-    ("artifacts_outside_mask", "Artifacts outside the mask"),
-    ("bad_mask", "Bad mask"),
-]
+from rorem_data.core import schema
+from rorem_data.dataset import queries
+from rorem_data.rounds import review
+
+REASONS = list(schema.FAILURE_REASON_LABELS.items())
 
 
 def _reviewer():
@@ -27,6 +27,17 @@ def _reviewer():
 
 def _adjudicating():
     return os.environ.get("ROREM_ADJUDICATE") == "1"
+
+
+def _shown_at(ms):
+    """Epoch milliseconds from the browser -> naive UTC datetime (None if absent or absurd)."""
+    try:
+        ms = float(ms)
+    except (TypeError, ValueError):
+        return None
+    if not 1e12 < ms < 1e14:
+        return None
+    return datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc).replace(tzinfo=None)
 
 
 def _next_id(ctx, sample_id):
@@ -39,9 +50,7 @@ def _next_id(ctx, sample_id):
     return ids[i + 1] if i + 1 < len(ids) else None
 
 
-def decide(ctx, decision, reason=None, sample_id=None, advance=True):
-    from rorem_data.rounds import review
-
+def decide(ctx, decision, reason=None, sample_id=None, advance=True, shown_at=None):
     sid = sample_id or ctx.current_sample
     if not sid:
         ctx.ops.notify("Open a candidate first", variant="warning")
@@ -52,7 +61,7 @@ def decide(ctx, decision, reason=None, sample_id=None, advance=True):
             res = review.clear_review(ctx.dataset, sid, reviewer=_reviewer())
         else:
             res = review.apply_review(ctx.dataset, sid, decision, reviewer=_reviewer(), reason=reason,
-                                      adjudicate=_adjudicating())
+                                      adjudicate=_adjudicating(), shown_at=shown_at)
     except Exception as exc:  # shown to the reviewer; nothing was written
         ctx.ops.notify(str(exc), variant="error")
         return {"error": str(exc)}
@@ -75,12 +84,14 @@ class SetDecision(foo.Operator):
         inputs.str("reason")
         inputs.str("sample_id")
         inputs.bool("advance", default=True)
+        inputs.float("shown_at_ms")
         return types.Property(inputs)
 
     def execute(self, ctx):
         p = ctx.params
         return decide(ctx, p.get("decision"), reason=p.get("reason") or None,
-                      sample_id=p.get("sample_id") or None, advance=bool(p.get("advance", True)))
+                      sample_id=p.get("sample_id") or None, advance=bool(p.get("advance", True)),
+                      shown_at=_shown_at(p.get("shown_at_ms")))
 
 
 class _Quick(foo.Operator):
@@ -114,33 +125,30 @@ class ReviewPanel(foo.Panel):
     def _refresh(self, ctx):
         sid = ctx.current_sample
         info = {}
-        if sid:
-            d = ctx.dataset._sample_collection.find_one(
-                {"_id": __import__("bson").ObjectId(sid)},
-                {"key": 1, "status": 1, "decision": 1, "reviews": 1, "review_quota": 1,
-                 "needs_adjudication": 1, "queue_rank": 1})
-            if d:
-                info = {"key": d.get("key"), "status": d.get("status"),
-                        "reviews": ["%s: %s%s" % (r.get("reviewer"), r.get("status"),
-                                                  " (%s)" % r["reason"] if r.get("reason") else "")
-                                    for r in d.get("reviews") or []],
-                        "quota": d.get("review_quota") or 1, "rank": d.get("queue_rank"),
-                        "adjudicate": bool(d.get("needs_adjudication"))}
-        view = ctx.view
-        total = view.count()
-        done = view.match(F("status").is_in(["accepted", "rejected"])).count()
-        acc = view.match(F("status") == "accepted").count()
+        d = queries.review_state(ctx.dataset, sid) if sid else None
+        if d:
+            info = {"key": d.get("key"), "status": d.get("status"),
+                    "reviews": ["%s: %s%s" % (r.get("reviewer"), r.get("status"),
+                                              " (%s)" % r["reason"] if r.get("reason") else "")
+                                for r in d.get("reviews") or [] if r],
+                    "quota": d.get("review_quota") or 1, "rank": d.get("queue_rank"),
+                    "adjudicate": bool(d.get("needs_adjudication"))}
+        statuses = ctx.view.values("status")
         ctx.panel.state.info = info
-        ctx.panel.state.progress = {"total": total, "done": done, "accepted": acc}
+        ctx.panel.state.progress = {
+            "total": len(statuses),
+            "done": sum(s in (schema.ACCEPTED, schema.REJECTED) for s in statuses),
+            "accepted": sum(s == schema.ACCEPTED for s in statuses)}
 
     def on_load(self, ctx):
         self._refresh(ctx)
 
     def on_change_current_sample(self, ctx):
+        ctx.panel.state.shown_at_ms = datetime.now(timezone.utc).timestamp() * 1000.0
         self._refresh(ctx)
 
     def _decide(self, ctx, decision, reason=None):
-        decide(ctx, decision, reason=reason)
+        decide(ctx, decision, reason=reason, shown_at=_shown_at(ctx.panel.state.shown_at_ms))
         self._refresh(ctx)
 
     def on_accept(self, ctx):

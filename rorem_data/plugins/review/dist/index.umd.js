@@ -9,6 +9,11 @@
                  "artifacts_outside_mask", "bad_mask"];
   var LOCK_MS = 1500; // ignore repeated keys on the same sample until the modal moves on
   var pending = null;
+  var shown = { id: null, t: 0 }; // when the open candidate was first shown (time per decision)
+  setInterval(function () {
+    var id = modalSampleId();
+    if (id !== shown.id) shown = { id: id, t: Date.now() };
+  }, 200);
 
   function modalSampleId() {
     return new URLSearchParams(window.location.search).get("id");
@@ -43,6 +48,7 @@
     }
     pending = { id: id, t: now };
     p.sample_id = id;
+    if (shown.id === id) p.shown_at_ms = shown.t;
     if (p.advance === undefined) p.advance = true;
     foo.executeOperator(OP, p);
   }

@@ -1,0 +1,87 @@
+"""Storage of review queues: membership, ranks, quotas, and the saved views the App opens.
+
+A queued candidate carries ``queue_round``, ``queue_rank`` (0 = first shown), ``queue_purpose``
+(``active`` / ``estimate`` / ``audit`` / ``gold``), ``review_quota`` (1, or 2 for the
+double-review share), ``preview_path`` and, when it was drawn with a known probability,
+``inclusion_probability``. The round's queue is also a FiftyOne saved view
+``review-round-N`` and its disagreements ``adjudicate-round-N``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from bson import ObjectId
+from pymongo import UpdateOne
+
+from rorem_data.core import schema
+from rorem_data.core.errors import ConfigError
+
+
+def queue_view_name(round: int) -> str:
+    return f"review-round-{int(round)}"
+
+
+def adjudication_view_name(round: int) -> str:
+    return f"adjudicate-round-{int(round)}"
+
+
+def enqueue(ds, round: int, sample_ids: Sequence[str], *, purpose: str, double=(),
+            preview_paths: dict | None = None, extra: dict | None = None) -> int:
+    """Append candidates to the round's queue, skipping any already queued; returns the
+    queue size. ``double`` holds positions (in ``sample_ids``) judged by two reviewers;
+    ``extra`` maps sample id -> more fields to set (e.g. an inclusion probability)."""
+    from fiftyone import ViewField as F
+
+    coll = ds._sample_collection
+    oids = [ObjectId(s) for s in sample_ids]
+    free = {str(d["_id"]) for d in coll.find({"_id": {"$in": oids}, "queue_round": None}, {"_id": 1})}
+    todo = [(j, sid) for j, sid in enumerate(sample_ids) if sid in free]
+    start = coll.count_documents({"queue_round": int(round)})
+    now = schema.utcnow()
+    double = set(double)
+    paths = preview_paths or {}
+    extra = extra or {}
+    ops = [UpdateOne({"_id": ObjectId(sid), "queue_round": None},
+                     {"$set": {"queue_round": int(round), "queue_rank": start + k,
+                               "queue_purpose": purpose, "review_quota": 2 if j in double else 1,
+                               "preview_path": paths.get(sid), "last_modified_at": now,
+                               **extra.get(sid, {})}})
+           for k, (j, sid) in enumerate(todo)]
+    if ops:
+        coll.bulk_write(ops, ordered=False)
+        coll.update_many({"_id": {"$in": [ObjectId(sid) for _j, sid in todo]}, "status": None},
+                         {"$set": {"status": schema.PENDING}})
+    queue = ds.match(F("queue_round") == int(round)).sort_by("queue_rank").exclude_fields("mask")
+    ds.save_view(queue_view_name(round), queue, overwrite=True)
+    adj = queue.match(F("needs_adjudication") == True)  # noqa: E712 - a Mongo expression
+    ds.save_view(adjudication_view_name(round), adj, overwrite=True)
+    return start + len(ops)
+
+
+def mark_estimate_sample(ds, sample_ids: Sequence[str], probabilities: dict | None = None) -> None:
+    """Flag samples as members of the round's estimation sample (optionally with the
+    probability each was drawn with)."""
+    coll = ds._sample_collection
+    if probabilities:
+        coll.bulk_write([UpdateOne({"_id": ObjectId(s)}, {"$set": {
+            "estimate_sample": True, "inclusion_probability": float(probabilities[s])}})
+            for s in sample_ids], ordered=False)
+    elif sample_ids:
+        coll.update_many({"_id": {"$in": [ObjectId(s) for s in sample_ids]}},
+                         {"$set": {"estimate_sample": True}})
+
+
+def review_view(ds, round: int, *, adjudicate: bool = False):
+    """The round's review queue (or adjudication view) as a FiftyOne view.
+
+    Raises
+    ------
+    ConfigError
+        The round has no queue yet.
+    """
+    name = adjudication_view_name(round) if adjudicate else queue_view_name(round)
+    if not ds.has_saved_view(name):
+        raise ConfigError(f"round {round} has no review queue yet; build one first (rorem-data "
+                          f"select --round {round} --budget B)")
+    return ds.load_saved_view(name)
