@@ -1,12 +1,27 @@
 """rorem-data: paired object-removal training data with a human in the loop.
 
-``import rorem_data`` is light: it imports none of torch, diffusers, open_clip or fiftyone;
-those load inside the functions that need them.
+The loop as flat, documented functions (each loads what it needs on first use, so
+``import rorem_data`` stays light: none of torch, diffusers, open_clip, scikit-learn or FiftyOne)::
+
+    import rorem_data
+
+    project = rorem_data.init_project("my-project")
+    rorem_data.import_seeds(project, ["RORD/meta.json"], license="CC-BY-4.0")
+    rorem_data.import_pool(project, "openimages/", license="CC-BY-2.0")
+    rorem_data.run_round(project, 1, remover="classical:telea", budget=500, reviewer="app")
+    rorem_data.export(project, 1, "exports/round-1")
+
+or step by step: ``generate``, ``featurize``, ``estimate_sample``, ``select``, ``review``,
+``train_discriminator``, ``score``, ``auto_label``, ``audit``, ``estimates``, ``export``,
+``finetune``, ``report``. Plug-ins: ``list_discriminators``, ``get_discriminator``,
+``list_strategies``, ``list_featurizers``, ``list_removers``.
 """
 
-from rorem_data.core.version import __version__  # noqa: E402
+from __future__ import annotations
 
-from rorem_data.core.errors import (  # noqa: E402
+import importlib
+
+from rorem_data.core.errors import (
     ConfigError,
     DependencyError,
     ExportError,
@@ -14,17 +29,52 @@ from rorem_data.core.errors import (  # noqa: E402
     RoremError,
     ValidationError,
 )
-from rorem_data.rounds.project import Project, init_project, open_project  # noqa: E402
+from rorem_data.core.version import __version__
 
-__all__ = [
-    "__version__",
-    "ConfigError",
-    "DependencyError",
-    "ExportError",
-    "Project",
-    "ProjectError",
-    "RoremError",
-    "ValidationError",
-    "init_project",
-    "open_project",
-]
+# public name -> "module:attribute", imported on first use (PEP 562)
+_API = {
+    "Project": "rorem_data.rounds.project:Project",
+    "init_project": "rorem_data.rounds.project:init_project",
+    "open_project": "rorem_data.rounds.project:open_project",
+    "import_seeds": "rorem_data.dataset.seeds:import_seeds",
+    "import_pool": "rorem_data.dataset.pool:import_pool",
+    "generate": "rorem_data.rounds.generate:generate",
+    "featurize": "rorem_data.rounds.discriminator:featurize",
+    "train_discriminator": "rorem_data.rounds.discriminator:train",
+    "score": "rorem_data.rounds.discriminator:score",
+    "evaluate_discriminator": "rorem_data.rounds.discriminator:evaluate",
+    "select": "rorem_data.rounds.queue:build_queue",
+    "estimate_sample": "rorem_data.rounds.queue:build_estimate_sample",
+    "active_sample": "rorem_data.rounds.queue:build_active_sample",
+    "review": "rorem_data.rounds.reviewers:review",
+    "auto_label": "rorem_data.rounds.automation:auto_label",
+    "audit": "rorem_data.rounds.automation:audit_report",
+    "estimates": "rorem_data.rounds.estimates:round_estimates",
+    "export": "rorem_data.dataset.export:export_round",
+    "finetune": "rorem_data.rounds.finetune:finetune",
+    "report": "rorem_data.rounds.report:write_report",
+    "status": "rorem_data.rounds.status:round_table",
+    "run_round": "rorem_data.rounds.driver:run_round",
+    "list_discriminators": "rorem_data.discriminators.specs:list_discriminators",
+    "get_discriminator": "rorem_data.discriminators.specs:get_discriminator",
+    "list_strategies": "rorem_data.selection.strategies:list_strategies",
+    "list_featurizers": "rorem_data.features.base:list_featurizers",
+    "list_removers": "rorem_data.removers.base:list_removers",
+}
+
+__all__ = sorted([*_API, "__version__", "ConfigError", "DependencyError", "ExportError",
+                  "ProjectError", "RoremError", "ValidationError"])
+
+
+def __getattr__(name: str):
+    target = _API.get(name)
+    if target is None:
+        raise AttributeError(f"module 'rorem_data' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return __all__

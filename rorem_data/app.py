@@ -101,3 +101,35 @@ def launch_review(project, round: int, *, port: int = 5151, address: str = "127.
     if wait:
         session.wait(-1)
     return session
+
+
+def review_in_app(project, round: int, *, purposes=None, reviewer_name: str | None = None,
+                  port: int = 5151, address: str = "127.0.0.1", poll: float = 2.0,
+                  timeout: float | None = None) -> dict:
+    """The ``"app"`` reviewer of :func:`rorem_data.rounds.reviewers.review`: open the App on the
+    round's queue and wait until every open item (of ``purposes``) has a human verdict.
+
+    Ctrl-C stops waiting (the judgments so far are stored; the round resumes where it was).
+    Returns ``{"open": n}`` with what is still open when it returns.
+    """
+    import time
+
+    from rorem_data.rounds.reviewers import open_items
+
+    session = launch_review(project, round, port=port, address=address, reviewer=reviewer_name,
+                            wait=False)
+    start = time.monotonic()
+    try:
+        left = open_items(project, round, purposes=purposes)
+        shown = None
+        while left:
+            if len(left) != shown:
+                print(f"  {len(left)} candidates left to judge in round {round}", flush=True)
+                shown = len(left)
+            if timeout is not None and time.monotonic() - start > timeout:
+                break
+            time.sleep(poll)
+            left = open_items(project, round, purposes=purposes)
+    finally:
+        session.close()
+    return {"open": len(left)}

@@ -1,9 +1,14 @@
 """``rorem-data``: a thin shell over the library. Each command parses, calls one library
-function and prints; errors exit non-zero with one clear message and no traceback."""
+function and prints; errors exit non-zero with one clear message and no traceback.
+
+Under ``accelerate launch -m rorem_data.cli generate ...`` (or ``featurize``) each process joins
+the process group, takes its share of the items and leaves the group at the end.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import List, Optional
 
@@ -15,6 +20,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Build paired object-removal training data with a human in the loop.")
 import_app = typer.Typer(no_args_is_help=True, help="Import seed triplets or pool items.")
 app.add_typer(import_app, name="import")
+disc_app = typer.Typer(no_args_is_help=True, help="Train, evaluate and list discriminators.")
+app.add_typer(disc_app, name="discriminator")
+labels_app = typer.Typer(no_args_is_help=True, help="Exchange review labels as CSV/JSON files.")
+app.add_typer(labels_app, name="labels")
+round_app = typer.Typer(no_args_is_help=True, help="Run a whole round.")
+app.add_typer(round_app, name="round")
 
 _state = {"project": None}
 
@@ -35,24 +46,50 @@ def _echo(msg: str) -> None:
     typer.echo(msg)
 
 
+def _csv(value: Optional[str]) -> Optional[list]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _json_option(value: Optional[str], flag: str):
+    if not value:
+        return None
+    from rorem_data.core import jsonfile
+
+    data = jsonfile.loads(value, what=f"{flag} {value!r}", fix=f"pass a JSON object, e.g. {flag} '{{\"size\": 256}}'")
+    if not isinstance(data, dict):
+        from rorem_data.core.errors import ConfigError
+
+        raise ConfigError(f"{flag} must be a JSON object such as '{{\"size\": 256}}'; got {value!r}")
+    return data
+
+
+def _opt(**kw):
+    """Only the options the user set (so the library's defaults apply otherwise)."""
+    return {k: v for k, v in kw.items() if v not in (None, False)}
+
+
 @app.command()
 def init(
     path: str = typer.Argument(".", help="Project folder."),
     name: Optional[str] = typer.Option(None, help="Project name (default: folder name)."),
     dataset: Optional[str] = typer.Option(None, help="FiftyOne dataset name."),
-    force: bool = typer.Option(False, help="Re-create the config of an existing project."),
+    force: bool = typer.Option(False, help="Re-create the config of an existing project (and "
+                               "adopt the connected database)."),
 ):
     """Make a folder a rorem-data project (config, FiftyOne dataset, media folder)."""
     from rorem_data.rounds.project import init_project
 
     p = init_project(_state["project"] or path, name=name, dataset=dataset, force=force)
-    _echo(f"Initialized project {p.name!r} in {p.root} (dataset {p.dataset_name!r})")
+    _echo(f"Initialized project {p.name!r} in {p.root} (dataset {p.dataset_name!r}, database "
+          f"{p.config.db_path or p.config.db_uri or 'embedded'})")
 
 
 @import_app.command("seeds")
 def import_seeds_cmd(
     meta: List[str] = typer.Argument(..., help="One or more RORem meta.json files."),
     origin: Optional[str] = typer.Option(None, help="Origin name (default: meta.json folder name)."),
+    license: Optional[str] = typer.Option(None, "--license", help="License of the data (SPDX id or text)."),
+    license_url: Optional[str] = typer.Option(None, "--license-url", help="Where the license terms are."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid",
                                       help="Import the good entries; write the report to a file."),
     report: Optional[str] = typer.Option(None, help="Where to write the problem report."),
@@ -60,8 +97,11 @@ def import_seeds_cmd(
     workers: Optional[int] = typer.Option(None, help="Processes for file checks."),
 ):
     """Import RORem-layout triplets (source/ mask/ GT/ meta.json) as round-0 seed pairs."""
-    r = _open().import_seeds(meta, origin=origin, skip_invalid=skip_invalid, report_path=report,
-                             full_decode=full_decode, workers=workers)
+    from rorem_data.dataset.seeds import import_seeds
+
+    r = import_seeds(_open(), meta, origin=origin, skip_invalid=skip_invalid, report_path=report,
+                     full_decode=full_decode, workers=workers,
+                     **_opt(license=license, license_url=license_url))
     _echo(r.summary())
 
 
@@ -70,6 +110,8 @@ def import_pool_cmd(
     source: str = typer.Argument(..., help="Folder with images/ and masks/, or a COCO JSON."),
     origin: Optional[str] = typer.Option(None, help="Origin name."),
     images: Optional[str] = typer.Option(None, help="COCO: folder the file_name paths are in."),
+    license: Optional[str] = typer.Option(None, "--license", help="License of the data (SPDX id or text)."),
+    license_url: Optional[str] = typer.Option(None, "--license-url", help="Where the license terms are."),
     min_area: float = typer.Option(0.0, help="Minimum mask area (fraction of the image)."),
     max_area: float = typer.Option(1.0, help="Maximum mask area (fraction of the image)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid",
@@ -79,9 +121,12 @@ def import_pool_cmd(
     workers: Optional[int] = typer.Option(None, help="Processes for file checks."),
 ):
     """Import (image, object mask) pool items to generate candidates from."""
-    r = _open().import_pool(source, origin=origin, images_dir=images, min_area=min_area,
-                            max_area=max_area, skip_invalid=skip_invalid, report_path=report,
-                            full_decode=full_decode, workers=workers)
+    from rorem_data.dataset.pool import import_pool
+
+    r = import_pool(_open(), source, origin=origin, images_dir=images, min_area=min_area,
+                    max_area=max_area, skip_invalid=skip_invalid, report_path=report,
+                    full_decode=full_decode, workers=workers,
+                    **_opt(license=license, license_url=license_url))
     _echo(r.summary())
 
 
@@ -93,44 +138,34 @@ def export(
     with_rejected: bool = typer.Option(False, "--with-rejected",
                                        help="Add rejected pairs; score 1/0 (discriminator format)."),
     embed_images: bool = typer.Option(False, "--embed-images", help="Parquet: store image bytes."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --out."),
+    license_allow: Optional[str] = typer.Option(None, "--license-allow",
+                                                help="Only pairs under these licenses (comma-separated)."),
+    license_deny: Optional[str] = typer.Option(None, "--license-deny",
+                                               help="Leave out pairs under these licenses (comma-separated)."),
+    exclude_reviewer: Optional[str] = typer.Option(None, "--exclude-reviewer",
+                                                   help="Leave out labels of these reviewers (comma-separated)."),
 ):
     """Export the cumulative training set after round N."""
-    r = _open().export(round, out, format=format, with_rejected=with_rejected,
-                       embed_images=embed_images, overwrite=overwrite)
+    from rorem_data.dataset.export import export_round
+
+    r = export_round(_open(), round, out, format=format, with_rejected=with_rejected,
+                     embed_images=embed_images, overwrite=overwrite,
+                     **_opt(license_allow=_csv(license_allow), license_deny=_csv(license_deny),
+                            exclude_reviewers=_csv(exclude_reviewer)))
     _echo(r.summary())
 
 
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")):
     """Print the per-round table."""
-    from rorem_data.rounds.status import pool_size
-
-    from rorem_data.rounds.status import round_table
+    from rorem_data.rounds.status import print_status, status_dict
 
     p = _open()
-    rows = round_table(p, estimates=True)
     if as_json:
-        _echo(json.dumps({"project": p.name, "dataset": p.dataset_name, "pool_items": pool_size(p),
-                          "rounds": [r.as_dict() for r in rows]}, indent=1))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=f"{p.name}: {pool_size(p)} pool items")
-    cols = ["round", "phase", "pool", "cand.", "selected", "human", "acc. human", "auto", "acc. auto",
-            "pending", "train set", "success rate (95% CI)"]
-    for c in cols:
-        t.add_column(c, justify="right" if c not in ("phase",) else "left")
-    for r in rows:
-        sr = r.success_rate
-        rate = (f"{100 * sr['value']:.1f}% [{100 * sr['lo']:.1f}, {100 * sr['hi']:.1f}] {sr['source']}"
-                if sr else "")
-        t.add_row(str(r.round), r.phase, str(r.pool_items), str(r.candidates), str(r.selected),
-                  str(r.human_reviewed),
-                  str(r.accepted_by_human), str(r.auto_decided), str(r.accepted_by_discriminator),
-                  str(r.pending), str(r.cumulative_train), rate)
-    Console().print(t)
+        _echo(json.dumps(status_dict(p), indent=1, default=str))
+    else:
+        print_status(p)
 
 
 @app.command()
@@ -147,11 +182,19 @@ def generate(
     device: Optional[str] = typer.Option(None, "--device", help="Override the spec's device."),
 ):
     """Generate removal candidates for the pool items (resumable, shardable)."""
-    from rorem_data.rounds.generate import generate
+    from rorem_data.core import sharding
+    from rorem_data.rounds.generate import generate as run
 
-    r = generate(_open(), round, remover, candidates=candidates, batch_size=batch_size,
-                 shard=shard, device=device, pool_filter={"origin": origin} if origin else None)
-    _echo(r.summary())
+    share = sharding.accelerate_share()  # joins the process group first under accelerate launch
+    try:
+        r = run(_open(), round, remover, candidates=candidates, batch_size=batch_size,
+                shard=shard, device=device, pool_filter={"origin": origin} if origin else None)
+        _echo(r.summary())
+    finally:
+        if share is not None:
+            from accelerate import PartialState
+
+            PartialState().destroy_process_group()
 
 
 @app.command()
@@ -182,45 +225,54 @@ def finetune(
                                          help="latest (default), none, or a checkpoint folder."),
 ):
     """Fine-tune the remover on the training set after round N (export + training loop)."""
-    from rorem_data.finetune.train import finetune_cli
+    from rorem_data.rounds.finetune import finetune as run
 
-    r = finetune_cli(_open(), round, pretrained=pretrained, output=output, config=config,
-                     max_train_steps=max_train_steps, train_batch_size=train_batch_size,
-                     resolution=resolution, learning_rate=learning_rate, lora_rank=lora_rank,
-                     gradient_checkpointing=gradient_checkpointing,
-                     checkpointing_steps=checkpointing_steps, validation_steps=validation_steps,
-                     resume=resume)
+    r = run(_open(), round, pretrained=pretrained, output=output, config=config,
+            max_train_steps=max_train_steps, train_batch_size=train_batch_size,
+            resolution=resolution, learning_rate=learning_rate, lora_rank=lora_rank,
+            gradient_checkpointing=gradient_checkpointing,
+            checkpointing_steps=checkpointing_steps, validation_steps=validation_steps,
+            resume=resume)
     _echo(r.summary())
+
+
+DEFAULT_STRATEGY = "hybrid"
 
 
 @app.command()
 def select(
     round: int = typer.Option(..., "--round", "-r", help="Round whose candidates to queue."),
     budget: int = typer.Option(..., "--budget", "-b", help="How many candidates to add to the queue."),
-    strategy: str = typer.Option("uncertainty", "--strategy", "-s",
-                                 help="random | uncertainty | margin | entropy | disagreement | kcenter | hybrid | stratified"),
-    discriminator: Optional[str] = typer.Option(None, help="Discriminator version whose scores to use."),
+    strategy: str = typer.Option(DEFAULT_STRATEGY, "--strategy", "-s",
+                                 help="A query strategy (rorem-data select --help lists them; "
+                                 "'active-inference' draws a Poisson sample with known probabilities "
+                                 "that also gives unbiased estimates)."),
+    version: Optional[str] = typer.Option(None, "--version", help="Discriminator version whose scores to use."),
     committee: Optional[str] = typer.Option(None, help="Comma-separated discriminator versions (disagreement)."),
     threshold: float = typer.Option(0.5, help="Accept threshold the uncertainty is measured around."),
     featurizer: Optional[str] = typer.Option(None, help="Feature key for kcenter / hybrid."),
     strata: Optional[str] = typer.Option(None, help="Comma-separated: area, category, origin."),
     double_share: float = typer.Option(0.0, help="Share of the queue judged by two reviewers."),
+    floor: float = typer.Option(0.05, help="active-inference: smallest inclusion probability."),
     seed: int = typer.Option(0, help="Random seed (same seed, same queue)."),
 ):
     """Build the round's human review queue (a saved view named review-round-N)."""
-    from rorem_data.rounds.queue import build_queue
+    from rorem_data.rounds import queue
 
-    sel = build_queue(_open(), round, budget, strategy=strategy, discriminator=discriminator,
-                      committee=committee.split(",") if committee else None, threshold=threshold,
-                      featurizer=featurizer, strata=strata.split(",") if strata else None,
-                      double_share=double_share, rng=seed)
+    p = _open()
+    if strategy == "active-inference":
+        sel = queue.build_active_sample(p, round, budget, version=version, floor=floor, rng=seed)
+    else:
+        sel = queue.build_queue(p, round, budget, strategy=strategy, discriminator=version,
+                                committee=_csv(committee), threshold=threshold, featurizer=featurizer,
+                                strata=_csv(strata), double_share=double_share, rng=seed)
     _echo(sel.summary())
 
 
 @app.command()
 def review(
     round: int = typer.Option(..., "--round", "-r", help="Round whose queue to review."),
-    port: int = typer.Option(5151, help="App port."),
+    port: int = typer.Option(5151, help="App port (one App server per reviewer)."),
     address: str = typer.Option("127.0.0.1", help="Interface to bind (default: this machine only)."),
     reviewer: Optional[str] = typer.Option(None, help="Your name, recorded with each judgment."),
     adjudicate: bool = typer.Option(False, "--adjudicate", help="Review the disagreements; final."),
@@ -246,20 +298,14 @@ def featurize(
     """Compute candidate features once, cached by featurizer config (reruns compute nothing)."""
     from rorem_data.rounds.discriminator import featurize as run
 
-    r = run(_open(), featurizer, config=json.loads(config) if config else None, round=round,
+    r = run(_open(), featurizer, config=_json_option(config, "--config"), round=round,
             shard=shard, batch_size=batch_size, num_workers=workers)
     _echo(r.summary())
-
-
-disc_app = typer.Typer(no_args_is_help=True, help="Train, evaluate and list discriminators.")
-app.add_typer(disc_app, name="discriminator")
 
 
 @disc_app.command("list")
 def disc_list():
     """Discriminator specs (from discriminators/ and ROREM_DISCRIMINATORS_PATH) and trained versions."""
-    import os as _os
-
     from rorem_data.discriminators.specs import get_spec, list_discriminators
 
     for name in list_discriminators():
@@ -268,52 +314,60 @@ def disc_list():
         p = _open()
     except RoremError:
         return
-    from rorem_data.rounds.versions import versions_dir
+    from rorem_data.rounds.versions import list_versions
 
-    d = versions_dir(p)
-    if _os.path.isdir(d):
+    versions = list_versions(p)
+    if versions:
         _echo("\ntrained versions in this project:")
-        for v in sorted(_os.listdir(d)):
+        for v in versions:
             _echo(f"  {v}")
 
 
 @disc_app.command("train")
 def disc_train(
     round: int = typer.Option(..., "--round", "-r", help="Use human labels of rounds <= N."),
-    discriminator: str = typer.Option("stats-logistic", "--discriminator", "-d", help="Spec name or file."),
+    spec: str = typer.Option("stats-logistic", "--spec", "-s", help="Spec name or spec file."),
     holdout: float = typer.Option(0.3, help="Share of labels held out for calibration and thresholds."),
     calibration: str = typer.Option("platt", help="platt | isotonic | none"),
+    trust_code: bool = typer.Option(False, "--trust-code",
+                                    help="Allow a spec whose head is a user class (imports its code)."),
     seed: int = typer.Option(0),
 ):
     """Train, calibrate and evaluate a discriminator version on the human labels so far."""
     from rorem_data.rounds.discriminator import train
 
-    _echo(train(_open(), round, discriminator, holdout=holdout, calibration=calibration, rng=seed).summary())
+    _echo(train(_open(), round, spec, holdout=holdout, calibration=calibration, rng=seed,
+                **_opt(trust_code=trust_code)).summary())
 
 
 @disc_app.command("evaluate")
 def disc_evaluate(
-    discriminator: Optional[str] = typer.Option(None, "--discriminator", "-d", help="Version (default: latest)."),
+    version: Optional[str] = typer.Option(None, "--version", help="Version (default: latest)."),
     round: Optional[int] = typer.Option(None, "--round", "-r", help="Only this round's labels."),
     threshold: float = typer.Option(0.5),
     include_training: bool = typer.Option(False, "--include-training"),
+    trust_code: bool = typer.Option(False, "--trust-code",
+                                    help="Load a version whose head is a user class."),
 ):
     """Agreement with human labels: AUC, accuracy, precision/recall, success rates, with intervals."""
     from rorem_data.rounds.discriminator import evaluate
 
-    _echo(json.dumps(evaluate(_open(), discriminator, round=round, threshold=threshold,
-                              exclude_training=not include_training), indent=1, default=str))
+    _echo(json.dumps(evaluate(_open(), version, round=round, threshold=threshold,
+                              exclude_training=not include_training, **_opt(trust_code=trust_code)),
+                     indent=1, default=str))
 
 
 @app.command()
 def score(
     round: int = typer.Option(..., "--round", "-r"),
-    discriminator: Optional[str] = typer.Option(None, "--discriminator", "-d", help="Version (default: latest)."),
+    version: Optional[str] = typer.Option(None, "--version", help="Version (default: latest)."),
+    trust_code: bool = typer.Option(False, "--trust-code",
+                                    help="Load a version whose head is a user class."),
 ):
     """Store a discriminator version's calibrated scores on the round's candidates (bulk)."""
     from rorem_data.rounds.discriminator import score as run
 
-    _echo(run(_open(), round, discriminator).summary())
+    _echo(run(_open(), round, version, **_opt(trust_code=trust_code)).summary())
 
 
 @app.command("auto-label")
@@ -323,14 +377,19 @@ def auto_label_cmd(
     confidence: float = typer.Option(0.95, help="Confidence that the precision is met."),
     reject_npv: Optional[float] = typer.Option(None, help="Required precision of automatic rejects."),
     audit: float = typer.Option(0.05, help="Share of automatic decisions queued for human audit."),
-    discriminator: Optional[str] = typer.Option(None, help="Discriminator version (default: latest)."),
+    version: Optional[str] = typer.Option(None, "--version", help="Discriminator version (default: latest)."),
+    method: str = typer.Option("auto", "--method", help="auto | active | holdout: which labels set the thresholds."),
+    allow_unseen_remover: bool = typer.Option(False, "--allow-unseen-remover",
+                                              help="Decide candidates of removers the calibration labels barely cover."),
     seed: int = typer.Option(0),
 ):
     """Let the calibrated discriminator decide the round's undecided candidates."""
     from rorem_data.rounds.automation import auto_label
 
-    _echo(auto_label(_open(), round, version=discriminator, target_precision=target_precision,
-                     confidence=confidence, reject_npv=reject_npv, audit=audit, rng=seed).summary())
+    _echo(auto_label(_open(), round, version=version, target_precision=target_precision,
+                     confidence=confidence, reject_npv=reject_npv, audit=audit, rng=seed,
+                     **_opt(method=None if method == "auto" else method,
+                            allow_unseen_remover=allow_unseen_remover)).summary())
 
 
 @app.command()
@@ -339,7 +398,7 @@ def audit(round: int = typer.Option(..., "--round", "-r"),
     """Measured precision of the round's automatic decisions on the audited items."""
     from rorem_data.rounds.automation import audit_report
 
-    _echo(json.dumps(audit_report(_open(), round, confidence=confidence), indent=1))
+    _echo(json.dumps(audit_report(_open(), round, confidence=confidence), indent=1, default=str))
 
 
 @app.command()
@@ -347,8 +406,8 @@ def evaluate(
     test: str = typer.Option(..., "--test", help="Test folder: meta.json (source, mask[, GT][, score]) or images/ + masks/."),
     remover: str = typer.Option(..., "--remover", help="Remover spec (file, pipeline folder, classical[:ns])."),
     out: str = typer.Option("evaluation", "--out", "-o", help="Folder for results and evaluation.json."),
-    discriminator: Optional[str] = typer.Option(None, "--discriminator", "-d",
-                                                help="Discriminator version (default: the project's latest)."),
+    version: Optional[str] = typer.Option(None, "--version",
+                                          help="Discriminator version (default: the project's latest)."),
     batch_size: int = typer.Option(4, "--batch-size"),
 ):
     """Run a remover on a test set: success rate, PSNR/SSIM/LPIPS in and out of the mask, time."""
@@ -358,20 +417,16 @@ def evaluate(
         project = _open()
     except RoremError:
         project = None
-    _echo(summarize(evaluate_remover(test, remover, out, project=project, discriminator=discriminator,
+    _echo(summarize(evaluate_remover(test, remover, out, project=project, version=version,
                                      batch_size=batch_size)))
 
 
 @app.command()
-def report(out: str = typer.Option("report", "--out", "-o", help="Output folder.")):
+def report(out: str = typer.Option("report", "--out", "-o", help="Output folder (new, or an earlier report).")):
     """Write the HTML + markdown report (round table, plots, example grids)."""
     from rorem_data.rounds.report import write_report
 
     _echo(f"wrote {write_report(_open(), out)}")
-
-
-labels_app = typer.Typer(no_args_is_help=True, help="Exchange review labels as CSV/JSON files.")
-app.add_typer(labels_app, name="labels")
 
 
 @labels_app.command("export")
@@ -405,6 +460,36 @@ def labels_agreement(round: int = typer.Option(..., "--round", "-r")):
     _echo(json.dumps(reviewer_agreement(_open(), round), indent=1))
 
 
+@round_app.command("run")
+def round_run(
+    round: int = typer.Option(..., "--round", "-r", help="The round to run (>= 1)."),
+    remover: str = typer.Option(..., "--remover", help="Remover spec (file, pipeline folder, classical[:ns])."),
+    budget: int = typer.Option(..., "--budget", "-b", help="Human judgments to spend on the round's queue."),
+    reviewer: str = typer.Option("app", "--reviewer",
+                                 help="'app' (open the review App and wait), or a labels file."),
+    reviewer_name: Optional[str] = typer.Option(None, "--reviewer-name", help="Name recorded with judgments."),
+    strategy: str = typer.Option("active-inference", "--strategy",
+                                 help="active-inference (Poisson sample with known probabilities) or a query strategy."),
+    spec: str = typer.Option("stats-logistic", "--spec", help="Discriminator spec to train."),
+    target_precision: float = typer.Option(0.9, help="Required precision of automatic accepts."),
+    confidence: float = typer.Option(0.9, help="Confidence that the precision is met."),
+    audit: float = typer.Option(0.05, help="Share of automatic decisions queued for audit."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="Only pool items of this origin."),
+    port: int = typer.Option(5151, help="App port for --reviewer app."),
+    seed: int = typer.Option(0),
+):
+    """One whole round: generate, featurize, queue, review, train, score, auto-label, audit,
+    estimates - each step resumable and recorded in the round record."""
+    from rorem_data.rounds.driver import run_round
+
+    res = run_round(_open(), round, remover=remover, budget=budget, strategy=strategy,
+                    reviewer=reviewer, reviewer_name=reviewer_name, spec=spec,
+                    target_precision=target_precision, confidence=confidence, audit=audit,
+                    pool_filter={"origin": origin} if origin else None, port=port, rng=seed,
+                    echo=_echo)
+    _echo(res.summary())
+
+
 @app.command()
 def demo(
     path: str = typer.Argument("demo-project", help="Folder for the demo project."),
@@ -428,13 +513,18 @@ def main(argv=None) -> None:
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code or 0)
-    except Exception as exc:  # click usage errors
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
         import click
 
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
-        raise
+        if os.environ.get("ROREM_DEBUG"):
+            raise
+        typer.secho(f"Error: unexpected {type(exc).__name__}: {exc}\nThis is a bug in rorem-data "
+                    "(or an input it does not check yet): please report it with the command you ran. "
+                    "Set ROREM_DEBUG=1 to see the traceback.", fg=typer.colors.RED, err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

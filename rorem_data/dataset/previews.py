@@ -12,7 +12,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from rorem_data.core.images import read_mask, write_bytes_atomic
+from rorem_data.core.images import ImageProblem, read_mask, read_rgb, write_bytes_atomic
 
 PANEL = 256
 OUTLINE = (255, 40, 40)
@@ -77,32 +77,51 @@ def compose(source: np.ndarray, mask: np.ndarray, result: np.ndarray, *, panel: 
     return canvas
 
 
-def write_preview(task) -> str:
-    """Worker: ``(source_path, mask_path, result_path, out_path)`` -> out_path (JPEG)."""
+def write_preview(task) -> tuple[str | None, str | None]:
+    """Worker: ``(source_path, mask_path, result_path, out_path)`` -> ``(out_path, None)``, or
+    ``(None, problem)`` when a file is missing or unreadable (the candidate is still queued;
+    the App then shows its source, and the problem is reported)."""
     import io
 
     source_path, mask_path, result_path, out_path = task
-    src = np.asarray(Image.open(source_path).convert("RGB"))
-    res = np.asarray(Image.open(result_path).convert("RGB"))
-    m = read_mask(mask_path)
-    if res.shape != src.shape:
+    try:
+        src = read_rgb(source_path)
+        res = read_rgb(result_path) if result_path else None
+        m = read_mask(mask_path)
+    except ImageProblem as exc:
+        return None, str(exc)
+    if res is None:
+        return None, "the candidate has no result image"
+    if res.shape != src.shape:  # any size and aspect: previews always line up with the source
         res = np.asarray(Image.fromarray(res).resize((src.shape[1], src.shape[0]), Image.BICUBIC))
+    if m.shape != src.shape[:2]:
+        m = np.asarray(Image.fromarray(m).resize((src.shape[1], src.shape[0]), Image.NEAREST))
     buf = io.BytesIO()
     compose(src, m, res).save(buf, format="JPEG", quality=88)
     write_bytes_atomic(out_path, buf.getvalue())
-    return out_path
+    return out_path, None
 
 
 def preview_path(project, sample_id: str) -> str:
     return project.media_path("previews", f"{sample_id}.jpg")
 
 
-def ensure_previews(project, rows, *, workers: int | None = None) -> list[str]:
-    """Write missing previews for ``rows`` of (sample_id, source, mask, result); returns paths."""
+def ensure_previews(project, rows, *, workers: int | None = None) -> list[str | None]:
+    """Write missing previews for ``rows`` of (sample_id, source, mask, result); returns their
+    paths (None where a file was missing or unreadable - a warning names each such candidate)."""
+    import warnings
+
     from rorem_data.core.validate import map_checks
 
     paths = [preview_path(project, sid) for sid, *_ in rows]
-    todo = [(s, m, r, p) for (sid, s, m, r), p in zip(rows, paths) if not os.path.exists(p)]
+    todo = [(i, (s, m, r, p)) for i, ((sid, s, m, r), p) in enumerate(zip(rows, paths))
+            if not os.path.exists(p)]
     if todo:
-        map_checks(write_preview, todo, desc="writing review previews", workers=workers, chunk_size=64)
+        done = map_checks(write_preview, [t for _i, t in todo], desc="writing review previews",
+                          workers=workers, chunk_size=64)
+        for (i, _t), (path, problem) in zip(todo, done):
+            if problem is not None:
+                paths[i] = None
+                warnings.warn(f"candidate {rows[i][0]}: no preview ({problem}); it is queued and the "
+                              "App shows its source - restore the file or reject it", stacklevel=2)
     return paths

@@ -110,8 +110,54 @@ def load_dataset(name: str):
 
 
 def _database_where() -> str:
+    ident = database_identity()
+    return f"{ident['db_path'] or '?'} ({ident['uri'] or 'embedded, ' + ident['address']})"
+
+
+PROJECTS_COLLECTION = "rorem_data_projects"
+
+
+def database_identity() -> dict:
+    """Where this process's data really lives: the connected server's data folder
+    (``dbPath``), its address, and the URI asked for (empty for FiftyOne's embedded database).
+
+    FiftyOne's embedded database is one service per machine: a process started while another
+    FiftyOne process runs attaches to that one, whatever its own ``FIFTYONE_DATABASE_DIR`` says.
+    The server's own answer is the only reliable one.
+    """
+    import fiftyone.core.odm as foo
+
     fo = _fo()
-    return fo.config.database_uri or f"{fo.config.database_dir} (embedded)"
+    conn = foo.get_db_conn()
+    client = conn.client
+    try:
+        host, port = client.address or ("?", 0)
+        address = f"{host}:{port}"
+    except Exception:  # noqa: BLE001 - a replica set or a proxy: no single address
+        address = "?"
+    try:
+        opts = client.admin.command("getCmdLineOpts")
+        db_path = ((opts.get("parsed") or {}).get("storage") or {}).get("dbPath") or ""
+    except Exception:  # noqa: BLE001 - no admin rights on a shared server: fall back to the address
+        db_path = ""
+    return {"uri": fo.config.database_uri or "", "address": address, "db_path": db_path,
+            "database": conn.name}
+
+
+def register_project(project_id: str, dataset_name: str, root: str) -> None:
+    """Leave the project's mark in the database that holds it (checked on every open)."""
+    import fiftyone.core.odm as foo
+
+    foo.get_db_conn()[PROJECTS_COLLECTION].update_one(
+        {"_id": project_id}, {"$set": {"dataset": dataset_name, "root": root,
+                                       "updated_at": schema.utcnow()},
+                              "$setOnInsert": {"created_at": schema.utcnow()}}, upsert=True)
+
+
+def find_project(project_id: str) -> dict | None:
+    import fiftyone.core.odm as foo
+
+    return foo.get_db_conn()[PROJECTS_COLLECTION].find_one({"_id": project_id})
 
 
 def existing_keys(ds, keys: Iterable[str]) -> set[str]:

@@ -23,17 +23,15 @@ from rorem_data.core.errors import ConfigError
 
 def read_test_set(path: str) -> list[dict]:
     """Items ``{name, source, mask, target?, label?}`` of a test folder (see the module doc)."""
+    from rorem_data.core import jsonfile
+    from rorem_data.core.paths import UnsafePath, join_inside
     from rorem_data.dataset.pool import scan_folder
-    from rorem_data.core.paths import safe_join
 
     path = os.path.abspath(path)
     meta = os.path.join(path, "meta.json") if os.path.isdir(path) else path
     if os.path.isfile(meta):
-        with open(meta, encoding="utf-8") as fh:
-            try:
-                data = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{meta} is not valid JSON ({exc})") from None
+        data = jsonfile.load(meta, fix="write a JSON list of {source, mask[, GT][, score]} objects")
+        safe_join = (lambda root, rel: _inside(join_inside, UnsafePath, root, rel, meta))
         if not isinstance(data, list):
             raise ConfigError(f"{meta} must be a JSON list of {{source, mask[, GT][, score]}} objects")
         root = os.path.dirname(meta)
@@ -54,7 +52,14 @@ def read_test_set(path: str) -> list[dict]:
     return [{"name": f"{i:06d}", "source": e.image, "mask": e.mask} for i, e in enumerate(entries)]
 
 
-def evaluate_remover(test: str, remover, out: str, *, project=None, discriminator: str | None = None,
+def _inside(join_inside, UnsafePath, root, rel, meta):
+    try:
+        return join_inside(root, rel)
+    except UnsafePath as exc:
+        raise ConfigError(f"{meta}: {exc}") from None
+
+
+def evaluate_remover(test: str, remover, out: str, *, project=None, version: str | None = None,
                      batch_size: int = 4, confidence: float = 0.95) -> dict:
     """Run ``remover`` on the test set and report quality, success rate and speed.
 
@@ -68,8 +73,9 @@ def evaluate_remover(test: str, remover, out: str, *, project=None, discriminato
         Folder for the results and ``evaluation.json``.
     project : Project, optional
         Needed to use a trained discriminator version.
-    discriminator : str, optional
-        Version to estimate the success rate with (default: the project's latest, if any).
+    version : str, optional
+        Discriminator version to estimate the success rate with (default: the project's
+        latest, if any).
     """
     from rorem_data.stats.intervals import proportion
     from rorem_data.core.images import read_mask, write_bytes_atomic
@@ -126,7 +132,7 @@ def evaluate_remover(test: str, remover, out: str, *, project=None, discriminato
         from rorem_data.rounds.versions import latest_version
         from rorem_data.rounds.discriminator import predict
 
-        version = discriminator or latest_version(project)
+        version = version or latest_version(project)
         if version:
             p = predict(project, version, None, [(r["source"], r["result"], r["mask"]) for r in rows],
                         progress=False)

@@ -45,11 +45,17 @@ class ProjectConfig:
     media_dir: str = "media"
     created: str = ""
     settings: dict = field(default_factory=dict)
+    project_id: str = ""
+    db_uri: str = ""
+    db_path: str = ""
 
     def to_toml(self) -> str:
         lines = ["# rorem-data project (https://github.com/rorem-data)", "[project]"]
         for k in ("name", "dataset", "media_dir", "created"):
             lines.append(f"{k} = {_toml_value(getattr(self, k))}")
+        lines += ["", "# where the data lives: checked against the connected database on every open",
+                  "[database]", f"project_id = {_toml_value(self.project_id)}",
+                  f"uri = {_toml_value(self.db_uri)}", f"db_path = {_toml_value(self.db_path)}"]
         lines += ["", "[settings]"]
         for k, v in sorted(self.settings.items()):
             lines.append(f"{k} = {_toml_value(v)}")
@@ -66,12 +72,16 @@ class ProjectConfig:
         if not isinstance(proj, dict) or not isinstance(proj.get("dataset"), str):
             raise ProjectError(f"{where} has no [project] table with a 'dataset' name; "
                                "re-create it with `rorem-data init --force`")
+        db = data.get("database") if isinstance(data.get("database"), dict) else {}
         return cls(
             name=str(proj.get("name", "")),
             dataset=proj["dataset"],
             media_dir=str(proj.get("media_dir", "media")),
             created=str(proj.get("created", "")),
             settings=dict(data.get("settings", {})),
+            project_id=str(db.get("project_id", "")),
+            db_uri=str(db.get("uri", "")),
+            db_path=str(db.get("db_path", "")),
         )
 
 
@@ -113,12 +123,44 @@ class Project:
 
     @property
     def dataset(self):
-        """The project's ``fiftyone.Dataset`` (loaded on first use)."""
+        """The project's ``fiftyone.Dataset`` (loaded on first use, after checking that the
+        connected database is the one that holds the project).
+
+        Raises
+        ------
+        ProjectError
+            This process is connected to another database (FiftyOne's embedded database is one
+            per machine: a process started while another runs joins that one), or the dataset
+            is missing.
+        """
         if self._dataset is None:
             from rorem_data.dataset import store
 
+            self.check_database()
             self._dataset = store.load_dataset(self.config.dataset)
         return self._dataset
+
+    def check_database(self) -> None:
+        """Raise :class:`ProjectError` unless the connected database holds this project."""
+        from rorem_data.dataset import store
+
+        if not self.config.project_id:
+            return  # a project from before identities were recorded: the dataset check remains
+        if store.find_project(self.config.project_id) is not None:
+            return
+        now = store.database_identity()
+        made = self.config.db_path or "?"
+        made_how = self.config.db_uri or "FiftyOne's embedded database"
+        conn_how = now["uri"] or f"FiftyOne's embedded database at {now['address']}"
+        fix = (f"set FIFTYONE_DATABASE_URI={self.config.db_uri}" if self.config.db_uri else
+               "stop the other FiftyOne processes on this machine (an App, a notebook, another "
+               "command: the embedded database is one service per machine, and it was started "
+               "from another folder), then run the command again")
+        raise ProjectError(
+            f"project {self.root} lives in the database at {made} ({made_how}), but this process "
+            f"is connected to the database at {now['db_path'] or '?'} ({conn_how}), which does "
+            f"not hold it. Fix: {fix}. If you moved the database on purpose, run "
+            "`rorem-data init --force` in the project to adopt the connected one")
 
     # Thin conveniences over the library functions ------------------------------------------
 
@@ -232,10 +274,14 @@ def init_project(path: str = ".", *, name: str | None = None, dataset: str | Non
     if store.dataset_exists(dataset):
         if not force:
             raise ProjectError(f"FiftyOne dataset {dataset!r} already exists; pass another "
-                               "--dataset name, or --force to adopt it")
+                               "dataset name, or force=True (--force) to adopt it")
         store.ensure_schema(store.load_dataset(dataset))
     else:
         store.create_dataset(dataset)
+    ident = store.database_identity()
+    config.project_id = (old.project_id if old and old.project_id else secrets.token_hex(8))
+    config.db_uri, config.db_path = ident["uri"], ident["db_path"]
+    store.register_project(config.project_id, dataset, root)
     project = Project(root, config)
     os.makedirs(project.media_dir, exist_ok=True)
     tmp = cfg_path + ".tmp"

@@ -180,7 +180,7 @@ def _examples(project, out_dir, version, per_group=6):
     """Thumbnail grids of accepted, rejected and uncertain candidates."""
     from PIL import Image
 
-    from rorem_data.core.images import read_mask
+    from rorem_data.core.images import ImageProblem, read_mask, read_rgb
     from rorem_data.dataset.previews import compose
 
     groups = {"accepted": schema.ACCEPTED, "rejected": schema.REJECTED, "uncertain": schema.PENDING}
@@ -194,11 +194,14 @@ def _examples(project, out_dir, version, per_group=6):
         items = []
         for d in docs[:per_group]:
             try:
-                src = np.asarray(Image.open(d["filepath"]).convert("RGB"))
-                res = np.asarray(Image.open(d["target_path"]).convert("RGB").resize(src.shape[1::-1]))
-                img = compose(src, read_mask(d["mask"]["mask_path"]), res, panel=160)
-            except (OSError, KeyError, TypeError):
-                continue
+                src = read_rgb(d["filepath"])
+                res = np.asarray(Image.fromarray(read_rgb(d["target_path"])).resize(src.shape[1::-1]))
+                mask = read_mask(d["mask"]["mask_path"])
+                if mask.shape != src.shape[:2]:
+                    continue
+                img = compose(src, mask, res, panel=160)
+            except (ImageProblem, KeyError, TypeError):
+                continue  # a missing or unreadable file: the example is left out
             fn = f"ex-{name}-{d['key']}.jpg"
             img.save(os.path.join(out_dir, fn), quality=85)
             dec = d.get("decision") or {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from rorem_data.core import schema
-from rorem_data.dataset import queries
+from rorem_data.dataset import queries, store
 
 
 @dataclass
@@ -30,7 +30,8 @@ class RoundRow:
     pending: int
     accepted: int
     cumulative_train: int
-    success_rate: dict | None = None  # Estimate as dict (human rows; see automation.round_estimates)
+    success_rate: dict | None = None  # Estimate as dict (human rows; see rounds.estimates)
+    automation_yield: dict | None = None  # auto rows: share decided automatically, audited precision
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -84,9 +85,74 @@ def round_table(project, *, estimates: bool = False) -> list[RoundRow]:
         rows.append(RoundRow(r, schema.PHASE_HUMAN, pools.get(r, 0), cand, sel_h, hum, hum_acc, 0, 0,
                              pending, hum_acc, cumulative, rate))
         cumulative += auto_acc
+        auto_rec = (store.round_record(project.dataset_name, r).get("phases") or {}).get("auto") or {}
         rows.append(RoundRow(r, schema.PHASE_AUTO, pools.get(r, 0), cand, sel_a, 0, 0, auto, auto_acc,
-                             pending, auto_acc, cumulative))
+                             pending, auto_acc, cumulative, automation_yield=auto_rec.get("yield")))
     return rows
+
+
+def licenses_by_origin(project) -> dict:
+    """``{origin: {license: pairs}}`` over seed pairs and candidates (pool items in ``pool``)."""
+    out: dict = {}
+    for (kind, origin, lic), n in sorted(queries.license_tallies(project.dataset).items(),
+                                         key=lambda kv: tuple(str(x) for x in kv[0])):
+        key = origin or "(none)"
+        if kind == schema.KIND_POOL:
+            key = f"{key} (pool)"
+        out.setdefault(key, {})
+        out[key][lic] = out[key].get(lic, 0) + n
+    return out
+
+
+def status_dict(project) -> dict:
+    """What ``rorem-data status --json`` prints."""
+    rows = round_table(project, estimates=True)
+    return {"project": project.name, "dataset": project.dataset_name, "pool_items": pool_size(project),
+            "rounds": [r.as_dict() for r in rows], "licenses": licenses_by_origin(project)}
+
+
+def _pct(e) -> str:
+    if not e or e.get("value") is None:
+        return ""
+    if e.get("lo") is None:
+        return f"{100 * e['value']:.1f}%"
+    return f"{100 * e['value']:.1f}% [{100 * e['lo']:.1f}, {100 * e['hi']:.1f}]"
+
+
+def print_status(project) -> None:
+    """The round table, licenses per origin, on the terminal (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    data = status_dict(project)
+    t = Table(title=f"{data['project']}: {data['pool_items']} pool items")
+    cols = ["round", "phase", "pool", "cand.", "selected", "human", "acc. human", "auto", "acc. auto",
+            "pending", "train set", "success rate (95% CI)", "automation yield (audited precision)"]
+    for c in cols:
+        t.add_column(c, justify="left" if c == "phase" else "right")
+    for r in data["rounds"]:
+        sr = r.get("success_rate")
+        rate = f"{_pct(sr)} {sr.get('source', '')}" if sr else ""
+        y = r.get("automation_yield") or {}
+        yld = ""
+        if y.get("accept_share") is not None:
+            yld = f"{100 * y['accept_share']:.1f}% acc"
+            if y.get("reject_share"):
+                yld += f" + {100 * y['reject_share']:.1f}% rej"
+            if y.get("audited_precision"):
+                yld += f" ({_pct(y['audited_precision'])})"
+        t.add_row(str(r["round"]), r["phase"], str(r["pool_items"]), str(r["candidates"]),
+                  str(r["selected"]), str(r["human_reviewed"]), str(r["accepted_by_human"]),
+                  str(r["auto_decided"]), str(r["accepted_by_discriminator"]), str(r["pending"]),
+                  str(r["cumulative_train"]), rate, yld)
+    console = Console()
+    console.print(t)
+    lic = Table(title="licenses per origin (pairs and pool items)")
+    lic.add_column("origin")
+    lic.add_column("licenses")
+    for origin, counts in data["licenses"].items():
+        lic.add_row(origin, ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    console.print(lic)
 
 
 def pool_size(project) -> int:
