@@ -20,9 +20,11 @@ demo: setup
 	$(VENV)/bin/rorem-data demo demo-project
 
 test: setup
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
 test-fast: setup
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not slow and not browser"
 
 bench: setup

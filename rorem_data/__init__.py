@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import importlib
 
-from rorem_data.core.errors import (
+from rorem_data.core.errors import (  # noqa: F401 - public names (see __all__)
     ConfigError,
     DependencyError,
     ExportError,
@@ -29,7 +29,7 @@ from rorem_data.core.errors import (
     RoremError,
     ValidationError,
 )
-from rorem_data.core.version import __version__
+from rorem_data.core.version import __version__  # noqa: F401
 
 # public name -> "module:attribute", imported on first use (PEP 562)
 _API = {

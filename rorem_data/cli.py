@@ -143,16 +143,13 @@ def export(
                                                 help="Only pairs under these licenses (comma-separated)."),
     license_deny: Optional[str] = typer.Option(None, "--license-deny",
                                                help="Leave out pairs under these licenses (comma-separated)."),
-    exclude_reviewer: Optional[str] = typer.Option(None, "--exclude-reviewer",
-                                                   help="Leave out labels of these reviewers (comma-separated)."),
 ):
     """Export the cumulative training set after round N."""
     from rorem_data.dataset.export import export_round
 
     r = export_round(_open(), round, out, format=format, with_rejected=with_rejected,
                      embed_images=embed_images, overwrite=overwrite,
-                     **_opt(license_allow=_csv(license_allow), license_deny=_csv(license_deny),
-                            exclude_reviewers=_csv(exclude_reviewer)))
+                     **_opt(license_allow=_csv(license_allow), license_deny=_csv(license_deny)))
     _echo(r.summary())
 
 
@@ -427,6 +424,37 @@ def report(out: str = typer.Option("report", "--out", "-o", help="Output folder 
     from rorem_data.rounds.report import write_report
 
     _echo(f"wrote {write_report(_open(), out)}")
+
+
+@app.command()
+def reviewers(
+    round: Optional[int] = typer.Option(None, "--round", "-r", help="Only this round's judgments."),
+    exclude_reviewer: Optional[str] = typer.Option(
+        None, "--exclude-reviewer", help="Keep these reviewers' labels out of training, estimates "
+        "and export (comma-separated; reversible with --include-reviewer)."),
+    include_reviewer: Optional[str] = typer.Option(None, "--include-reviewer",
+                                                   help="Let excluded reviewers' labels count again."),
+    min_accuracy: float = typer.Option(0.8, help="Flag reviewers whose gold accuracy is surely below this."),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Reviewer quality: accuracy on gold items (with an interval), agreement, time per decision."""
+    from rorem_data.rounds.reviewer_quality import exclude_reviewers, reviewer_quality
+
+    p = _open()
+    if exclude_reviewer:
+        out = exclude_reviewers(p, _csv(exclude_reviewer))
+        _echo(f"excluded {', '.join(out['excluded'])}: {out['resettled']} samples re-decided")
+    if include_reviewer:
+        out = exclude_reviewers(p, _csv(include_reviewer), include=True)
+        _echo(f"excluded now: {', '.join(out['excluded']) or 'nobody'}; {out['resettled']} samples re-decided")
+    q = reviewer_quality(p, round=round, min_accuracy=min_accuracy)
+    if as_json:
+        _echo(json.dumps(q, indent=1, default=str))
+        return
+    from rorem_data.rounds.status import reviewer_lines
+
+    for line in reviewer_lines(q):
+        _echo(line)
 
 
 @labels_app.command("export")

@@ -37,6 +37,13 @@ Every sample has
     ``queue_purpose``   ``active`` (query strategy), ``estimate`` (uniform sample) or ``audit``
     ``estimate_sample`` True for candidates in the round's uniform estimation sample
     ``preview_path``    side-by-side review image (source + mask outline, result, zoomed crops)
+    ``license``         the data's license (SPDX id or free text; ``unknown`` when not given);
+                        a candidate carries its pool item's
+    ``inclusion_probability``  the probability a candidate was drawn into an active-inference
+                        sample with (inverse-probability weights)
+    ``gold_truth``      gold items (``kind == "gold"``): the known answer; ``gold_kind`` how it
+                        was made from a seed pair (see :mod:`rorem_data.rounds.gold`)
+    ``ledger_rev``      revision counter of the decision ledger (compare-and-swap)
 """
 
 from __future__ import annotations
@@ -47,7 +54,8 @@ from datetime import datetime, timezone
 KIND_SEED = "seed"
 KIND_POOL = "pool"
 KIND_CANDIDATE = "candidate"
-KINDS = (KIND_SEED, KIND_POOL, KIND_CANDIDATE)
+KIND_GOLD = "gold"  # a judgment with a known answer, mixed into queues to measure reviewers
+KINDS = (KIND_SEED, KIND_POOL, KIND_CANDIDATE, KIND_GOLD)
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -94,7 +102,15 @@ SCALAR_FIELDS = {
     "license_url": "StringField",
     "ledger_rev": "IntField",
     "inclusion_probability": "FloatField",
+    "gold_truth": "StringField",
+    "gold_kind": "StringField",
+    "gold_seed": "StringField",
 }
+
+QUEUE_GOLD = "gold"  # gold items mixed into a human queue
+# fields the review view hides: what would tell a gold item from a candidate
+HIDDEN_IN_REVIEW = ("mask", "kind", "origin", "gold_truth", "gold_kind", "gold_seed",
+                    "queue_purpose", "estimate_sample", "inclusion_probability", "scores")
 
 UNKNOWN_LICENSE = "unknown"
 

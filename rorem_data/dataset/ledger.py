@@ -66,7 +66,8 @@ def _oid(sample_id) -> ObjectId:
 # --- pure derivation -----------------------------------------------------------------------
 
 
-def human_verdict(reviews: Sequence[dict] | None, quota: int = 1) -> tuple[dict | None, bool]:
+def human_verdict(reviews: Sequence[dict] | None, quota: int = 1,
+                  excluded: frozenset = frozenset()) -> tuple[dict | None, bool]:
     """The decision the standing human judgments imply, and whether reviewers disagree.
 
     Parameters
@@ -76,12 +77,14 @@ def human_verdict(reviews: Sequence[dict] | None, quota: int = 1) -> tuple[dict 
         withdrawn, ``round``, ``adjudication``, ``at``, ``reason``).
     quota : int
         Reviewers needed (1, or 2 for the double-review share).
+    excluded : set of str
+        Reviewers whose judgments do not count (see :func:`set_excluded_reviewers`).
 
     Returns
     -------
     (decision document or None, needs_adjudication)
     """
-    reviews = [r for r in reviews or () if r]
+    reviews = [r for r in reviews or () if r and r.get("reviewer") not in excluded]
     standing: dict[str, tuple[int, dict]] = {}      # reviewer -> (position, latest judgment)
     adjudications: dict[str, tuple[int, dict]] = {}
     for pos, r in enumerate(reviews):
@@ -127,14 +130,14 @@ def _same(a: dict | None, b: dict | None) -> bool:
     return all(a.get(k) == b.get(k) for k in keys)
 
 
-def derive(doc: dict) -> tuple[dict | None, bool]:
+def derive(doc: dict, excluded: frozenset = frozenset()) -> tuple[dict | None, bool]:
     """The decision a sample's lists imply now, and whether it needs adjudication.
 
     Returns ``(decision, needs_adjudication)``; ``decision`` is None only for a sample that was
     never decided (status pending, or None for pool items).
     """
     history = [d for d in doc.get("decisions") or () if d]
-    verdict, needs_adj = human_verdict(doc.get("reviews"), doc.get("review_quota") or 1)
+    verdict, needs_adj = human_verdict(doc.get("reviews"), doc.get("review_quota") or 1, excluded)
     if verdict is not None:
         return verdict, False
     last = history[-1] if history else None
@@ -158,7 +161,8 @@ def derive(doc: dict) -> tuple[dict | None, bool]:
 def current_fields(doc: dict, decision: dict | None, needs_adj: bool) -> dict:
     """The ``$set`` that makes the current fields equal ``decision``."""
     if decision is None:
-        status = schema.PENDING if doc.get("kind") == schema.KIND_CANDIDATE else doc.get("status")
+        status = (schema.PENDING if doc.get("kind") in (schema.KIND_CANDIDATE, schema.KIND_GOLD)
+                  else doc.get("status"))
         return {"status": status, "decided_by": None, "decided_round": None, "decision": None,
                 "needs_adjudication": bool(needs_adj)}
     settled = decision["status"] != schema.PENDING  # a pending marker decides nothing
@@ -167,7 +171,7 @@ def current_fields(doc: dict, decision: dict | None, needs_adj: bool) -> dict:
             "needs_adjudication": bool(needs_adj)}
 
 
-def check_invariant(doc: dict) -> list[str]:
+def check_invariant(doc: dict, excluded: frozenset = frozenset()) -> list[str]:
     """What is wrong with a stored sample's ledger (empty list when it holds).
 
     The current fields must equal the last history entry, and that entry must be what
@@ -176,8 +180,8 @@ def check_invariant(doc: dict) -> list[str]:
     problems = []
     history = [d for d in doc.get("decisions") or () if d]
     last = history[-1] if history else None
-    want_status = last["status"] if last else (schema.PENDING if doc.get("kind") == schema.KIND_CANDIDATE
-                                               else doc.get("status"))
+    want_status = last["status"] if last else (
+        schema.PENDING if doc.get("kind") in (schema.KIND_CANDIDATE, schema.KIND_GOLD) else doc.get("status"))
     if doc.get("status") != want_status:
         problems.append(f"status {doc.get('status')!r} but the last decision says {want_status!r}")
     want_by = (last or {}).get("by") if want_status != schema.PENDING else None
@@ -186,7 +190,7 @@ def check_invariant(doc: dict) -> list[str]:
                         f"{want_by!r}")
     if not _same(doc.get("decision"), last):
         problems.append("the current decision is not the last entry of the history")
-    implied, needs_adj = derive(doc)
+    implied, needs_adj = derive(doc, excluded)
     if not _same(implied, last):
         problems.append(f"the reviews imply {(implied or {}).get('status')!r} by "
                         f"{(implied or {}).get('by')!r}, the history ends with "
@@ -208,7 +212,7 @@ class Change:
     automatic: dict | None = None
 
 
-def _plan(doc: dict, change: Change) -> tuple[dict, list, list]:
+def _plan(doc: dict, change: Change, excluded: frozenset = frozenset()) -> tuple[dict, list, list]:
     """(``$set``, reviews to push, decisions to push) that apply ``change`` to ``doc``."""
     have = {r.get("op") for r in doc.get("reviews") or () if r}
     new_reviews = [r for r in change.reviews if r["op"] not in have]  # a retry adds nothing twice
@@ -217,12 +221,12 @@ def _plan(doc: dict, change: Change) -> tuple[dict, list, list]:
     pushed: list = []
     view = {**doc, "reviews": reviews, "decisions": history}
     if change.automatic is not None:
-        verdict, _ = human_verdict(reviews, doc.get("review_quota") or 1)
+        verdict, _ = human_verdict(reviews, doc.get("review_quota") or 1, excluded)
         last = history[-1] if history else None
         if verdict is None and not _same(last, change.automatic):
             pushed.append(change.automatic)
             view["decisions"] = history + pushed
-    decision, needs_adj = derive(view)
+    decision, needs_adj = derive(view, excluded)
     last = view["decisions"][-1] if view["decisions"] else None
     if decision is not None and not _same(decision, last):
         decision = {**decision, "op": secrets.token_hex(6)}
@@ -232,8 +236,8 @@ def _plan(doc: dict, change: Change) -> tuple[dict, list, list]:
     return fields, new_reviews, pushed
 
 
-def _update(doc: dict, change: Change):
-    fields, new_reviews, new_decisions = _plan(doc, change)
+def _update(doc: dict, change: Change, excluded: frozenset = frozenset()):
+    fields, new_reviews, new_decisions = _plan(doc, change, excluded)
     rev = doc.get("ledger_rev")
     update: dict = {"$set": {**fields, "ledger_rev": int(rev or 0) + 1,
                              "last_modified_at": schema.utcnow()}}
@@ -247,7 +251,8 @@ def _update(doc: dict, change: Change):
     return UpdateOne({"_id": doc["_id"], "ledger_rev": rev}, update), fields
 
 
-def apply_changes(coll, changes: Sequence[Change], *, batch_size: int = 5_000) -> dict:
+def apply_changes(coll, changes: Sequence[Change], *, batch_size: int = 5_000,
+                  excluded: frozenset | None = None) -> dict:
     """Apply ledger changes in bulk; returns ``{sample_id (str): current fields}``.
 
     Several changes of the same sample are merged in order. Each sample gets one guarded
@@ -264,6 +269,8 @@ def apply_changes(coll, changes: Sequence[Change], *, batch_size: int = 5_000) -
             m.reviews += c.reviews
             if c.automatic is not None:
                 m.automatic = c.automatic
+    if excluded is None:
+        excluded = excluded_reviewers(coll)
     out: dict = {}
     todo = order
     for _ in range(_MAX_TRIES):
@@ -278,7 +285,7 @@ def apply_changes(coll, changes: Sequence[Change], *, batch_size: int = 5_000) -
                 doc = docs.get(oid)
                 if doc is None:
                     raise ConfigError(f"sample {oid} does not exist (deleted meanwhile?)")
-                op, fields = _update(doc, merged[oid])
+                op, fields = _update(doc, merged[oid], excluded)
                 ops.append(op)
                 planned.append((oid, fields))
             res = coll.bulk_write(ops, ordered=False)
@@ -292,6 +299,40 @@ def apply_changes(coll, changes: Sequence[Change], *, batch_size: int = 5_000) -
         todo = failed
     raise ConfigError(f"{len(todo)} samples kept changing while being decided (e.g. {todo[0]}); "
                       "try again")
+
+
+# --- reviewers whose judgments do not count ------------------------------------------------
+
+SETTINGS_COLLECTION = "rorem_data_ledger_settings"
+
+
+def _settings(coll):
+    return coll.database[SETTINGS_COLLECTION]
+
+
+def excluded_reviewers(coll) -> frozenset:
+    """Reviewers excluded in this dataset (their judgments count for nothing)."""
+    doc = _settings(coll).find_one({"_id": coll.name}, {"excluded": 1})
+    return frozenset((doc or {}).get("excluded") or ())
+
+
+def set_excluded_reviewers(ds, names, *, excluded: bool = True) -> dict:
+    """Exclude (or include again) reviewers: their judgments stop (or start again) counting for
+    every sample they judged - training, estimates, exports and the App all follow, because all
+    of them read the ledger. Returns ``{"excluded": [...], "resettled": n}``.
+
+    The judgments themselves stay in ``reviews``: excluding is reversible.
+    """
+    coll = ds._sample_collection
+    names = sorted({str(n).strip() for n in names if str(n).strip()})
+    if not names:
+        raise ConfigError("name at least one reviewer")
+    op = "$addToSet" if excluded else "$pull"
+    arg = {"excluded": {"$each": names}} if excluded else {"excluded": {"$in": names}}
+    _settings(coll).update_one({"_id": coll.name}, {op: arg}, upsert=True)
+    ids = [d["_id"] for d in coll.find({"reviews.reviewer": {"$in": names}}, {"_id": 1})]
+    apply_changes(coll, [Change(i, []) for i in ids])
+    return {"excluded": sorted(excluded_reviewers(coll)), "resettled": len(ids)}
 
 
 # --- the operations upper layers call ------------------------------------------------------
@@ -311,8 +352,8 @@ def queue_rounds(coll, sample_ids: Iterable) -> dict:
     """``{ObjectId: queue_round}`` for the given samples that are queued candidates."""
     oids = [_oid(s) for s in sample_ids]
     return {d["_id"]: d.get("queue_round") for d in coll.find(
-        {"_id": {"$in": oids}, "kind": schema.KIND_CANDIDATE, "queue_round": {"$ne": None}},
-        {"queue_round": 1})}
+        {"_id": {"$in": oids}, "kind": {"$in": [schema.KIND_CANDIDATE, schema.KIND_GOLD]},
+         "queue_round": {"$ne": None}}, {"queue_round": 1})}
 
 
 def record_reviews(ds, rows: Sequence[tuple], *, round: int | None = None) -> dict:

@@ -123,6 +123,15 @@ def queue_members(ds, round: int, fields: Sequence[str] = (), *, purpose: str | 
     return find(ds, q, fields, sort="queue_rank")
 
 
+def reviewed(ds, *, round: int | None = None) -> list[dict]:
+    """Every sample with human reviews (of queue ``round``, or all), with ``kind``, ``reviews``,
+    ``gold_truth`` and ``queue_round`` - what reviewer-quality measures read."""
+    q: dict = {"reviews.0": {"$exists": True}}
+    if round is not None:
+        q["queue_round"] = int(round)
+    return find(ds, q, ["kind", "reviews", "gold_truth", "queue_round"], sort_key=False)
+
+
 def queue_size(ds, round: int) -> int:
     return ds._sample_collection.count_documents({"queue_round": int(round)})
 

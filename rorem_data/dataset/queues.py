@@ -28,10 +28,9 @@ def adjudication_view_name(round: int) -> str:
 
 def enqueue(ds, round: int, sample_ids: Sequence[str], *, purpose: str, double=(),
             preview_paths: dict | None = None, extra: dict | None = None) -> int:
-    """Append candidates to the round's queue, skipping any already queued; returns the
-    queue size. ``double`` holds positions (in ``sample_ids``) judged by two reviewers;
+    """Append samples (candidates, gold items) to the round's queue, skipping any already
+    queued; returns the queue size. ``double`` holds positions (in ``sample_ids``) judged by two reviewers;
     ``extra`` maps sample id -> more fields to set (e.g. an inclusion probability)."""
-    from fiftyone import ViewField as F
 
     coll = ds._sample_collection
     oids = [ObjectId(s) for s in sample_ids]
@@ -52,11 +51,51 @@ def enqueue(ds, round: int, sample_ids: Sequence[str], *, purpose: str, double=(
         coll.bulk_write(ops, ordered=False)
         coll.update_many({"_id": {"$in": [ObjectId(sid) for _j, sid in todo]}, "status": None},
                          {"$set": {"status": schema.PENDING}})
-    queue = ds.match(F("queue_round") == int(round)).sort_by("queue_rank").exclude_fields("mask")
+    _save_views(ds, round)
+    return start + len(ops)
+
+
+def _save_views(ds, round: int) -> None:
+    from fiftyone import ViewField as F
+
+    hidden = [f for f in schema.HIDDEN_IN_REVIEW if f in ds.get_field_schema()]
+    queue = ds.match(F("queue_round") == int(round)).sort_by("queue_rank").exclude_fields(hidden)
     ds.save_view(queue_view_name(round), queue, overwrite=True)
     adj = queue.match(F("needs_adjudication") == True)  # noqa: E712 - a Mongo expression
     ds.save_view(adjudication_view_name(round), adj, overwrite=True)
-    return start + len(ops)
+
+
+def mix_in(ds, round: int, sample_ids: Sequence[str], *, purpose: str, rng: int = 0,
+           preview_paths: dict | None = None) -> int:
+    """Queue samples at random places among the round's not-yet-judged queue items (gold
+    items must not gather at the end, where a reviewer would spot them); returns the queue
+    size. The judged part of the queue keeps its order."""
+    import numpy as np
+
+    coll = ds._sample_collection
+    if not sample_ids:
+        return coll.count_documents({"queue_round": int(round)})
+    enqueue(ds, round, sample_ids, purpose=purpose, preview_paths=preview_paths)
+    open_docs = list(coll.find({"queue_round": int(round), "decided_by": {"$ne": schema.BY_HUMAN}},
+                               {"queue_rank": 1}).sort("queue_rank", 1))
+    new = {ObjectId(s) for s in sample_ids}
+    rest = [d for d in open_docs if d["_id"] not in new]
+    mixed = [d for d in open_docs if d["_id"] in new]
+    ranks = sorted(d["queue_rank"] for d in open_docs)
+    gen = np.random.default_rng([int(rng), int(round), 0x6D1])
+    slots = sorted(gen.choice(len(ranks), size=len(mixed), replace=False).tolist()) if mixed else []
+    order, mi, ri = [], 0, 0
+    for pos in range(len(ranks)):
+        if mi < len(slots) and slots[mi] == pos:
+            order.append(mixed[mi]["_id"])
+            mi += 1
+        else:
+            order.append(rest[ri]["_id"])
+            ri += 1
+    coll.bulk_write([UpdateOne({"_id": oid}, {"$set": {"queue_rank": rank}})
+                     for oid, rank in zip(order, ranks)], ordered=False)
+    _save_views(ds, round)
+    return coll.count_documents({"queue_round": int(round)})
 
 
 def mark_estimate_sample(ds, sample_ids: Sequence[str], probabilities: dict | None = None) -> None:

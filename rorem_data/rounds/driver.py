@@ -22,7 +22,7 @@ from rorem_data.core import checks, schema
 from rorem_data.core.errors import ConfigError
 from rorem_data.dataset import store
 
-STEPS = ("generate", "featurize", "score_previous", "queue", "review", "train", "score",
+STEPS = ("generate", "featurize", "score_previous", "queue", "gold", "review", "train", "score",
          "auto_label", "audit_review")  # then audit and estimates, recomputed on every run
 ACTIVE = "active-inference"
 
@@ -52,6 +52,12 @@ class RoundResult:
                          f"automatically, {100 * (y.get('reject_share') or 0):.1f}% rejected")
         lines.append(f"  {self.seconds:.0f} s")
         return "\n".join(lines)
+
+
+def round_up(x: float) -> int:
+    import math
+
+    return int(math.ceil(x))
 
 
 def _fingerprint(params: dict) -> str:
@@ -90,7 +96,8 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = ACTI
               featurizer: str = "stats", candidates: int = 1, batch_size: int = 4,
               target_precision: float = 0.9, confidence: float = 0.9, audit: float = 0.05,
               estimate_budget: int = 0, double_share: float = 0.0, floor: float = 0.05,
-              holdout: float = 0.3, allow_unseen_remover: bool = False, pool_filter=None,
+              holdout: float = 0.3, gold_rate: float = 0.05, allow_unseen_remover: bool = False,
+              pool_filter=None,
               port: int = 5151, rng: int = 0, progress: bool = True, echo=None) -> RoundResult:
     """Run one round of the loop (see the module docstring).
 
@@ -124,6 +131,9 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = ACTI
         With a query strategy: the size of a separate uniform estimation sample (0: none).
     floor : float
         Active inference: the smallest inclusion probability.
+    gold_rate : float
+        Gold items (known answers made from seed pairs) mixed into the queue, as a share of its
+        size, to measure each reviewer (0: none; skipped when the project has no seeds).
     allow_unseen_remover : bool
         Let the discriminator decide candidates of removers its calibration labels barely cover.
     pool_filter : dict, optional
@@ -152,6 +162,7 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = ACTI
     checks.positive_int(budget, "budget")
     checks.fraction(target_precision, "target_precision", open_low=True)
     checks.fraction(confidence, "confidence", open_low=True, open_high=True)
+    checks.fraction(gold_rate, "gold_rate", high=0.5)
     t0 = time.perf_counter()
     say = echo or (lambda _line: None)
     rec = _Record(project, round)
@@ -196,6 +207,21 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = ACTI
     step("queue", {"strategy": strategy, "budget": budget, "version": prev, "floor": floor,
                    "estimate_budget": estimate_budget, "rng": rng}, build)
 
+    def mix_gold():
+        from rorem_data.dataset import queries, queues
+        from rorem_data.rounds.gold import add_gold
+
+        n = int(round_up(gold_rate * queries.queue_size(project.dataset, round)))
+        try:
+            ids = add_gold(project, round, n, rng=rng)
+        except ConfigError as exc:
+            return f"no gold items ({exc})"
+        queues.mix_in(project.dataset, round, ids, purpose=schema.QUEUE_GOLD, rng=rng)
+        return f"{len(ids)} gold items mixed into the queue"
+
+    if gold_rate > 0:
+        step("gold", {"rate": gold_rate, "rng": rng}, mix_gold)
+
     def judge(purposes):
         def fn():
             out = reviewers.review(project, round, reviewer, purposes=purposes,
@@ -207,7 +233,7 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = ACTI
         return fn
 
     step("review", {"purposes": "queue"},
-         judge([schema.QUEUE_ACTIVE, schema.QUEUE_ESTIMATE]))
+         judge([schema.QUEUE_ACTIVE, schema.QUEUE_ESTIMATE, schema.QUEUE_GOLD]))
     trained = step("train", {"spec": spec, "holdout": holdout, "rng": rng},
                    lambda: discriminator.train(project, round, spec, holdout=holdout, rng=rng,
                                                progress=progress))

@@ -80,7 +80,8 @@ def round_table(project, *, estimates: bool = False) -> list[RoundRow]:
             rate = est.get("ppi") or est.get("human")
             if rate is not None:
                 rate = {**rate, "source": "ppi" if "ppi" in est else "human"}
-        sel_h = sum(n for (rr, pu), n in queued.items() if rr == r and pu != schema.QUEUE_AUDIT)
+        sel_h = sum(n for (rr, pu), n in queued.items()
+                    if rr == r and pu not in (schema.QUEUE_AUDIT, schema.QUEUE_GOLD))
         sel_a = queued.get((r, schema.QUEUE_AUDIT), 0)
         rows.append(RoundRow(r, schema.PHASE_HUMAN, pools.get(r, 0), cand, sel_h, hum, hum_acc, 0, 0,
                              pending, hum_acc, cumulative, rate))
@@ -106,9 +107,30 @@ def licenses_by_origin(project) -> dict:
 
 def status_dict(project) -> dict:
     """What ``rorem-data status --json`` prints."""
+    from rorem_data.rounds.reviewer_quality import reviewer_quality
+
     rows = round_table(project, estimates=True)
     return {"project": project.name, "dataset": project.dataset_name, "pool_items": pool_size(project),
-            "rounds": [r.as_dict() for r in rows], "licenses": licenses_by_origin(project)}
+            "rounds": [r.as_dict() for r in rows], "licenses": licenses_by_origin(project),
+            "reviewers": reviewer_quality(project)}
+
+
+def reviewer_lines(quality: dict) -> list[str]:
+    """One line per reviewer: gold accuracy with its interval, flag, agreement, speed."""
+    lines = []
+    for who, q in quality.items():
+        if who.startswith("_"):
+            continue
+        acc = (q["gold"] or {}).get("accuracy")
+        gold = (f"gold {q['gold']['correct']}/{q['gold']['n']} = {_pct(acc)}" if acc else "no gold yet")
+        ag = f"agreement {_pct(q['agreement'])}" if q.get("agreement") else "agreement -"
+        sp = q["seconds_per_decision"]
+        speed = f"{sp['median']:.1f} s/decision" if sp.get("median") is not None else "- s/decision"
+        jph = f"{q['judgments_per_hour']:.0f}/h" if q.get("judgments_per_hour") else "-/h"
+        flag = q["flag"].upper() if q["flag"] in ("flagged", "watched") else q["flag"]
+        excl = " EXCLUDED" if q.get("excluded") else ""
+        lines.append(f"{who}: {q['judgments']} judgments, {gold} [{flag}]{excl}, {ag}, {speed}, {jph}")
+    return lines
 
 
 def _pct(e) -> str:
@@ -153,6 +175,9 @@ def print_status(project) -> None:
     for origin, counts in data["licenses"].items():
         lic.add_row(origin, ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     console.print(lic)
+    lines = reviewer_lines(data["reviewers"])
+    if lines:
+        console.print("reviewers:\n  " + "\n  ".join(lines))
 
 
 def pool_size(project) -> int:

@@ -18,9 +18,14 @@ from rorem_data.core.images import read_mask
 
 
 def truth_path_for(mask_path: str) -> str | None:
-    """Truth of a pool item written by :func:`rorem_data.testing.synthetic.write_pool_folder`."""
-    p = mask_path.replace(f"{os.sep}masks{os.sep}", f"{os.sep}truth{os.sep}")
-    return p if p != mask_path and os.path.exists(p) else None
+    """Object-free truth of a synthetic item: ``truth/`` beside the ``masks/`` of a pool written
+    by :func:`rorem_data.testing.synthetic.write_pool_folder`, or ``GT/`` beside the ``mask/`` of
+    a seed set (gold items are made from seeds)."""
+    for a, b in (("masks", "truth"), ("mask", "GT")):
+        p = mask_path.replace(f"{os.sep}{a}{os.sep}", f"{os.sep}{b}{os.sep}")
+        if p != mask_path and os.path.exists(p):
+            return p
+    return None
 
 
 def judge(source: np.ndarray, result: np.ndarray, truth: np.ndarray, mask: np.ndarray, *,
