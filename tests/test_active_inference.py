@@ -360,11 +360,11 @@ def test_chosen_accept_threshold_keeps_the_target_precision_and_is_usually_found
 
 
 def test_chosen_reject_threshold_keeps_the_target_npv():
-    # the mirror image: mostly failures; measured: chosen 0.885, NPV < target in 0.000
-    _, p, y = world(seed=53, trials=200, n=1000, a=0.5, b=2)
-    rate, bad_given_chosen, _, _ = run_choice(p, y, np.random.default_rng(54), budget=250, floor=0.15,
-                                              target=0.9, rule="reject")
-    assert rate >= 0.7 and bad_given_chosen <= 0.05
+    # the mirror image: mostly failures, 500 rounds; measured: chosen 0.878, NPV < target in 0.000
+    _, p, y = world(seed=53, trials=500, n=1000, a=0.5, b=2)
+    rate, bad_given_chosen, bad, _ = run_choice(p, y, np.random.default_rng(54), budget=250, floor=0.15,
+                                                target=0.9, rule="reject")
+    assert rate >= 0.7 and bad_given_chosen <= 0.05 and bad <= 0.05
 
 
 def test_no_threshold_is_certified_when_none_meets_the_target():

@@ -1,12 +1,18 @@
-"""Automation rounds on stored scores: thresholds, audits, estimates, generator shift."""
+"""Automation rounds on stored scores, held-out calibration: thresholds, audits, per-remover trust.
 
+The active-sample calibration is tested in ``test_active_queue_sample.py``; the whole loop
+through a real trained discriminator in ``test_automation_loop.py``.
+"""
+
+import numpy as np
 import pytest
 
 from rorem_data import ConfigError
 from rorem_data.dataset import store
-from rorem_data.rounds.automation import audit_report, auto_label, round_estimates
+from rorem_data.rounds.automation import audit_report, auto_label
+from rorem_data.rounds.estimates import round_yield
 from rorem_data.rounds.review import apply_review
-from rorem_data.rounds.queue import build_estimate_sample
+from rorem_data.rounds.versions import write_version_meta
 
 from helpers import add_candidates, scored_round as _scored_round, simulated_version as _simulated_version
 
@@ -16,74 +22,115 @@ def test_auto_label_meets_thresholds_and_queues_audit(project):
     ids, truth, scores = _scored_round(project)
     res = auto_label(project, 1, version=v, target_precision=0.9, confidence=0.9, audit=0.1, rng=0,
                      previews=False)
+    assert res.method == "holdout" and "no active sample" in res.method_reason
     assert res.accept_threshold is not None and res.accepted > 0
+    assert res.reject_threshold is not None and res.rejected > 0
     ds = project.dataset
     status = dict(zip(ds.values("id"), ds.values("status")))
     by = dict(zip(ds.values("id"), ds.values("decided_by")))
     for sid, s in zip(ids, scores):
         if s >= res.accept_threshold:
             assert status[sid] == "accepted" and by[sid] == "discriminator"
-        elif res.reject_threshold is not None and s <= res.reject_threshold:
-            assert status[sid] == "rejected"
+        elif s <= res.reject_threshold:
+            assert status[sid] == "rejected" and by[sid] == "discriminator"
         else:
             assert status[sid] == "pending"
     d = ds[ids[0]]
     d.reload()
     assert d.decision.discriminator == v and d.decision.phase == "auto"
-    # audit: at least one accept and one reject queued for humans, purpose "audit"
+    # audit: accepts and rejects queued for humans, purpose "audit"
     assert res.audit_ids
-    purposes = set(ds.select(res.audit_ids).values("queue_purpose"))
-    assert purposes == {"audit"}
-    rec = store.get_round_records(project.dataset_name)[0]
-    assert rec["phases"]["auto"]["version"] == v and rec["phases"]["auto"]["audit_ids"] == res.audit_ids
+    assert set(ds.select(res.audit_ids).values("queue_purpose")) == {"audit"}
+    assert {status[i] for i in res.audit_ids} == {"accepted", "rejected"}
+    auto = store.get_round_records(project.dataset_name)[0]["phases"]["auto"]
+    assert auto["version"] == v and auto["audit_ids"] == res.audit_ids and auto["method"] == "holdout"
+    assert auto["allow_unseen_remover"] is False and auto["removers"][0]["remover"] == "test"
+    # the automation yield: share of the round decided automatically, before any audit
+    y = auto["yield"]
+    assert y == {"candidates": 40, "auto_accepted": res.accepted, "auto_rejected": res.rejected,
+                 "accept_share": res.accepted / 40, "reject_share": res.rejected / 40,
+                 "method": "holdout", "audited_precision": None}
+    assert "yield" in res.summary() and res.yield_ == y
 
 
-def test_audit_report_measures_precision_and_flags(project):
+def test_audit_measures_precision_and_npv_and_updates_the_yield(project):
     v = _simulated_version(project)
     ids, truth, scores = _scored_round(project)
-    res = auto_label(project, 1, version=v, target_precision=0.9, confidence=0.9, audit=1.0, previews=False)
+    res = auto_label(project, 1, version=v, target_precision=0.9, confidence=0.9, audit=0.5, previews=False)
     ds = project.dataset
     rep = audit_report(project, 1)
     assert rep["flag"] == "not audited yet" and rep["pending"] == len(res.audit_ids)
-    truth_of = dict(zip(ids, truth))
     status = dict(zip(ds.values("id"), ds.values("status")))
-    # humans say every automatic accept was in fact a failure: precision 0, flagged
+    auto_acc = [i for i in res.audit_ids if status[i] == "accepted"]
+    auto_rej = [i for i in res.audit_ids if status[i] == "rejected"]
+    assert auto_acc and auto_rej
+    # humans say every automatic accept was a failure, and confirm every automatic reject
     for sid in res.audit_ids:
-        apply_review(ds, sid, "reject" if status[sid] == "accepted" else "reject", reviewer="auditor")
+        apply_review(ds, sid, "reject", reviewer="auditor")
     rep = audit_report(project, 1)
-    assert rep["accept_precision"]["value"] == 0.0 and rep["flag"] == "significantly below target"
+    assert rep["audited"] == len(res.audit_ids) and rep["pending"] == 0
+    assert rep["accept_precision"]["value"] == 0.0 and rep["accept_precision"]["n"] == len(auto_acc)
+    assert rep["flag"] == "significantly below target"
+    assert rep["reject_npv"]["value"] == 1.0 and rep["reject_npv"]["n"] == len(auto_rej)
+    assert rep["reject_npv"]["lo"] > 0.5
     # the human overrules the automatic accept in the data, and the history keeps both
-    s = ds[res.audit_ids[0]]
+    s = ds[auto_acc[0]]
     s.reload()
     assert s.status == "rejected" and [x.by for x in s.decisions] == ["discriminator", "human"]
+    # the yield counts what the discriminator alone still decides, with the audited precision
+    y = round_yield(project, 1)
+    assert y["auto_accepted"] == res.accepted - len(auto_acc) > 0
+    assert y["auto_rejected"] == res.rejected - len(auto_rej) > 0
+    assert y["audited_precision"]["value"] == 0.0 and y["method"] == "holdout"
+    rec = store.round_record(project.dataset_name, 1)["phases"]["auto"]["yield"]
+    assert rec["audited_precision"]["n"] == len(auto_acc)
 
 
-def test_estimates_human_and_prediction_powered(project):
-    v = _simulated_version(project)
-    ids, truth, scores = _scored_round(project, n=60)
-    sample = build_estimate_sample(project, 1, 30, rng=0, previews=False)
-    truth_of = dict(zip(ids, truth))
-    for sid in sample.sample_ids:
-        apply_review(project.dataset, sid, "accept" if truth_of[sid] else "reject", reviewer="h")
-    est = round_estimates(project, 1, version=v)
-    assert est["estimate_labels"] == 30
-    true_rate = truth.mean()
-    for key in ("human", "ppi"):
-        assert est[key]["lo"] <= true_rate <= est[key]["hi"], key
-    assert est["ppi"]["hi"] - est["ppi"]["lo"] < est["human"]["hi"] - est["human"]["lo"]
-    with pytest.raises(ConfigError, match="estimation sample size"):
-        build_estimate_sample(project, 1, 31)
-
-
-def test_generator_shift_is_audited_more(project):
+def test_an_unseen_remover_is_left_to_humans_unless_overridden(project):
     v = _simulated_version(project, generators=("some-other-remover",))
-    _scored_round(project, n=40)
+    ids, truth, scores = _scored_round(project, n=40)
+    with pytest.raises(ConfigError, match=r"remover test: 0 held-out labels.*label at least 22 more"):
+        auto_label(project, 1, version=v, target_precision=0.9, confidence=0.9, previews=False)
+    assert set(project.dataset.select(ids).values("status")) == {"pending"}
     with pytest.warns(UserWarning, match="not calibrated on"):
         res = auto_label(project, 1, version=v, target_precision=0.9, confidence=0.9, audit=0.0,
-                         shift_audit=0.5, previews=False)
-    assert res.shifted == 40
+                         shift_audit=0.5, allow_unseen_remover=True, previews=False)
+    assert res.shifted == 40 and res.removers["test"]["override"]
     decided = res.accepted + res.rejected
-    assert len(res.audit_ids) >= decided * 0.5 - 2
+    assert decided >= 20 and len(res.audit_ids) >= decided * 0.5 - 2
+    auto = store.round_record(project.dataset_name, 1)["phases"]["auto"]
+    assert auto["allow_unseen_remover"] is True and auto["overridden_removers"] == ["test"]
+    assert auto["pooled"]["accept_threshold"] == res.accept_threshold
+
+
+def test_each_remover_needs_its_own_calibration_labels(project):
+    """Held-out labels of remover A only: A's candidates are decided, B's are left to humans."""
+    ids_a, truth_a, scores_a = _scored_round(project, n=40, seed=1)
+    ids_b, modes_b = add_candidates(project, 1, ["clean", "residue"] * 10, seed=9, size=32)
+    store.set_field_values(project.dataset, "generator.remover_key", ids_b, ["other"] * len(ids_b))
+    rng = np.random.default_rng(4)
+    store.set_field_values(project.dataset, "scores.sim_r1", ids_b, rng.uniform(0, 1, len(ids_b)).tolist())
+    # held-out labels, each tied to a candidate: 300 of remover A ("test"), 5 of remover B
+    s = rng.beta(2, 2, 305)
+    y = (rng.random(305) < 1 / (1 + np.exp(-14 * (s - 0.5)))).astype(int)
+    hold_ids = [ids_a[i % len(ids_a)] for i in range(300)] + ids_b[:5]
+    write_version_meta(project, "sim_r1", {"trained_at": "2026-11-25T00:00:00", "round": 1,
+                                           "train_ids": [], "generators": ["other", "test"],
+                                           "holdout": {"ids": hold_ids, "scores": s.tolist(),
+                                                       "labels": y.tolist()}})
+    res = auto_label(project, 1, version="sim_r1", target_precision=0.9, confidence=0.9, audit=0.0,
+                     previews=False)
+    a, b = res.removers["test"], res.removers["other"]
+    assert a["n_labels"] == 300 and a["accept_threshold"] is not None and not a["left_to_humans"]
+    assert b["n_labels"] == 5 and b["left_to_humans"] and b["labels_needed"] > 5
+    assert f"label at least {b['labels_needed'] - 5} more" in b["message"]
+    # the confidence is split over the two removers: each is tested at 1 - 0.1 / 2
+    assert res.details["confidence_per_remover"] == pytest.approx(0.95)
+    assert a["accept_choice"]["confidence"] == pytest.approx(0.95)
+    status = dict(zip(project.dataset.values("id"), project.dataset.values("status")))
+    assert {status[i] for i in ids_b} == {"pending"}
+    assert any(status[i] == "accepted" for i in ids_a)
+    assert "remover other: left to humans" in res.summary()
 
 
 def test_auto_label_errors(project):
@@ -95,3 +142,13 @@ def test_auto_label_errors(project):
         auto_label(project, 1, version=v)
     with pytest.raises(ConfigError, match="is not in this project"):
         auto_label(project, 1, version="nope")
+    with pytest.raises(ConfigError, match="active method cannot calibrate.*has no active sample"):
+        auto_label(project, 1, version=v, method="active")
+    with pytest.raises(ConfigError, match="^target_precision must be a number strictly between"):
+        auto_label(project, 1, version=v, target_precision=95)
+    with pytest.raises(ConfigError, match="^method must be one of auto, active, holdout"):
+        auto_label(project, 1, version=v, method="bayes")
+    with pytest.raises(ConfigError, match="^audit must be a number in"):
+        auto_label(project, 1, version=v, audit=2)
+    with pytest.raises(ConfigError, match="run auto_label first"):
+        audit_report(project, 1)

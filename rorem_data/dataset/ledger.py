@@ -310,8 +310,9 @@ def _settings(coll):
     return coll.database[SETTINGS_COLLECTION]
 
 
-def excluded_reviewers(coll) -> frozenset:
+def excluded_reviewers(ds_or_coll) -> frozenset:
     """Reviewers excluded in this dataset (their judgments count for nothing)."""
+    coll = getattr(ds_or_coll, "_sample_collection", ds_or_coll)
     doc = _settings(coll).find_one({"_id": coll.name}, {"excluded": 1})
     return frozenset((doc or {}).get("excluded") or ())
 
@@ -348,8 +349,9 @@ def review_entry(*, reviewer: str, status: str, round: int, reason: str | None =
             "adjudication": bool(adjudication), "shown_at": shown_at, "op": secrets.token_hex(6)}
 
 
-def queue_rounds(coll, sample_ids: Iterable) -> dict:
+def queue_rounds(ds_or_coll, sample_ids: Iterable) -> dict:
     """``{ObjectId: queue_round}`` for the given samples that are queued candidates."""
+    coll = getattr(ds_or_coll, "_sample_collection", ds_or_coll)
     oids = [_oid(s) for s in sample_ids]
     return {d["_id"]: d.get("queue_round") for d in coll.find(
         {"_id": {"$in": oids}, "kind": {"$in": [schema.KIND_CANDIDATE, schema.KIND_GOLD]},

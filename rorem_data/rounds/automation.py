@@ -1,12 +1,47 @@
-"""Automation rounds: the discriminator decides, humans audit, and every number has an interval.
+"""Automation rounds: the discriminator decides, humans audit, and every decision has a guarantee.
 
 ``auto_label`` accepts the round's undecided candidates whose calibrated score clears a
-threshold chosen (on held-out human labels) to meet a target precision at a stated confidence,
-rejects those below a low threshold chosen the same way for failures, leaves the middle pending,
-and queues an audit sample of its own decisions for humans. ``audit_report`` then measures the
-precision of the automatic accepts on the audited items. ``round_estimates`` gives the remover's
-success rate per round from human labels alone and, combined with the discriminator's scores on
-every candidate, a prediction-powered estimate.
+threshold chosen to meet a target precision at a stated confidence, rejects those below a low
+threshold chosen the same way for failures, leaves the middle pending, and queues an audit
+sample of its own decisions for humans. ``audit_report`` measures the precision of the automatic
+accepts on the audited items and updates the round's automation yield.
+
+Two ways to calibrate the thresholds (``method``)
+-------------------------------------------------
+``"active"``: on the round's active sample (:func:`rorem_data.rounds.queue.build_active_sample`),
+with the design-based, finite-sample bound of :func:`rorem_data.stats.active.choose_accept_threshold_active`:
+with probability at least ``confidence`` over the draw, at least ``target_precision`` of all the
+round's candidates scoring at or above the threshold (among those not judged before the draw)
+are successes - no assumption on the labels, the calibration or the shape of P(success |
+score). The drawn ones among them were judged by people and only their successes kept, so the
+pairs accepted from that region meet the target too; the automatic share alone is at least
+``(ceil(target m) - s) / (m - n)`` for ``m`` candidates in the region, ``n`` of them drawn and
+``s`` of those successes (``auto_precision_lo`` in the result). It needs a version that is
+independent of the draw: in round ``r`` that is ``v_{r-1}``, the version that drew the sample
+(see :mod:`rorem_data.rounds.estimates` for the rule and why). A version trained on the sample
+(``v_r``) is refused: its scores fit those labels, so the bound's proof does not hold.
+
+``"holdout"`` (the design before active samples): on the version's own held-out human labels
+(``meta.json["holdout"]``), with exact binomial bounds and fixed-sequence testing
+(:func:`rorem_data.stats.thresholds.choose_accept_threshold`). Valid when those labels are a
+uniform random sample of the candidates it is applied to and P(success | score) rises with the
+score; labels from a chosen (active-learning) queue break the first assumption.
+
+``"auto"`` (default) takes ``"active"`` when the round has a fully judged active sample and a
+version independent of it with scores on it (the named one, else the one that drew the sample),
+else ``"holdout"``; the round record says which and why.
+
+Per-remover trust
+-----------------
+A discriminator trained on one remover's results can misjudge another's (RORem's users saw 0.12
+against 0.83). So thresholds are chosen per remover (``generator.remover_key``, else
+``generator.remover``), each at confidence ``1 - alpha / G`` for ``G`` removers (Bonferroni,
+``alpha = 1 - confidence``): with probability at least ``confidence`` every remover's automatic
+decisions meet the target, hence all of them together. A remover whose calibration labels
+cannot support the target is left to humans, with the number of labels it needs;
+``allow_unseen_remover=True`` decides it with the pooled threshold (one more share of
+``alpha``; the guarantee then covers all removers together, not that one), audits it at
+``shift_audit`` and records the override.
 """
 
 from __future__ import annotations
@@ -18,15 +53,33 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rorem_data.core import schema
-from rorem_data.dataset import ledger, queries, store
 from rorem_data.core.errors import ConfigError
+from rorem_data.dataset import ledger, queries, store
+from rorem_data.rounds.estimates import (
+    UNKNOWN_REMOVER,
+    active_design,
+    independence_problem,
+    remover_of,
+    yield_counts,
+)
 from rorem_data.rounds.versions import latest_version, load_version_meta
 
+METHODS = ("auto", "active", "holdout")
+POOLED = "(all removers)"
 
-# --- auto-labelling --------------------------------------------------------------------------
+
+# --- result ----------------------------------------------------------------------------------
 
 @dataclass
 class AutoLabelResult:
+    """What ``auto_label`` decided.
+
+    ``accept_threshold`` / ``reject_threshold`` are the thresholds when every decided remover
+    shares one (one remover, or the pooled override), else None: ``removers`` holds each
+    remover's thresholds, label counts, guarantee and, when it was left to humans, why and how
+    many more labels it needs. ``yield_`` is the round's automation yield.
+    """
+
     round: int
     version: str
     accept_threshold: float | None
@@ -37,18 +90,38 @@ class AutoLabelResult:
     audit_ids: list = field(default_factory=list)
     shifted: int = 0
     details: dict = field(default_factory=dict)
+    method: str = "holdout"
+    method_reason: str = ""
+    removers: dict = field(default_factory=dict)
+    yield_: dict = field(default_factory=dict)
 
     def summary(self) -> str:
-        t_a = "none" if self.accept_threshold is None else f"{self.accept_threshold:.3f}"
-        t_r = "none" if self.reject_threshold is None else f"{self.reject_threshold:.3f}"
-        s = (f"round {self.round} auto-label with {self.version}: accepted {self.accepted} (score >= {t_a}), "
-             f"rejected {self.rejected} (score <= {t_r}), left {self.left_pending} for humans; "
-             f"{len(self.audit_ids)} queued for audit")
+        t_a = "per remover" if self.accept_threshold is None else f"{self.accept_threshold:.3f}"
+        t_r = "per remover" if self.reject_threshold is None else f"{self.reject_threshold:.3f}"
+        if self.accept_threshold is None and not any(g.get("accept_threshold") is not None
+                                                     for g in self.removers.values()):
+            t_a = "none"
+        if self.reject_threshold is None and not any(g.get("reject_threshold") is not None
+                                                     for g in self.removers.values()):
+            t_r = "none"
+        s = (f"round {self.round} auto-label with {self.version} ({self.method} calibration): accepted "
+             f"{self.accepted} (score >= {t_a}), rejected {self.rejected} (score <= {t_r}), left "
+             f"{self.left_pending} for humans; {len(self.audit_ids)} queued for audit")
+        if self.yield_.get("candidates"):
+            s += (f"; yield {100 * self.yield_['accept_share']:.1f}% accepted, "
+                  f"{100 * self.yield_['reject_share']:.1f}% rejected automatically")
+        for g, info in sorted(self.removers.items()):
+            if info.get("left_to_humans"):
+                s += f"\n  remover {g}: left to humans - {info['message']}"
+            elif info.get("override"):
+                s += f"\n  remover {g}: decided by the pooled threshold (allow_unseen_remover)"
         if self.shifted:
-            s += (f"; {self.shifted} candidates come from a remover the discriminator was not "
+            s += (f"\n  {self.shifted} candidates come from a remover the discriminator was not "
                   "calibrated on: audited at a higher rate")
         return s
 
+
+# --- helpers ---------------------------------------------------------------------------------
 
 def _start(min_all_correct: int, n_labels: int) -> int:
     """Labelled items the strictest tested threshold must cover: 3x the all-correct minimum,
@@ -64,6 +137,183 @@ def _audit_pick(indices: np.ndarray, share: float, gen: np.random.Generator) -> 
     return sorted(gen.choice(indices, size=k, replace=False).tolist())
 
 
+def _choose_method(project, round, version, method, design):
+    """(method, version, reason): which calibration to use, with which version, and why."""
+    latest = version or latest_version(project)
+    if method == "holdout":
+        if latest is None:
+            raise ConfigError("no trained discriminator in this project; train one first "
+                              "(rorem_data.train_discriminator)")
+        return "holdout", latest, "method='holdout' was asked for"
+    problem = None
+    if design is None:
+        problem = f"round {round} has no active sample (build_active_sample draws one)"
+    elif not design.finished:
+        problem = (f"round {round}'s active sample was interrupted while it was drawn; repeat the "
+                   "same build_active_sample call")
+    elif design.pending:
+        problem = (f"{design.pending} candidates of round {round}'s active sample still await a "
+                   "human label; every drawn candidate must be judged")
+    cand = version or (design.version if design is not None else None)
+    if problem is None and cand is None:
+        problem = (f"round {round}'s active sample was drawn uniformly (there was no discriminator "
+                   "before it), so no version is independent of its labels: every version that "
+                   "can score it was trained on them")
+    if problem is None:
+        drawn = [sid for sid, d in zip(design.ids, design.drawn) if d]
+        try:
+            problem = independence_problem(project, cand, drawn, design.at)
+        except ConfigError as exc:  # e.g. the version that drew the sample was deleted
+            problem = str(exc)
+        if problem is None and np.isnan(design.version_scores(cand)[~design.known]).any():
+            n = int(np.isnan(design.version_scores(cand)[~design.known]).sum())
+            problem = (f"{n} candidates of the active sample's population have no score from {cand}; "
+                       f"score round {round} with it first (rorem_data.score(project, {round}, {cand!r}))")
+    if problem is None:
+        return "active", cand, (f"the active sample of round {round} is judged and {cand} was fixed "
+                                "before it was drawn")
+    if method == "active":
+        raise ConfigError(f"the active method cannot calibrate {cand or 'a discriminator'} on round "
+                          f"{round}: {problem}. Use method='holdout' (the version's held-out labels), "
+                          "or the version that drew the sample")
+    if latest is None:
+        raise ConfigError("no trained discriminator in this project; train one first "
+                          "(rorem_data.train_discriminator)")
+    return "holdout", latest, f"held-out labels: {problem}"
+
+
+def _group_record(g, *, n_labels, need, accept, reject, override=False, message=""):
+    acc_t = accept.threshold if accept is not None and accept.threshold is not None else None
+    rej_t = reject.threshold if reject is not None and reject.threshold is not None else None
+    return {"remover": g, "n_labels": int(n_labels), "labels_needed": int(need),
+            "accept_threshold": None if acc_t is None else float(acc_t),
+            "reject_threshold": None if rej_t is None else float(rej_t),
+            "accept_choice": None if accept is None else accept.as_dict(),
+            "reject_choice": None if reject is None else reject.as_dict(),
+            "override": bool(override), "left_to_humans": acc_t is None and rej_t is None,
+            "message": message}
+
+
+def _holdout_groups(project, meta, groups, cand_scores, *, target, npv, alpha, allow_unseen):
+    """Per-remover thresholds from the version's held-out labels."""
+    from rorem_data.stats.intervals import min_trials_for_lower_bound
+    from rorem_data.stats.thresholds import choose_accept_threshold, choose_reject_threshold
+
+    hold = meta.get("holdout") or {}
+    h_s = np.asarray(hold.get("scores", []), dtype=np.float64)
+    h_y = np.asarray(hold.get("labels", []), dtype=np.int64)
+    h_ids = hold.get("ids")
+    gens = list(meta.get("generators") or [])
+    if h_ids and len(h_ids) == len(h_s):
+        docs = queries.by_ids(project.dataset, list(h_ids), ["generator"])
+        h_g = np.array([remover_of(docs.get(sid) or {}) for sid in h_ids], dtype=object)
+    else:  # labels without ids: their remover is known only when the version saw one remover
+        h_g = np.full(len(h_s), gens[0] if len(gens) == 1 else UNKNOWN_REMOVER, dtype=object)
+    n_tests = len(groups) + (1 if allow_unseen else 0)
+    conf_g = 1.0 - alpha / max(n_tests, 1)
+    need_a = min_trials_for_lower_bound(target, confidence=conf_g)
+    need_r = min_trials_for_lower_bound(npv, confidence=conf_g)
+    need = min(need_a, need_r)
+
+    def choose(s, y, c):
+        acc = rej = None
+        msgs = []
+        try:
+            acc = choose_accept_threshold(s, y, target_precision=target, confidence=conf_g,
+                                          candidate_scores=c if len(c) else None,
+                                          min_accepted=_start(need_a, len(s)))
+        except ConfigError as exc:
+            msgs.append(f"no accept threshold: {exc}")
+        try:
+            rej = choose_reject_threshold(s, y, target_npv=npv, confidence=conf_g,
+                                          candidate_scores=c if len(c) else None,
+                                          min_rejected=_start(need_r, len(s)))
+        except ConfigError as exc:
+            msgs.append(f"no reject threshold: {exc}")
+        return acc, rej, "; ".join(msgs)
+
+    out = {}
+    for g in groups:
+        m = h_g == g
+        n = int(m.sum())
+        if n < need:
+            out[g] = _group_record(g, n_labels=n, need=need, accept=None, reject=None, message=(
+                f"{n} held-out labels of this remover; supporting the target at confidence "
+                f"{conf_g:.4g} (alpha split over {n_tests} test(s)) needs at least {need}: label at least "
+                f"{need - n} more of its candidates and retrain, or pass allow_unseen_remover=True"))
+            continue
+        acc, rej, msg = choose(h_s[m], h_y[m], cand_scores[g])
+        out[g] = _group_record(g, n_labels=n, need=need, accept=acc, reject=rej, message=msg)
+    pooled = None
+    if allow_unseen and any(out[g]["left_to_humans"] for g in groups) and len(h_s):
+        all_c = np.concatenate([cand_scores[g] for g in groups]) if groups else np.array([])
+        acc, rej, msg = choose(h_s, h_y, all_c)
+        pooled = _group_record(POOLED, n_labels=len(h_s), need=need, accept=acc, reject=rej, message=msg)
+    return out, pooled, conf_g
+
+
+def _active_groups(design, version, *, target, npv, alpha, allow_unseen):
+    """Per-remover thresholds certified on the active sample (population: not judged at the draw)."""
+    from rorem_data.stats.active import choose_accept_threshold_active, choose_reject_threshold_active
+    from rorem_data.stats.intervals import min_trials_for_lower_bound
+
+    pop = ~design.known
+    s_all = design.version_scores(version)
+    groups = sorted(set(design.removers[pop].tolist()))
+    n_tests = len(groups) + (1 if allow_unseen else 0)
+    conf_g = 1.0 - alpha / max(n_tests, 1)
+    need = min(min_trials_for_lower_bound(target, confidence=conf_g),
+               min_trials_for_lower_bound(npv, confidence=conf_g))
+    xi_all = design.xi
+    y_all = np.where(xi_all, design.labels, np.nan)
+
+    def choose(m):
+        s, y, xi, pi = s_all[m], y_all[m], xi_all[m], design.pi[m]
+        if not xi.any():
+            return None, None, "none of its candidates was drawn"
+        acc = choose_accept_threshold_active(s, y, xi, pi, target_precision=target, confidence=conf_g)
+        rej = choose_reject_threshold_active(s, y, xi, pi, target_npv=npv, confidence=conf_g)
+        msgs = [str(c) for c in (acc, rej) if not c.chosen]
+        return acc, rej, "; ".join(msgs)
+
+    out = {}
+    for g in groups:
+        m = pop & (design.removers == g)
+        acc, rej, msg = choose(m)
+        n = int(xi_all[m].sum())
+        rec = _group_record(g, n_labels=n, need=need, accept=acc, reject=rej, message=msg)
+        testable = any(c is not None and c.n_tested > 0 for c in (acc, rej))
+        if rec["left_to_humans"] and not testable:
+            rec["message"] = (
+                f"{n} of its candidates are in the active sample; even if all were correct they "
+                f"could not show the target at confidence {conf_g:.4g} (alpha split over "
+                f"{n_tests} test(s)), which needs at least {need} labelled among those it would decide - "
+                f"label about {max(need - n, 1)} or more of its candidates, e.g. with a larger "
+                "budget or floor in the next active sample, or pass allow_unseen_remover=True. "
+                + msg)
+        out[g] = rec
+    pooled = None
+    if allow_unseen and any(out[g]["left_to_humans"] for g in groups):
+        acc, rej, msg = choose(pop)
+        pooled = _group_record(POOLED, n_labels=int(xi_all[pop].sum()), need=need, accept=acc,
+                               reject=rej, message=msg)
+    for g in groups:  # what the automatic share alone is guaranteed (drawn ones are human-judged)
+        for rule, sign in (("accept", 1), ("reject", -1)):
+            t = out[g][f"{rule}_threshold"]
+            if t is None:
+                continue
+            m = pop & (design.removers == g) & ((s_all >= t) if sign > 0 else (s_all <= t))
+            hits = (y_all == 1) if sign > 0 else (y_all == 0)
+            n_m, n_s, h_s = int(m.sum()), int((m & xi_all).sum()), int((m & xi_all & hits).sum())
+            tgt = target if sign > 0 else npv
+            auto_n = n_m - n_s
+            out[g][f"auto_{'precision' if sign > 0 else 'npv'}_lo"] = (
+                None if auto_n <= 0 else float(max(0.0, (np.ceil(tgt * n_m - 1e-9) - h_s) / auto_n)))
+    return out, pooled, conf_g
+
+
+# --- auto-labelling --------------------------------------------------------------------------
+
 def auto_label(
     project,
     round: int,
@@ -73,33 +323,43 @@ def auto_label(
     confidence: float = 0.95,
     reject_npv: float | None = None,
     audit: float = 0.05,
+    method: str = "auto",
+    allow_unseen_remover: bool = False,
     shift_audit: float = 0.25,
     rng: int = 0,
     previews: bool = True,
 ) -> AutoLabelResult:
-    """Let a calibrated discriminator decide the round's undecided candidates.
+    """Let a calibrated discriminator decide the round's undecided candidates, with a guarantee.
 
     Parameters
     ----------
     project : Project
     round : int
     version : str, optional
-        Discriminator version (default: the most recently trained). Its calibrated scores must
-        be stored on the candidates (``rorem-data score``).
+        Discriminator version whose stored scores (``scores.<version>``) decide. Default: for the
+        active method the version that drew the round's active sample (``v_{r-1}``), else the
+        most recently trained one.
     target_precision : float
-        Required precision of automatic accepts (share of true successes among them).
+        Required precision of automatic accepts (share of true successes among them), in (0, 1).
     confidence : float
-        Confidence that the precision is met (exact binomial bound, fixed-sequence testing on
-        the version's held-out human labels).
+        Probability that every remover's target is met, in (0, 1).
     reject_npv : float, optional
-        Required precision of automatic rejects (share of true failures); default
-        ``target_precision``.
+        Required share of true failures among automatic rejects; default ``target_precision``.
     audit : float
         Share of automatic decisions (accepts and rejects, drawn separately) queued for humans.
+    method : {"auto", "active", "holdout"}
+        How the thresholds are calibrated (module docstring). ``"auto"`` picks ``"active"``
+        when it is valid.
+    allow_unseen_remover : bool
+        Decide removers whose calibration labels cannot support the target with the pooled
+        threshold (recorded in the round record) instead of leaving them to humans.
     shift_audit : float
-        Audit share for candidates whose remover the discriminator never saw in its labels.
+        Audit share for candidates decided by the pooled override and, with held-out
+        calibration, of removers the version never saw.
     rng : int
         Seed of the audit draw.
+    previews : bool
+        Write review previews of the audit sample.
 
     Returns
     -------
@@ -108,68 +368,117 @@ def auto_label(
     Raises
     ------
     ConfigError
-        Unknown version, candidates without scores, or no threshold reaching the target
-        (the message says what is achievable and what to do).
+        No trained version; an unknown version; candidates without scores; ``method="active"``
+        when it is not valid (says why and points at ``"holdout"``); no remover with an accept
+        threshold (the message says, per remover, what is achievable and how many labels are
+        missing); bad arguments.
+
+    Examples
+    --------
+    >>> res = auto_label(project, 2, target_precision=0.95, confidence=0.95)   # doctest: +SKIP
+    >>> res.method, res.yield_["accept_share"]                                 # doctest: +SKIP
+    ('active', 0.41)
     """
-    from rorem_data.stats.intervals import min_trials_for_lower_bound
+    from rorem_data.core.checks import choice, fraction
     from rorem_data.rounds.queue import enqueue
-    from rorem_data.stats.thresholds import choose_accept_threshold, choose_reject_threshold
+    from rorem_data.stats.intervals import check_confidence
 
     t0 = time.perf_counter()
-    version = version or latest_version(project)
-    if version is None:
-        raise ConfigError("no trained discriminator in this project; run `rorem-data discriminator train` first")
+    target = check_confidence(target_precision, "target_precision")
+    conf = check_confidence(confidence)
+    npv = target if reject_npv is None else check_confidence(reject_npv, "reject_npv")
+    audit = fraction(audit, "audit")
+    shift_audit = fraction(shift_audit, "shift_audit")
+    choice(method, "method", METHODS)
+    if version is not None:
+        load_version_meta(project, version)  # unknown version: one clear error
+    design = active_design(project, round) if method != "holdout" else None
+    used, version, reason = _choose_method(project, round, version, method, design)
     meta = load_version_meta(project, version)
-    hold = meta.get("holdout") or {}
-    h_scores = np.asarray(hold.get("scores", []), dtype=np.float64)
-    h_labels = np.asarray(hold.get("labels", []), dtype=np.int64)
+    alpha = 1.0 - conf
+
     # Every candidate of the round that humans were not asked about (audits included, so that a
     # rerun after an interruption sees the same set and ends in the same state), minus those a
     # human decided outside an audit.
     docs = queries.automation_candidates(project.dataset, round, ["scores", "generator", "status"])
     ids = [d["id"] for d in docs]
     scores = np.array([(d.get("scores") or {}).get(version, np.nan) for d in docs], dtype=np.float64)
-    if np.isnan(scores).any():
-        raise ConfigError(f"{int(np.isnan(scores).sum())} undecided candidates of round {round} have no "
-                          f"score from {version}; run `rorem-data score --round {round} "
-                          f"--discriminator {version}` first")
-    npv = target_precision if reject_npv is None else reject_npv
-    # Start the fixed-sequence test where a few labelled errors can still pass (a start chosen
-    # from counts alone, never from labels, keeps the guarantee): the strictest thresholds hold
-    # too few labels to prove anything, and one error there would end the whole search.
-    start_a = _start(min_trials_for_lower_bound(target_precision, confidence=confidence), len(h_scores))
-    start_r = _start(min_trials_for_lower_bound(npv, confidence=confidence), len(h_scores))
-    acc = choose_accept_threshold(h_scores, h_labels, target_precision=target_precision,
-                                  confidence=confidence, candidate_scores=scores if len(scores) else None,
-                                  min_accepted=start_a)
-    try:
-        rej = choose_reject_threshold(h_scores, h_labels, target_npv=npv, confidence=confidence,
-                                      candidate_scores=scores if len(scores) else None,
-                                      min_rejected=start_r)
-    except ConfigError as exc:
-        warnings.warn(f"no automatic rejects: {exc}", stacklevel=2)
-        rej = None
-    t_acc = acc.threshold if acc.threshold is not None else np.inf
-    t_rej = rej.threshold if rej is not None and rej.threshold is not None else -np.inf
-    status = np.full(len(ids), schema.PENDING, dtype=object)
-    status[scores >= t_acc] = schema.ACCEPTED
-    status[(scores <= t_rej) & (scores < t_acc)] = schema.REJECTED
+    groups_of = np.array([remover_of(d) for d in docs], dtype=object)
+    decidable = np.ones(len(ids), dtype=bool)
+    outside = 0
+    if used == "active":
+        pos = {sid: i for i, sid in enumerate(design.ids)}
+        where = np.array([pos.get(sid, -1) for sid in ids])
+        in_pop = where >= 0
+        in_pop[in_pop] &= ~design.known[where[in_pop]]
+        outside = int((~in_pop).sum())
+        decidable = in_pop
+    missing = np.isnan(scores) & decidable
+    if missing.any():
+        raise ConfigError(f"{int(missing.sum())} undecided candidates of round {round} have no "
+                          f"score from {version}; score the round with it first "
+                          f"(rorem_data.score(project, {round}, {version!r}))")
+    if used == "active":
+        removers, pooled, conf_g = _active_groups(design, version, target=target, npv=npv, alpha=alpha,
+                                                  allow_unseen=allow_unseen_remover)
+    else:
+        groups = sorted(set(groups_of.tolist()))
+        cand = {g: scores[(groups_of == g) & decidable] for g in groups}
+        removers, pooled, conf_g = _holdout_groups(project, meta, groups, cand, target=target, npv=npv,
+                                                   alpha=alpha, allow_unseen=allow_unseen_remover)
 
+    # thresholds per candidate: its remover's, the pooled override's, or none
+    t_acc = np.full(len(ids), np.inf)
+    t_rej = np.full(len(ids), -np.inf)
+    override = np.zeros(len(ids), dtype=bool)
+    applied = {}  # remover -> (accept, reject) thresholds applied to its candidates
+    for g, info in removers.items():
+        src = info
+        if info["left_to_humans"] and pooled is not None and not pooled["left_to_humans"]:
+            src = pooled
+            info["override"] = True
+        m = groups_of == g
+        override[m] = info["override"]
+        if src["accept_threshold"] is not None:
+            t_acc[m] = src["accept_threshold"]
+        if src["reject_threshold"] is not None:
+            t_rej[m] = src["reject_threshold"]
+        if (m & decidable).any():
+            applied[g] = (src["accept_threshold"], src["reject_threshold"])
+    if not any(a is not None for a, _r in applied.values()) and not any(
+            info["accept_threshold"] is not None for info in removers.values()):
+        lines = "; ".join(f"remover {g}: {info['message']}" for g, info in sorted(removers.items()))
+        if pooled is not None:
+            lines += f"; pooled: {pooled['message']}"
+        raise ConfigError(f"no accept threshold reaches a precision of {target:g} at {100 * conf:g}% "
+                          f"confidence for round {round} with {version} ({used} calibration), so "
+                          f"nothing was decided automatically. {lines}")
+    status = np.full(len(ids), schema.PENDING, dtype=object)
+    status[decidable & (scores >= t_acc)] = schema.ACCEPTED
+    status[decidable & (scores <= t_rej) & (scores < t_acc)] = schema.REJECTED
+
+    # audited at the higher rate: the pooled override and, with held-out calibration, removers the
+    # version never saw (with the active method each remover is certified on its own labels)
     seen = set(meta.get("generators") or [])
-    gen_keys = [((d.get("generator") or {}).get("remover_key") or (d.get("generator") or {}).get("remover")) for d in docs]
-    shifted = np.array([bool(seen) and g not in seen for g in gen_keys], dtype=bool)
-    if shifted.any():
-        warnings.warn(f"{int(shifted.sum())} candidates of round {round} come from a remover the "
-                      f"discriminator {version} was not calibrated on; auditing them at "
-                      f"{shift_audit:.0%}. Label some of them and retrain for trustworthy automation.",
-                      stacklevel=2)
+    unseen = np.array([used == "holdout" and bool(seen) and g not in seen for g in groups_of], dtype=bool)
+    shifted = override | unseen
+    decided = status != schema.PENDING
+    if (override & decided).any():
+        warnings.warn(f"{int((override & decided).sum())} candidates of round {round} come from a remover "
+                      f"the discriminator {version} was not calibrated on and were decided by the pooled "
+                      f"threshold (allow_unseen_remover); auditing them at {shift_audit:.0%}. Label some "
+                      "of them for trustworthy automation.", stacklevel=2)
+    elif (shifted & decided).any():
+        warnings.warn(f"{int((shifted & decided).sum())} candidates of round {round} come from a remover "
+                      f"the discriminator {version} was not calibrated on; auditing them at "
+                      f"{shift_audit:.0%}.", stacklevel=2)
 
     at = schema.utcnow()
     dec_ids, dec_docs = [], []
     for i, sid in enumerate(ids):
         if status[i] == schema.PENDING or docs[i].get("decided_by") == schema.BY_HUMAN:
             continue  # undecided, or a human has overruled it (the ledger checks again, atomically)
-        thr = t_acc if status[i] == schema.ACCEPTED else t_rej
+        thr = t_acc[i] if status[i] == schema.ACCEPTED else t_rej[i]
         dec_ids.append(sid)
         dec_docs.append(schema.decision_doc(round=round, phase=schema.PHASE_AUTO, status=status[i],
                                             by=schema.BY_DISCRIMINATOR, at=at, discriminator=version,
@@ -186,22 +495,33 @@ def auto_label(
     if audit_ids:
         enqueue(project, round, audit_ids, purpose=schema.QUEUE_AUDIT, previews=previews)
 
+    def single(j):
+        vals = {t[j] for t in applied.values()}
+        return vals.pop() if len(vals) == 1 else None
+
+    y = {**yield_counts(project, round), "method": used, "audited_precision": None}
+    first = next(iter(removers.values()), {}) if len(removers) == 1 else {}
     result = AutoLabelResult(
-        round=int(round), version=version,
-        accept_threshold=None if not np.isfinite(t_acc) else float(t_acc),
-        reject_threshold=None if not np.isfinite(t_rej) else float(t_rej),
+        round=int(round), version=version, accept_threshold=single(0), reject_threshold=single(1),
         accepted=int((status == schema.ACCEPTED).sum()), rejected=int((status == schema.REJECTED).sum()),
         left_pending=int((status == schema.PENDING).sum()), audit_ids=audit_ids, shifted=int(shifted.sum()),
-        details={"accept_choice": acc.as_dict(), "reject_choice": rej.as_dict() if rej else None},
+        details={"accept_choice": first.get("accept_choice"), "reject_choice": first.get("reject_choice"),
+                 "pooled": pooled, "confidence_per_remover": conf_g, "outside_design": outside},
+        method=used, method_reason=reason, removers=removers, yield_=y,
     )
     store.update_round_record(project.dataset_name, round, set={"phases.auto": {
-        "version": version, "target_precision": target_precision, "confidence": confidence,
-        "reject_npv": npv, "accept_threshold": result.accept_threshold,
-        "reject_threshold": result.reject_threshold, "accepted": result.accepted,
-        "rejected": result.rejected, "left_pending": result.left_pending,
-        "audit_share": audit, "audit_ids": audit_ids, "shifted": result.shifted,
+        "version": version, "method": used, "method_reason": reason, "target_precision": target,
+        "confidence": conf, "confidence_per_remover": conf_g, "reject_npv": npv,
+        "accept_threshold": result.accept_threshold, "reject_threshold": result.reject_threshold,
+        "accepted": result.accepted, "rejected": result.rejected, "left_pending": result.left_pending,
+        "outside_design": outside, "audit_share": audit, "shift_audit": shift_audit,
+        "audit_ids": audit_ids, "shifted": result.shifted,
+        "allow_unseen_remover": bool(allow_unseen_remover),
+        "overridden_removers": sorted(g for g, info in removers.items() if info["override"]),
+        "removers": [removers[g] for g in sorted(removers)], "pooled": pooled,
+        "active_selection": design.selection.get("id") if used == "active" else None,
         "accept_choice": result.details["accept_choice"], "reject_choice": result.details["reject_choice"],
-        "at": at, "seconds": time.perf_counter() - t0,
+        "yield": y, "at": at, "seconds": time.perf_counter() - t0,
     }})
     return result
 
@@ -212,14 +532,17 @@ def audit_report(project, round: int, *, confidence: float = 0.95) -> dict:
     Returns a dict with ``accept_precision`` and ``reject_npv`` (Estimates as dicts, over the
     audited automatic accepts / rejects that a human has judged), ``audited``/``pending`` counts,
     the target, and ``flag``: ``"ok"``, ``"below target"`` (point estimate under it) or
-    ``"significantly below target"`` (the whole interval under it). Stored in the round record.
+    ``"significantly below target"`` (the whole interval under it). Stored in the round record,
+    which also updates the automation yield (``phases.auto.yield``: counts now, and the audited
+    precision).
     """
-    from rorem_data.stats.intervals import proportion
+    from rorem_data.stats.intervals import check_confidence, proportion
 
+    confidence = check_confidence(confidence)
     rec = store.round_record(project.dataset_name, round)
     auto = (rec.get("phases") or {}).get("auto")
     if not auto:
-        raise ConfigError(f"round {round} has no automatic decisions to audit; run `rorem-data auto-label` first")
+        raise ConfigError(f"round {round} has no automatic decisions to audit; run auto_label first")
     pairs = []  # (auto status, human status)
     pending = 0
     for d in queries.queue_members(project.dataset, round, ["decisions", "decided_by", "status"],
@@ -246,48 +569,7 @@ def audit_report(project, round: int, *, confidence: float = 0.95) -> dict:
         flag = "ok"
     out = {"round": int(round), "target_precision": target, "audited": len(pairs), "pending": pending,
            "accept_precision": prec.as_dict(), "reject_npv": npv.as_dict(), "flag": flag}
-    store.update_round_record(project.dataset_name, round, set={"phases.audit": out})
-    return out
-
-
-# --- estimates -------------------------------------------------------------------------------
-
-def round_estimates(project, round: int, *, version: str | None = None, confidence: float = 0.95) -> dict:
-    """The remover's success rate on round ``round``'s candidates, with intervals.
-
-    * ``human``: from the uniform estimation sample's human labels alone (Clopper-Pearson);
-    * ``ppi``: prediction-powered (PPI++) from those labels plus the discriminator's calibrated
-      scores on every candidate of the round - valid, and narrower when the discriminator is good;
-    * ``discriminator``: the mean calibrated score over all candidates (no interval: biased if
-      the calibration is off), for comparison.
-
-    Labels from the active-learning queue are NOT used: that sample is chosen, not random.
-    """
-    from rorem_data.stats.intervals import proportion
-    from rorem_data.stats.ppi import ppi_mean
-
-    docs = queries.candidates(project.dataset, round=round,
-                              fields=["estimate_sample", "status", "decided_by", "scores", "decisions"])
-    out: dict = {"round": int(round), "candidates": len(docs)}
-    labelled = []
-    for d in docs:
-        if not d.get("estimate_sample"):
-            continue
-        human = [x for x in d.get("decisions") or [] if x and x.get("by") == schema.BY_HUMAN
-                 and x.get("status") in (schema.ACCEPTED, schema.REJECTED)]
-        if human:
-            labelled.append((d, int(human[-1]["status"] == schema.ACCEPTED)))
-    out["estimate_labels"] = len(labelled)
-    if labelled:
-        y = np.array([v for _d, v in labelled])
-        out["human"] = proportion(int(y.sum()), len(y), confidence=confidence).as_dict()
-    version = version or latest_version(project)
-    if version:
-        s_all = np.array([(d.get("scores") or {}).get(version, np.nan) for d in docs], dtype=np.float64)
-        if len(s_all) and not np.isnan(s_all).any():
-            out["discriminator"] = {"version": version, "value": float(s_all.mean())}
-            if len(labelled) >= 2:
-                s_lab = np.array([(d.get("scores") or {}).get(version) for d, _v in labelled], dtype=np.float64)
-                est = ppi_mean(y, s_lab, s_all, confidence=confidence)
-                out["ppi"] = {**est.as_dict(), "version": version}
+    y = {**yield_counts(project, round), "method": auto.get("method", "holdout"),
+         "audited_precision": prec.as_dict() if acc else None}
+    store.update_round_record(project.dataset_name, round, set={"phases.audit": out, "phases.auto.yield": y})
     return out

@@ -198,14 +198,14 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = ACTI
     def build():
         if strategy == ACTIVE:
             return queue.build_active_sample(project, round, budget, version=prev, floor=floor,
-                                             rng=rng, previews=True)
+                                             double_share=double_share, rng=rng, previews=True)
         if estimate_budget:
             queue.build_estimate_sample(project, round, estimate_budget, rng=rng)
         return queue.build_queue(project, round, budget, strategy=strategy, discriminator=prev,
                                  featurizer=feature_key, double_share=double_share, rng=rng)
 
     step("queue", {"strategy": strategy, "budget": budget, "version": prev, "floor": floor,
-                   "estimate_budget": estimate_budget, "rng": rng}, build)
+                   "estimate_budget": estimate_budget, "double": double_share, "rng": rng}, build)
 
     def mix_gold():
         from rorem_data.dataset import queries, queues

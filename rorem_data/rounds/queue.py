@@ -11,7 +11,7 @@ item already queued or judged.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,8 +29,20 @@ class Selection:
     queue_size: int
     seconds: float
     repeated: bool = False
+    details: dict = field(default_factory=dict)
 
     def summary(self) -> str:
+        if self.details.get("design") == "poisson":
+            d = self.details
+            src = f"discriminator {d['version']}" if d.get("version") else "uniform (no discriminator yet)"
+            s = (f"active sample of round {self.round}: drew {len(self.sample_ids)} of {d['population']} "
+                 f"candidates (expected {d['expected_labels']:.1f}; probabilities "
+                 f"{d['pi_min']:.3f}-{d['pi_max']:.3f} from {src}, rule {d['rule']}, floor {d['floor']:g})")
+            if d.get("known_at_draw"):
+                s += f"; {d['known_at_draw']} already judged count with probability 1"
+            if self.repeated:
+                s += "; this draw was already made (nothing redrawn)"
+            return s + f"; queue now {self.queue_size}"
         if self.repeated:
             return (f"this exact selection ({len(self.sample_ids)} candidates, '{self.strategy}') was "
                     f"already queued for round {self.round}; pass another --seed or --budget to add more")
@@ -125,7 +137,7 @@ def build_queue(
 
     t0 = time.perf_counter()
     if not 0.0 <= double_share <= 1.0:
-        raise ConfigError(f"--double-share must be in [0, 1]; got {double_share}")
+        raise ConfigError(f"double_share must be in [0, 1]; got {double_share}")
     plain = {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))}
     sel_id = _selection_id(round=int(round), budget=budget, strategy=strategy, discriminator=discriminator,
                            committee=committee, threshold=threshold, featurizer=featurizer, strata=strata,
@@ -152,8 +164,8 @@ def build_queue(
         missing = np.isnan(p) & ~reviewed
         if missing.any():
             raise ConfigError(f"{int(missing.sum())} unreviewed candidates of round {round} have no "
-                              f"score from discriminator {discriminator!r}; run `rorem-data score "
-                              f"--round {round} --discriminator {discriminator}` first")
+                              f"score from discriminator {discriminator!r}; score the round with it "
+                              f"first (rorem_data.score(project, {round}, {discriminator!r}))")
         kwargs["proba"] = np.where(np.isnan(p), 0.5, p)
     if committee:
         kwargs["committee"] = np.stack([np.nan_to_num(arr["scores"][k], nan=0.5) for k in committee])
@@ -165,7 +177,7 @@ def build_queue(
             elif s in ("category", "origin"):
                 table[s] = arr[s]
             else:
-                raise ConfigError(f"--strata entries must be area, category or origin; got {s!r}")
+                raise ConfigError(f"strata entries must be area, category or origin; got {s!r}")
         kwargs["strata"] = table
     if featurizer:
         from rorem_data.rounds.discriminator import load_features
@@ -189,6 +201,170 @@ def build_queue(
     store.mark_selection_done(project.dataset_name, round, sel_id)
     return Selection(round=int(round), strategy=strategy, sample_ids=ids, double_reviewed=len(double),
                      queue_size=size, seconds=time.perf_counter() - t0)
+
+
+ACTIVE_RULES = ("uncertainty", "threshold", "uniform")
+
+
+def build_active_sample(
+    project,
+    round: int,
+    budget,
+    *,
+    version: str | None = None,
+    floor: float = 0.05,
+    rule: str = "uncertainty",
+    double_share: float = 0.0,
+    rng: int = 0,
+    previews: bool = True,
+) -> Selection:
+    """Draw the round's active sample: each candidate with its own known probability.
+
+    Poisson sampling (Zrnic & Candès 2024): candidate ``i`` is drawn independently with
+    probability ``pi_i`` from :func:`rorem_data.stats.active.sampling_probabilities` - higher where
+    ``version`` is unsure, never below ``floor`` - so that the same labels train the next
+    discriminator and give unbiased estimates (:mod:`rorem_data.rounds.estimates`) and certified
+    auto-label thresholds (:mod:`rorem_data.rounds.automation`). Candidates whose human label is
+    already known get ``pi = 1`` (their label counts exactly and costs nothing); ``budget`` is
+    the expected number of the others to draw. Every candidate of the round carries its
+    ``inclusion_probability``; the drawn ones are queued for review (purpose ``active``); the
+    round record's selection holds the parameters, the version, the drawn ids and their
+    probabilities.
+
+    One active sample per round: its probabilities must stay exact. Calling again with the
+    same arguments finishes an interrupted draw and never redraws; other arguments are refused.
+
+    Parameters
+    ----------
+    project : Project
+    round : int
+    budget : float
+        Expected number of candidates to draw, in (0, number not yet judged].
+    version : str, optional
+        Discriminator version whose calibrated scores (``scores.<version>``) set the
+        probabilities. Default: the latest trained version, which in the loop is the one trained
+        before this round's labels (``v_{r-1}``); uniform probabilities when there is none.
+    floor : float, default 0.05
+        Smallest probability, in (0, 1]; needs ``floor * N <= budget``. Raise it (0.1-0.2)
+        when the labels must also certify auto-accept thresholds: the precision bound is only as
+        good as the smallest probability among the accepted.
+    rule : {"uncertainty", "threshold", "uniform"}, default "uncertainty"
+        ``"uncertainty"``: ``pi`` proportional to ``sqrt(p (1 - p))`` (best for the success rate);
+        ``"threshold"``: largest near ``p = 0.5``; ``"uniform"``: ``budget / N`` for every
+        candidate, whatever the scores.
+    double_share : float in [0, 1]
+        Share of the drawn candidates that two reviewers judge independently (their agreement
+        is measured; a disagreement waits for adjudication).
+    rng : int
+        Seed of the draw.
+    previews : bool
+        Write review previews of the drawn candidates.
+
+    Returns
+    -------
+    Selection
+        ``sample_ids``: the drawn candidates; ``details``: population, expected labels,
+        probability range, version, rule, floor, selection id.
+
+    Raises
+    ------
+    ConfigError
+        No candidates; candidates without scores from ``version``; a bad ``budget``,
+        ``floor`` or ``rule``; the round already has a different active sample.
+
+    Examples
+    --------
+    >>> sel = build_active_sample(project, 2, 500, floor=0.1)      # doctest: +SKIP
+    >>> print(sel.summary())                                       # doctest: +SKIP
+    active sample of round 2: drew 497 of 20000 candidates (expected 500.0; ...)
+    """
+    from rorem_data.core.checks import choice
+    from rorem_data.rounds.estimates import DESIGN_POISSON, active_selection
+    from rorem_data.rounds.versions import latest_version, load_version_meta
+    from rorem_data.stats.active import poisson_sample, sampling_probabilities
+
+    t0 = time.perf_counter()
+    choice(rule, "rule", ACTIVE_RULES)
+    if not 0.0 <= double_share <= 1.0:
+        raise ConfigError(f"double_share must be in [0, 1]; got {double_share}")
+    ds = project.dataset
+    extra_id = {"double_share": float(double_share)} if double_share else {}
+    sel_id = _selection_id(round=int(round), purpose="active-sample", budget=budget, version=version,
+                           floor=floor, rule=rule, rng=rng, **extra_id)
+    prior = active_selection(project, round)
+    if prior is not None and prior.get("id") != sel_id:
+        raise ConfigError(
+            f"round {round} already has an active sample (drawn {prior.get('at')}, budget "
+            f"{prior.get('budget')}, version {prior.get('version')!r}, floor {prior.get('floor')}, "
+            f"rule {prior.get('rule')!r}, rng {prior.get('seed')}); one per round keeps its "
+            "inclusion probabilities exact. Repeat that call to finish it, or queue more "
+            "candidates with build_queue (their labels train the discriminator but do not enter "
+            "the active estimates)")
+    if prior is None:
+        docs = queries.candidates(ds, round=round, fields=["decisions", "scores"])
+        if not docs:
+            raise ConfigError(f"round {round} has no candidates; generate them first "
+                              f"(rorem_data.generate(project, {round}, ...))")
+        used = version if version is not None else (None if rule == "uniform" else latest_version(project))
+        if used is not None:
+            load_version_meta(project, used)  # unknown version: one clear error
+        known = np.array([queries.latest_human_label(d.get("decisions")) is not None for d in docs])
+        rest = np.flatnonzero(~known)
+        if rest.size == 0:
+            raise ConfigError(f"every candidate of round {round} already has a human label; "
+                              "there is nothing left to draw")
+        pi = np.ones(len(docs))
+        if rule == "uniform" or used is None:
+            # every probability is budget / n: the floor only needs checking, not applying
+            fl = floor
+            if isinstance(budget, (int, float)) and isinstance(floor, (int, float)) and 0 < floor <= 1:
+                fl = min(floor, max(float(budget), 1e-12) / rest.size)
+            pi[rest] = sampling_probabilities(None, budget, floor=fl, n=int(rest.size))
+        else:
+            p = np.array([(docs[i].get("scores") or {}).get(used, np.nan) for i in rest], dtype=np.float64)
+            if np.isnan(p).any():
+                raise ConfigError(
+                    f"{int(np.isnan(p).sum())} candidates of round {round} have no score from "
+                    f"discriminator {used!r}; score the round with it first "
+                    f"(rorem_data.score(project, {round}, {used!r})), or pass rule='uniform'")
+            pi[rest] = sampling_probabilities(p, budget, floor=floor, rule=rule)
+        xi = np.zeros(len(docs), dtype=bool)
+        xi[rest] = poisson_sample(pi[rest], rng)
+        ids = [d["id"] for d in docs]
+        drawn = [ids[i] for i in np.flatnonzero(xi)]
+        n_double = round_half_up(double_share * len(drawn))
+        double_pos = sorted(np.random.default_rng([int(rng), int(round), 0xD0]).choice(
+            len(drawn), size=n_double, replace=False).tolist()) if n_double else []
+        # probabilities on every candidate first, then the record, then the queue: an
+        # interruption before the record leaves nothing drawn (the rerun draws afresh and
+        # overwrites); after it, the rerun finishes this draw
+        store.set_field_values(ds, "inclusion_probability", ids, [float(v) for v in pi])
+        prior = {
+            "id": sel_id, "status": "started", "at": schema.utcnow(), "purpose": schema.QUEUE_ACTIVE,
+            "design": DESIGN_POISSON, "strategy": f"active-{rule}", "budget": float(budget),
+            "floor": float(floor), "rule": rule, "seed": int(rng), "version": used,
+            "requested_version": version, "population": len(ids), "known_at_draw": int(known.sum()),
+            "expected_labels": float(pi[rest].sum()), "pi_min": float(pi[rest].min()),
+            "pi_max": float(pi[rest].max()), "sample_ids": drawn,
+            "probabilities": [float(pi[i]) for i in np.flatnonzero(xi)],
+            "double_positions": double_pos,
+        }
+        store.update_round_record(project.dataset_name, round, push={"selections": prior})
+        repeated = False
+    else:
+        drawn = list(prior["sample_ids"])
+        repeated = prior.get("status") == "done"
+    probs = dict(zip(drawn, prior.get("probabilities") or []))
+    double = set(prior.get("double_positions") or [])
+    size = enqueue(project, round, drawn, purpose=schema.QUEUE_ACTIVE, previews=previews, double=double,
+                   extra={sid: {"inclusion_probability": p} for sid, p in probs.items()})
+    store.mark_selection_done(project.dataset_name, round, sel_id)
+    details = {k: prior.get(k) for k in ("design", "population", "known_at_draw", "expected_labels",
+                                         "pi_min", "pi_max", "version", "rule", "floor", "budget")}
+    details["selection_id"] = sel_id
+    return Selection(round=int(round), strategy=f"active-{rule}", sample_ids=drawn, double_reviewed=len(double),
+                     queue_size=size, seconds=time.perf_counter() - t0, repeated=repeated,
+                     details=details)
 
 
 def enqueue(project, round: int, sample_ids: list, *, purpose: str, double=(), previews: bool = True,

@@ -31,7 +31,7 @@ def _plt():
 
 def collect(project) -> dict:
     """Everything the report shows, as plain data (also written to ``report.json``)."""
-    from rorem_data.rounds.automation import round_estimates
+    from rorem_data.rounds.estimates import round_estimates
     from rorem_data.rounds.versions import latest_version, load_version_meta
     from rorem_data.rounds.review import reviewer_agreement
     from rorem_data.rounds.status import pool_size, round_table

@@ -138,7 +138,7 @@ def apply_reviews(ds, rows, *, round: int) -> int:
             problems.append(Problem(f"row {i + 1}", str(sid), str(exc), "fix the row"))
             continue
         clean.append((sid, status, reviewer, reason, False))
-    queued = {str(k) for k, q in ledger.queue_rounds(ds._sample_collection, [c[0] for c in clean]).items()
+    queued = {str(k) for k, q in ledger.queue_rounds(ds, [c[0] for c in clean]).items()
               if q == int(round)}
     for sid, *_rest in clean:
         if sid not in queued:

@@ -49,7 +49,7 @@ def reviewer_quality(project, *, round: int | None = None, min_accuracy: float =
     from rorem_data.stats.intervals import proportion
 
     ds = project.dataset
-    excluded = ledger.excluded_reviewers(ds._sample_collection)
+    excluded = ledger.excluded_reviewers(ds)
     gold = defaultdict(lambda: [0, 0])
     agree = defaultdict(lambda: [0, 0])
     times = defaultdict(list)

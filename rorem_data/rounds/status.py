@@ -74,12 +74,9 @@ def round_table(project, *, estimates: bool = False) -> list[RoundRow]:
         cumulative += hum_acc
         rate = None
         if estimates:
-            from rorem_data.rounds.automation import round_estimates
+            from rorem_data.rounds.estimates import round_estimates
 
-            est = round_estimates(project, r)
-            rate = est.get("ppi") or est.get("human")
-            if rate is not None:
-                rate = {**rate, "source": "ppi" if "ppi" in est else "human"}
+            rate = round_estimates(project, r).get("best")
         sel_h = sum(n for (rr, pu), n in queued.items()
                     if rr == r and pu not in (schema.QUEUE_AUDIT, schema.QUEUE_GOLD))
         sel_a = queued.get((r, schema.QUEUE_AUDIT), 0)

@@ -25,6 +25,12 @@ candidate thresholds were fixed before the draw and without these labels (e.g. a
 trained on earlier rounds). A discriminator fit on this sample's labels voids the guarantees.
 Label convention: 1 = success (object removed well), 0 = failure.
 
+In a project (:mod:`rorem_data.rounds.estimates`, :mod:`rorem_data.rounds.automation`): round
+``r``'s probabilities come from ``v_{r-1}``, the version trained before the draw (uniform in
+the first round); the labels train ``v_r``, estimate round ``r``'s success rate with ``v_{r-1}``
+as ``pred``, and certify ``v_{r-1}``'s thresholds on round ``r``; ``v_r`` is refused as the
+predictor of its own training sample.
+
 The estimator (:func:`active_mean`)
 -----------------------------------
 With a prediction ``f_i`` in [0, 1] for every candidate (the discriminator's calibrated
