@@ -35,7 +35,8 @@ def test_report_contents(reported):
     project, index = reported
     folder = os.path.dirname(index)
     page = open(index).read()
-    for needle in ("Rounds", "success rate (human)", "Reliability diagram", "Accepted", "Rejected", "Uncertain"):
+    for needle in ("Rounds", "success rate (best)", "automation yield", "Reliability diagram", "Accepted",
+                   "Rejected", "Uncertain"):
         assert needle in page, needle
     for f in ("success_rate.png", "accepted.png", "scores.png", "reliability.png", "report.md", "report.json"):
         assert os.path.getsize(os.path.join(folder, f)) > 0, f
@@ -45,7 +46,12 @@ def test_report_contents(reported):
     human, auto = rows[1], rows[2]
     assert human["phase"] == "human" and human["selected"] == 12  # the estimation sample
     assert auto["phase"] == "auto" and auto["selected"] >= 1  # the audit sample
-    assert human["success_rate"] is None or "value" in human["success_rate"]
+    # the 12 uniform labels give the success rate with an interval around the truth (half succeed)
+    sr = human["success_rate"]
+    assert sr["source"] in ("human", "ppi") and sr["lo"] <= sr["value"] <= sr["hi"]
+    assert sr["lo"] <= 0.5 <= sr["hi"]
+    y = auto["automation_yield"]
+    assert y["candidates"] == 30 and y["auto_accepted"] == auto["accepted_by_discriminator"]
     md = open(os.path.join(folder, "report.md")).read()
     assert "| 0 | seed |" in md and "| 1 | human |" in md
     assert any(f.startswith("ex-accepted-") for f in os.listdir(folder))

@@ -477,6 +477,9 @@ def per_remover_agreement(project, round: int, version: str, *, threshold: float
     train = set(meta.get("train_ids") or [])
     auto = (store.round_record(project.dataset_name, round).get("phases") or {}).get("auto") or {}
     same = auto.get("version") == version
+    recorded = auto.get("removers") or []
+    by_remover = ({x.get("remover"): x for x in recorded if isinstance(x, dict)}
+                  if isinstance(recorded, list) else dict(recorded))  # a list: names may hold dots
     groups: dict = {}
     excluded = unscored = 0
     for d in queries.candidates(project.dataset, round=round, fields=["decisions", "generator", "scores"]):
@@ -496,8 +499,8 @@ def per_remover_agreement(project, round: int, version: str, *, threshold: float
     for g, rows in sorted(groups.items()):
         if threshold is not None:
             thr, src = float(threshold), "given"
-        elif same and ((auto.get("removers") or {}).get(g) or {}).get("accept_threshold") is not None:
-            thr, src = float(auto["removers"][g]["accept_threshold"]), "auto-label (this remover)"
+        elif same and (by_remover.get(g) or {}).get("accept_threshold") is not None:
+            thr, src = float(by_remover[g]["accept_threshold"]), "auto-label (this remover)"
         elif same and auto.get("accept_threshold") is not None:
             thr, src = float(auto["accept_threshold"]), "auto-label"
         else:

@@ -31,10 +31,11 @@ def _plt():
 
 def collect(project) -> dict:
     """Everything the report shows, as plain data (also written to ``report.json``)."""
-    from rorem_data.rounds.estimates import round_estimates
-    from rorem_data.rounds.versions import latest_version, load_version_meta
+    from rorem_data.rounds.estimates import per_remover_agreement, round_estimates, round_yield
     from rorem_data.rounds.review import reviewer_agreement
-    from rorem_data.rounds.status import pool_size, round_table
+    from rorem_data.rounds.reviewer_quality import reviewer_quality
+    from rorem_data.rounds.status import licenses_by_origin, pool_size, round_table
+    from rorem_data.rounds.versions import latest_version, load_version_meta
 
     rows = round_table(project)
     rounds = sorted({r.round for r in rows if r.round > 0})
@@ -42,13 +43,26 @@ def collect(project) -> dict:
     version = latest_version(project)
     data = {"project": project.name, "dataset": project.dataset_name, "pool_items": pool_size(project),
             "rows": [r.as_dict() for r in rows], "estimates": {}, "agreement": {}, "audit": {},
-            "version": version}
+            "yield": {}, "automation": {}, "per_remover": {}, "version": version,
+            "reviewers": reviewer_quality(project), "licenses": licenses_by_origin(project)}
     for r in rounds:
-        data["estimates"][r] = round_estimates(project, r, version=version)
+        data["estimates"][r] = round_estimates(project, r)
+        for row in data["rows"]:
+            if row["round"] == r and row["phase"] == "human":
+                row["success_rate"] = data["estimates"][r].get("best")
         data["agreement"][r] = reviewer_agreement(project, r)
-        audit = ((records.get(r) or {}).get("phases") or {}).get("audit")
-        if audit:
-            data["audit"][r] = audit
+        phases = (records.get(r) or {}).get("phases") or {}
+        if phases.get("audit"):
+            data["audit"][r] = phases["audit"]
+        if phases.get("auto"):
+            auto = phases["auto"]
+            data["yield"][r] = round_yield(project, r)
+            data["automation"][r] = {k: auto.get(k) for k in ("version", "method", "method_reason",
+                                                               "target_precision", "confidence",
+                                                               "allow_unseen_remover",
+                                                               "overridden_removers")}
+            if auto.get("version"):
+                data["per_remover"][r] = per_remover_agreement(project, r, auto["version"])
     if version:
         meta = load_version_meta(project, version)
         data["version_meta"] = {k: meta.get(k) for k in ("version", "round", "spec", "agreement", "trained_at")}
@@ -65,12 +79,13 @@ def _success_plot(data, path):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.4), dpi=110)
     for key, colour, label in (("human", "#1f77b4", "human labels (uniform sample)"),
-                               ("ppi", "#d62728", "prediction-powered")):
+                               ("ppi", "#d62728", "prediction-powered"),
+                               ("active", "#2ca02c", "active inference (inverse-probability weighted)")):
         xs, ys, lo, hi = [], [], [], []
         for r, est in sorted(data["estimates"].items()):
             e = est.get(key)
-            if e:
-                xs.append(int(r) + (0.08 if key == "ppi" else 0))
+            if e and e.get("value") is not None and e.get("lo") is not None:
+                xs.append(int(r) + {"human": 0.0, "ppi": 0.08, "active": -0.08}[key])
                 ys.append(e["value"])
                 lo.append(e["value"] - e["lo"])
                 hi.append(e["hi"] - e["value"])
@@ -212,6 +227,14 @@ def _examples(project, out_dir, version, per_group=6):
     return out
 
 
+def _fmt_num(e) -> str:
+    if not e or e.get("value") is None:
+        return "-"
+    if e.get("lo") is None:
+        return f"{e['value']:.3f}"
+    return f"{e['value']:.3f} [{e['lo']:.3f}, {e['hi']:.3f}]"
+
+
 def _fmt_est(e) -> str:
     """``12.3% [8.0, 17.1]``; ``-`` for a missing estimate or one with no data yet (an audit
     sample nobody has judged gives an estimate without a value)."""
@@ -269,22 +292,51 @@ def _write_into(project, data: dict, tmp: str) -> None:
 
     header = ["round", "phase", "pool items", "candidates", "selected", "human reviewed", "accepted (human)",
               "auto decided", "accepted (discr.)", "pending", "cumulative train",
-              "success rate (human)", "success rate (PPI)"]
+              "success rate (best)", "automation yield"]
     table = []
     for r in data["rows"]:
         est = data["estimates"].get(r["round"], {}) if r["phase"] == "human" else {}
+        best = est.get("best")
+        rate = f"{_fmt_est(best)} {best.get('source', '')}" if best else "-"
+        y = data["yield"].get(r["round"]) if r["phase"] == "auto" else None
+        yld = "-"
+        if y and y.get("accept_share") is not None:
+            yld = f"{100 * y['accept_share']:.1f}% accepted, {100 * (y.get('reject_share') or 0):.1f}% rejected"
+            if y.get("audited_precision"):
+                yld += f" (audited {_fmt_est(y['audited_precision'])})"
         table.append([r["round"], r["phase"], r["pool_items"], r["candidates"], r["selected"], r["human_reviewed"],
                       r["accepted_by_human"], r["auto_decided"], r["accepted_by_discriminator"],
-                      r["pending"], r["cumulative_train"], _fmt_est(est.get("human")), _fmt_est(est.get("ppi"))])
+                      r["pending"], r["cumulative_train"], rate, yld])
 
     md = [f"# rorem-data report: {data['project']}", "",
           f"Dataset `{data['dataset']}`, {data['pool_items']} pool items. Latest discriminator: "
           f"`{data['version'] or 'none'}`.", "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(str(c) for c in row) + " |" for row in table]
-    md += ["", "Success rates come from the uniform estimation sample (human) and from "
-           "prediction-powered inference over every candidate (PPI); the active-learning queue is "
-           "never used for them, because it is chosen, not random.", ""]
+    md += ["", "Success rates (95% intervals) come from labels drawn with known probabilities: the "
+           "active-inference sample (inverse-probability weighted, with the previous discriminator as "
+           "predictor), or a uniform estimation sample (human labels alone, or prediction-powered); a "
+           "queue chosen by a strategy is never used for them, because it is chosen, not random. The "
+           "automation yield is the share of the round decided automatically, with the precision its "
+           "audit measured.", ""]
+    for r, a in sorted(data["automation"].items()):
+        md.append(f"- Round {r} automatic decisions by `{a.get('version')}` with the {a.get('method')} "
+                  f"method ({a.get('method_reason') or ''})"
+                  + (f"; removers decided despite thin labels (override): {a['overridden_removers']}"
+                     if a.get("overridden_removers") else ""))
+    for r, per in sorted(data["per_remover"].items()):
+        for rem, v in sorted((per.get("removers") or {}).items()):
+            auc = v.get("auc") or {}
+            md.append(f"- Round {r} discriminator vs humans on remover `{rem}`: n={v.get('n')}, AUC "
+                      f"{_fmt_num(auc)}, precision at the threshold {_fmt_est(v.get('precision'))}")
+    for who, q in sorted(data["reviewers"].items()):
+        if who.startswith("_"):
+            continue
+        acc = (q.get("gold") or {}).get("accuracy")
+        md.append(f"- Reviewer {who}: {q['judgments']} judgments, gold accuracy {_fmt_est(acc)} "
+                  f"[{q['flag']}]{' EXCLUDED' if q.get('excluded') else ''}")
+    for origin, counts in sorted(data["licenses"].items()):
+        md.append(f"- Licenses of {origin}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     for r, a in sorted(data["agreement"].items()):
         if a.get("items"):
             md.append(f"- Round {r} reviewer agreement: {a['agree']}/{a['items']} "
