@@ -6,7 +6,7 @@ is shared; the first round warms up and is dropped; ratios are medians of same-r
 - ``decode only, PIL``: a DataLoader with the same workers and batches that only decodes each
   item's three files (source and result with PIL, the mask with ``rorem_data.core.images.read_mask``)
   - the well-known way, as in the perf anchors; ``decode only, our reader``: the same with the
-  pipeline's own image reader (OpenCV's PNG decoder);
+  pipeline's own image reader (``rorem_data.core.images.read_rgb``: OpenCV's PNG decoder);
 - ``stats``, ``clip tiny`` (embed 64, 2-layer ViT width 64, patch 16, 64 px: the work is
   decoding; with open_clip's own transform and with ``resize="area"``): ``featurize_paths``
   end to end (decode + 5 views per item in the workers, the model in the main process);
@@ -85,6 +85,14 @@ def make_items(folder: str, n: int, size: int = 512, seed: int = 0) -> list[tupl
     return items
 
 
+def _read_rgb_pil(path: str) -> np.ndarray:
+    """The well-known way: PIL decode to RGB (the baseline reader)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 class _DecodeOnly:
     def __init__(self, items, reader: str):
         self.items = items
@@ -94,10 +102,9 @@ class _DecodeOnly:
         return len(self.items)
 
     def __getitem__(self, k):
-        from rorem_data.features.featurizers import _read_rgb, _read_rgb_pil
-        from rorem_data.core.images import read_mask
+        from rorem_data.core.images import read_mask, read_rgb
 
-        read = _read_rgb_pil if self.reader == "pil" else _read_rgb
+        read = _read_rgb_pil if self.reader == "pil" else read_rgb
         s, r, m = self.items[k]
         a, b, c = read(s), read(r), read_mask(m)
         return a.shape[0] + b.shape[0] + c.shape[0]
@@ -111,7 +118,8 @@ def decode_only_rate(items, batch_size: int, num_workers: int, reader: str = "pi
     """Items/s of a DataLoader that only decodes the three files of each item.
 
     ``reader="pil"``: PIL for the images (the well-known way, as in the perf anchors);
-    ``"ours"``: the pipeline's own reader (OpenCV's PNG decoder). Masks: ``read_mask``.
+    ``"ours"``: the pipeline's own reader (``rorem_data.core.images.read_rgb``: OpenCV's PNG
+    decoder after a header check). Masks: ``read_mask``.
     """
     from torch.utils.data import DataLoader
 
@@ -127,13 +135,12 @@ def preload_views(featurizer, items):
     """The featurizer's model inputs for ``items``, preprocessed, in RAM: (n * 5, 3, S, S)."""
     import torch
 
-    from rorem_data.features.featurizers import _read_rgb, check_pair_arrays
-    from rorem_data.core.images import read_mask
+    from rorem_data.features.pairs import read_pair
 
     featurizer.setup()
     views = []
     for s, r, m in items:
-        a = check_pair_arrays(_read_rgb(s), _read_rgb(r), read_mask(m), item="x")
+        a = read_pair(s, r, m, item="x")
         views.append(featurizer._to_model_input(featurizer.prepare(*a)[None]))
     return torch.cat(views)
 
@@ -160,7 +167,7 @@ def bare_forward_rate(featurizer, x, batch_size: int) -> float:
 
 
 def ours_rate(featurizer, items, batch_size: int, num_workers: int) -> float:
-    from rorem_data.features.featurizers import featurize_paths
+    from rorem_data.features.batching import featurize_paths
 
     t = time.perf_counter()
     featurize_paths(featurizer, items, batch_size=batch_size, num_workers=num_workers,
@@ -205,8 +212,9 @@ def main(argv=None) -> int:
 
     import torch
 
+    from rorem_data.features.base import get_featurizer
+    from rorem_data.features.batching import featurize_paths
     from rorem_data.features.cache import FeatureCache
-    from rorem_data.features.featurizers import featurize_paths, get_featurizer
 
     os.environ.setdefault("ROREM_PROGRESS", "0")
     tmp = tempfile.mkdtemp(prefix="rorem-bench-feat-")

@@ -1,16 +1,19 @@
-"""Scoring throughput: read cached features of N candidates and run a logistic head on them.
+"""Scoring throughput: read cached features of N candidates and run feature heads on them.
 
 Measures the featurizer-side part of an automation round at the paper's scale (200,000
 candidates): open a :class:`~rorem_data.features.cache.FeatureCache`, read every candidate's
 features in a given id order, ``predict_proba`` with a fitted
-:class:`~rorem_data.discriminators.heads.LogisticHead`. The database write-back of the scores is measured by
-the dataset layer's benchmark, not here.
+:class:`~rorem_data.discriminators.heads.LogisticHead` and a fitted
+:class:`~rorem_data.discriminators.heads.HistGradientBoostingHead` (200 trees, evaluated in plain
+numpy from validated node tables). The database write-back of the scores is measured by the
+dataset layer's benchmark, not here.
 
 Same-run baselines:
 
 - ``np.load`` of the same matrix from a single ``.npy`` file (the read floor);
 - ``sigmoid(X @ w + b)`` in numpy (the compute floor);
-- ``sklearn LogisticRegression.predict_proba`` on the same matrix.
+- ``sklearn LogisticRegression.predict_proba`` on the same matrix;
+- ``sklearn HistGradientBoostingClassifier.predict_proba`` (compiled, OpenMP) for the trees.
 
 Cases: the cache as featurization leaves it (chunks of 256 rows, like ``featurize_paths``'s
 default), and after ``compact()`` (one chunk). Feature widths: 44 (``stats``) and 516 (a CLIP
@@ -50,13 +53,14 @@ def main(argv=None) -> int:
     ap.add_argument("--dims", type=int, nargs="+", default=[44, 516])
     ap.add_argument("--chunk", type=int, default=256, help="rows per chunk as written")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--trees", type=int, default=200, help="boosting iterations of the HGB head")
     args = ap.parse_args(argv)
 
+    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
+    from rorem_data.discriminators.heads import HistGradientBoostingHead, LogisticHead
     from rorem_data.features.cache import FeatureCache
-    from rorem_data.features.featurizers import FeatureMatrix
-    from rorem_data.discriminators.heads import LogisticHead
 
     rng = np.random.default_rng(0)
     tmp = tempfile.mkdtemp(prefix="rorem-bench-score-")
@@ -72,8 +76,11 @@ def main(argv=None) -> int:
             w = rng.normal(size=d)
             m = min(5000, n)  # the head is trained on the first rows (labelled candidates)
             y = (X[:m] @ w + rng.normal(size=m) > 0).astype(int)
-            head = LogisticHead(max_iter=200).fit(FeatureMatrix(X[:m], key), y)
+            head = LogisticHead(max_iter=200).fit(X[:m], y)
             sk = LogisticRegression(max_iter=200).fit(X[:m], y)
+            hgb_kw = dict(max_iter=args.trees, early_stopping=False, random_state=0)
+            hgb = HistGradientBoostingHead(**hgb_kw).fit(X[:m], y)
+            sk_hgb = HistGradientBoostingClassifier(**hgb_kw).fit(X[:m], y)
             cache = FeatureCache(tmp, key, {"d": d})
             t = time.perf_counter()
             for k in range(0, n, args.chunk):
@@ -90,14 +97,19 @@ def main(argv=None) -> int:
 
             Xr, t_read = timed(read_fresh, args.reps)
             assert np.array_equal(Xr, Xo)
-            _, t_predict = timed(lambda: head.predict_proba(FeatureMatrix(Xr, key)), args.reps)
+            _, t_predict = timed(lambda: head.predict_proba(Xr), args.reps)
+            Xd = Xr.astype(np.float64)  # the trees compare in float64, like scikit-learn
+            p_hgb, t_hgb = timed(lambda: hgb.predict_proba(Xd), args.reps)
+            p_sk_hgb, t_sk_hgb = timed(lambda: sk_hgb.predict_proba(Xd), args.reps)
+            assert np.allclose(p_hgb, p_sk_hgb, atol=1e-12)
             _, t_npy = timed(lambda: np.load(npy), args.reps)
             _, t_floor = timed(lambda: 1 / (1 + np.exp(-(Xo @ head.coef_.astype(np.float32)))),
                                args.reps)
             _, t_sk = timed(lambda: sk.predict_proba(Xo), args.reps)
             FeatureCache(tmp, key, {"d": d}).compact()
             _, t_read_c = timed(read_fresh, args.reps)
-            rows.append((d, n_chunks, t_write, t_read, t_read_c, t_predict, t_npy, t_floor, t_sk))
+            rows.append((d, n_chunks, t_write, t_read, t_read_c, t_predict, t_npy, t_floor, t_sk,
+                         t_hgb, t_sk_hgb))
             print(f"  d={d}: done", flush=True)
             shutil.rmtree(os.path.join(tmp, key), ignore_errors=True)
             os.remove(npy)
@@ -111,9 +123,16 @@ def main(argv=None) -> int:
           "predict_proba (ours) | **read + predict** | np.load floor | numpy sigmoid floor | "
           "sklearn predict_proba |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for d, nc, tw, tr, trc, tp, tn, tf, ts in rows:
+    for d, nc, tw, tr, trc, tp, tn, tf, ts, _, _ in rows:
         print(f"| {d} | {nc} | {tw:.2f} | {tr:.2f} | {trc:.2f} | {tp:.3f} | **{tr + tp:.2f}** "
               f"({n / (tr + tp):,.0f}/s) | {tn:.3f} | {tf:.3f} | {ts:.3f} |")
+    print()
+    print(f"HistGradientBoosting head, {args.trees} trees (same probabilities, atol 1e-12)")
+    print()
+    print("| d | ours: numpy traversal of validated tables | sklearn predict_proba (compiled) |")
+    print("|---:|---:|---:|")
+    for d, *_, th, tsh in rows:
+        print(f"| {d} | {th:.2f} s ({n / th:,.0f}/s) | {tsh:.2f} s ({n / tsh:,.0f}/s) |")
     return 0
 
 

@@ -68,12 +68,11 @@ def main(argv=None):
     y = (X[:2000] @ w + rng.normal(size=2000) > 0).astype(int)
     from rorem_data.rounds.versions import write_version_meta
     from rorem_data.stats.calibration import get_calibrator
-    from rorem_data.discriminators.specs import save_discriminator
-    from rorem_data.features.featurizers import FeatureMatrix
+    from rorem_data.discriminators.persistence import save_discriminator
 
     disc = spec.build()
-    disc.fit(FeatureMatrix(X[:1400], f.key), y[:1400])
-    cal = get_calibrator("platt").fit(disc.predict_proba(FeatureMatrix(X[1400:2000], f.key))[:, 1], y[1400:])
+    disc.fit(X[:1400], y[:1400])
+    cal = get_calibrator("platt").fit(disc.predict_proba(X[1400:2000])[:, 1], y[1400:])
     version = "stats_logistic_bench"
     folder = write_version_meta(project, version, {"trained_at": "now", "round": 1, "spec": spec.name,
                                                    "spec_source": spec.source, "featurizer_key": f.key,
@@ -85,7 +84,7 @@ def main(argv=None):
         t = time.perf_counter()
         res = score(project, 1, version, progress=False)
         rows.append(("rorem-data score (read + features + predict + write)", time.perf_counter() - t))
-        Xm = FeatureMatrix(X, f.key)
+        Xm = X
         t = time.perf_counter()
         p = disc.predict_proba(Xm)[:, 1]
         rows.append(("predict_proba alone", time.perf_counter() - t))

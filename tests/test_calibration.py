@@ -19,6 +19,8 @@ from rorem_data.stats.calibration import (
     calibrator_from_dict,
     expected_calibration_error,
     get_calibrator,
+    list_calibrators,
+    register_calibrator,
     reliability_curve,
 )
 from rorem_data.core.errors import ConfigError
@@ -149,9 +151,54 @@ def test_identity_calibrator_clips_and_checks_input():
 
 
 def test_unknown_calibrator_lists_the_choices():
-    choices = r"unknown calibrator 'beta'; choose one of 'platt', 'isotonic', 'none'"
+    choices = r"unknown calibrator 'beta'; choose one of: isotonic, none, platt"
     with pytest.raises(ConfigError, match=choices):
         get_calibrator("beta")
+    assert list_calibrators() == ["isotonic", "none", "platt"]
+
+
+class _ShiftedIdentity:
+    """A user calibrator: identity on scores shifted by a constant learned from the labels."""
+
+    kind = "shifted"
+
+    def fit(self, scores, y):
+        self.shift_ = float(np.mean(y) - np.mean(scores))
+        return self
+
+    def predict(self, scores):
+        return np.clip(np.asarray(scores, float) + self.shift_, 0, 1)
+
+    def to_dict(self):
+        return {"kind": self.kind, "format_version": 1, "shift": self.shift_}
+
+    @classmethod
+    def from_dict(cls, d):
+        cal = cls()
+        cal.shift_ = float(d["shift"])
+        return cal
+
+
+def test_registered_calibrators_fit_and_load_from_their_dicts():
+    register_calibrator("shifted", _ShiftedIdentity)
+    try:
+        assert "shifted" in list_calibrators()
+        cal = get_calibrator("shifted").fit([0.2, 0.4], [1, 1])
+        back = calibrator_from_dict(json.loads(json.dumps(cal.to_dict())))
+        assert isinstance(back, _ShiftedIdentity) and back.predict([0.5]).tolist() == [1.0]
+        with pytest.raises(ConfigError, match="already registered"):
+            register_calibrator("shifted", "rorem_data.stats.calibration:PlattCalibrator")
+    finally:
+        calibration.CALIBRATORS.unregister("shifted")
+    # an unregistered kind in a saved dict never loads
+    with pytest.raises(ConfigError, match="kind='shifted'.*register_calibrator"):
+        calibrator_from_dict({"kind": "shifted", "format_version": 1, "shift": 0.1})
+    register_calibrator("wrong-kind", _ShiftedIdentity)
+    try:
+        with pytest.raises(ConfigError, match="has kind='shifted'; register it under its kind"):
+            get_calibrator("wrong-kind")
+    finally:
+        calibration.CALIBRATORS.unregister("wrong-kind")
 
 
 @pytest.mark.parametrize(

@@ -1,24 +1,41 @@
-"""Discriminators in a project: featurize with a cache, train a version, score, evaluate."""
+"""Discriminators in a project: featurize with a cache, train a version, score, evaluate.
 
+Candidates come from two removers (``generator.remover_key``), so the version's record of the
+removers it has seen - the input of the remover-shift audit - is tested; the discriminator is
+judged by what a user relies on: held-out AUC above a bound and clean fills scored above
+failures.
+"""
+
+import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 
 from rorem_data import ConfigError
+from rorem_data.dataset import store
 from rorem_data.rounds import discriminator as discriminate
-from rorem_data.rounds.versions import load_version_meta
+from rorem_data.rounds.versions import load_version_meta, version_dir
 
 from helpers import add_candidates, judge_by_mode
 
 MODES = (["clean"] * 3 + ["residue", "blur", "hallucination"]) * 8  # 48 candidates
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
 def labelled(project):
     ids, modes = add_candidates(project, 1, MODES, seed=21, size=48)
+    # two removers made the candidates: every other one each
+    removers = ["telea-3f2a" if i % 2 == 0 else "navier-stokes-9c1b" for i in range(len(ids))]
+    store.set_field_values(project.dataset, "generator.remover_key", ids, removers)
     judge_by_mode(project, 1, ids, modes)
     return project, ids, modes
+
+
+def scores_by_id(project, version):
+    return dict(zip(project.dataset.values("id"), project.dataset.values(f"scores.{version}")))
 
 
 def test_featurize_caches_and_shards(labelled):
@@ -29,11 +46,13 @@ def test_featurize_caches_and_shards(labelled):
     again = discriminate.featurize(project, "stats", round=1, num_workers=0, progress=False)
     assert again.computed == 0 and again.items == len(ids)
     X = discriminate.load_features(project, again.key, ids)
-    assert X.shape[0] == len(ids) and np.isfinite(X).all()
+    assert type(X) is np.ndarray and X.shape == (len(ids), 44) and np.isfinite(X).all()
     X2 = discriminate.load_features(project, "stats", ids[:3])  # by name: the default config
-    np.testing.assert_array_equal(np.asarray(X2), np.asarray(X[:3]))
+    np.testing.assert_array_equal(X2, X[:3])
     with pytest.raises(ConfigError, match="no cached features"):
         discriminate.load_features(project, "clip", ids)
+    with pytest.raises(ConfigError, match="featurizer key must look like"):
+        discriminate.load_features(project, "../../etc", ids)
 
 
 def test_train_score_evaluate(labelled):
@@ -42,22 +61,86 @@ def test_train_score_evaluate(labelled):
     meta = load_version_meta(project, t.version)
     assert t.n_train + t.n_holdout == len(ids)
     assert len(meta["holdout"]["scores"]) == t.n_holdout and set(meta["holdout"]["labels"]) == {0, 1}
-    assert meta["generators"] == [] or all(isinstance(g, str) for g in meta["generators"])
-    assert os.path.exists(os.path.join(project.root, "models", "discriminators", t.version, "model"))
-    # clean fills vs obvious failures: the stats features separate them
-    assert t.agreement["auc"]["value"] > 0.7
+    # the version knows which removers it was calibrated on (the remover-shift audit reads this)
+    assert meta["generators"] == ["navier-stokes-9c1b", "telea-3f2a"]
+    model = os.path.join(version_dir(project, t.version), "model")
+    assert sorted(os.listdir(model)) == ["discriminator.json", "spec.json", "weights.safetensors"]
+    # clean fills vs obvious failures: the stats features separate them on held-out labels
+    assert t.agreement["auc"]["value"] >= 0.9
     s = discriminate.score(project, 1, t.version, progress=False)
     assert s.scored == len(ids)
-    scores = project.dataset.values(f"scores.{t.version}")
-    by_id = dict(zip(project.dataset.values("id"), scores))
-    s_clean = np.mean([by_id[i] for i, m in zip(ids, modes) if m == "clean"])
-    s_fail = np.mean([by_id[i] for i, m in zip(ids, modes) if m != "clean"])
-    assert s_clean > s_fail + 0.2
+    by_id = scores_by_id(project, t.version)
+    clean = np.array([by_id[i] for i, m in zip(ids, modes) if m == "clean"])
+    fail = np.array([by_id[i] for i, m in zip(ids, modes) if m != "clean"])
+    assert ((0 <= clean) & (clean <= 1)).all() and ((0 <= fail) & (fail <= 1)).all()
+    assert clean.mean() > fail.mean() + 0.3
+    assert np.median(clean) > np.percentile(fail, 75)  # most clean fills rank above failures
     rep = discriminate.evaluate(project, t.version)
-    assert rep["n"] == t.n_holdout and 0 <= rep["accuracy"]["value"] <= 1
+    assert rep["n"] == t.n_holdout
+    assert rep["auc"]["value"] >= 0.9 and rep["accuracy"]["value"] >= 0.75
     # the same spec on the same labels gives the same version name and the same scores
     t2 = discriminate.train(project, 1, "stats-logistic", holdout=0.4, progress=False)
     assert t2.version == t.version
+    discriminate.score(project, 1, progress=False)  # the latest version by default
+    assert scores_by_id(project, t.version) == by_id
+
+
+def test_a_version_is_scored_from_its_own_saved_spec(labelled, tmp_path, monkeypatch):
+    """Train from a spec file, then move it away and shadow its name: scores do not change."""
+    project, ids, modes = labelled
+    folder = tmp_path / "my-specs"
+    folder.mkdir()
+    spec_file = folder / "my-stats.toml"
+    spec_file.write_text('description = "mine"\nhead = "logistic"\n[featurizer]\nname = "stats"\n'
+                         'config = { size = 128 }\n[params]\nC = 0.3\n')
+    t = discriminate.train(project, 1, str(spec_file), holdout=0.4, progress=False)
+    saved = json.load(open(os.path.join(version_dir(project, t.version), "model", "spec.json")))
+    assert saved["name"] == "my-stats" and saved["source"] == str(spec_file)
+    assert saved["featurizer"]["config"] == {"size": 128, "ring": 0.35}  # every option
+    assert saved["params"] == {"C": 0.3}
+    discriminate.score(project, 1, t.version, progress=False)
+    before = scores_by_id(project, t.version)
+    shutil.move(str(spec_file), str(tmp_path / "moved.toml"))
+    # a different spec under the same name, found first by name: never consulted
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "my-stats.toml").write_text('head = "mlp"\n[featurizer]\nname = "stats"\n')
+    monkeypatch.setenv("ROREM_DISCRIMINATORS_PATH", str(shadow))
+    store.set_field_values(project.dataset, f"scores.{t.version}", ids, [None] * len(ids))
+    discriminate.score(project, 1, t.version, progress=False)
+    assert scores_by_id(project, t.version) == before
+    assert discriminate.evaluate(project, t.version)["n"] == t.n_holdout
+
+
+def test_a_tampered_version_runs_nothing_on_score(labelled, tmp_path, capsys):
+    """The exploit: a version folder whose model names `os:system` - `rorem-data score` refuses."""
+    from rorem_data import cli
+
+    project, ids, modes = labelled
+    t = discriminate.train(project, 1, "stats-logistic", holdout=0.4, progress=False)
+    path = os.path.join(version_dir(project, t.version), "model", "discriminator.json")
+    cfg = json.load(open(path))
+    marker = tmp_path / "pwned"
+    cfg.update(head=None, target="os:system", params={"command": f"touch {marker}"})
+    json.dump(cfg, open(path, "w"))
+    with pytest.raises(ConfigError, match="'os:system' is not a registered head"):
+        discriminate.score(project, 1, t.version, progress=False)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["-p", project.root, "score", "--round", "1"])  # the latest: the tampered one
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "not a registered head" in err and "Traceback" not in err
+    assert not marker.exists()
+
+
+def test_version_names_are_checked_on_read(labelled):
+    project, _, _ = labelled
+    for bad in ("../x", "/etc", "a/b", "", "v.1", "..", 3):
+        with pytest.raises(ConfigError, match="letters, digits and '_'"):
+            discriminate.score(project, 1, bad, progress=False)
+        with pytest.raises(ConfigError, match="letters, digits and '_'"):
+            load_version_meta(project, bad)
+    with pytest.raises(ConfigError, match="'nope' is not in this project; known: none"):
+        discriminate.score(project, 1, "nope", progress=False)
 
 
 def test_train_needs_labels_of_both_kinds(project):
@@ -65,5 +148,9 @@ def test_train_needs_labels_of_both_kinds(project):
     judge_by_mode(project, 1, ids, modes)
     with pytest.raises(ConfigError, match="both kinds"):
         discriminate.train(project, 1, "stats-logistic", progress=False)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="unknown discriminator 'no-such-spec'; choose one of"):
         discriminate.train(project, 1, "no-such-spec", progress=False)
+    with pytest.raises(ConfigError, match="unknown calibrator 'beta'"):
+        discriminate.train(project, 1, "stats-logistic", calibration="beta", progress=False)
+    with pytest.raises(ConfigError, match="holdout must be a number in"):
+        discriminate.train(project, 1, "stats-logistic", holdout=1.0, progress=False)

@@ -1,5 +1,5 @@
-"""Discriminators: one contract suite over every registered spec, sklearn's own checks on the
-feature heads, the torch discriminators trained for a few steps on tiny models, and the registry.
+"""Discriminators: one contract suite over every shipped spec, sklearn's own checks on the
+feature heads, the torch discriminators trained for a few steps on tiny models, and the specs.
 
 Offline and small: feature heads on synthetic feature matrices, the pair classifier at 32 px,
 the RORem UNet discriminator on a tiny SDXL-inpainting pipeline (rorem_data.testing.tiny) at 64 px,
@@ -17,22 +17,23 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from rorem_data.testing import synthetic
+from rorem_data.core.errors import ConfigError, ValidationError
+from rorem_data.discriminators.heads import HistGradientBoostingHead, LogisticHead, MLPHead
+from rorem_data.discriminators.persistence import (
+    load_discriminator,
+    save_discriminator,
+    saved_spec,
+)
+from rorem_data.discriminators.registry import list_heads
 from rorem_data.discriminators.specs import (
-    BUILTIN_SPECS,
     ENV_PATH,
     get_discriminator,
     get_spec,
     list_discriminators,
-    list_heads,
-    load_discriminator,
     read_spec_file,
-    save_discriminator,
-    spec_replace,
+    shipped_folder,
 )
-from rorem_data.core.errors import ConfigError, ValidationError
-from rorem_data.features.featurizers import FeatureMatrix, featurizer_key
-from rorem_data.discriminators.heads import HistGradientBoostingHead, LogisticHead, MLPHead
+from rorem_data.testing import synthetic
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -93,7 +94,7 @@ def fast_spec(name, tiny_sdxl_dir=None):
                 "batch_size": 4, "learning_rate": 1e-3}
     else:
         over = {}
-    spec = spec_replace(spec, params={**spec.params, **over})
+    spec = spec.with_params(**over)
     if spec.featurizer is not None:
         X, y = feature_data()
     else:
@@ -110,7 +111,7 @@ def fast_spec(name, tiny_sdxl_dir=None):
 def test_discriminator_contract(name, tmp_path, request):
     tiny = request.getfixturevalue("tiny_sdxl") if get_spec(name).head == "unet" else None
     spec, X, y = fast_spec(name, tiny)
-    disc = get_discriminator(spec)
+    disc = spec.build()
     # unfitted: NotFittedError
     with pytest.raises(NotFittedError):
         disc.predict_proba(X)
@@ -130,15 +131,20 @@ def test_discriminator_contract(name, tmp_path, request):
     assert set(disc.predict(X)) <= {0, 1}
     # same seed, same result
     np.testing.assert_array_equal(twin.fit(X, y).predict_proba(X), proba)
-    # save / load round trip: identical probabilities, checked against the spec
+    # save / load round trip: identical probabilities; the spec is saved beside the weights
     folder = str(tmp_path / "saved")
     save_discriminator(disc, folder, spec=spec)
-    assert not any(f.endswith((".pkl", ".pickle", ".pt", ".bin")) for f in os.listdir(folder))
-    again = load_discriminator(folder, spec=spec)
+    assert sorted(os.listdir(folder)) == ["discriminator.json", "spec.json", "weights.safetensors"]
+    again = load_discriminator(folder)
     assert type(again) is type(disc) and again.get_params() == disc.get_params()
     np.testing.assert_array_equal(again.predict_proba(X), proba)
-    if disc.input_kind == "features":  # (the torch ones rebuild their model: once is enough)
-        np.testing.assert_array_equal(type(disc).load(folder).predict_proba(X), proba)
+    back = saved_spec(folder)
+    assert back == spec.resolved() and back.source == spec.source
+    assert type(back.build()) is type(disc)
+    if spec.featurizer is not None:  # every featurizer option is saved, and the key with them
+        assert back.featurizer_config == spec.make_featurizer().config
+        assert json.load(open(os.path.join(folder, "spec.json")))["featurizer"]["key"] == \
+            spec.featurizer_key
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +165,7 @@ def test_feature_heads_pass_sklearn_checks(estimator, check):
         check(estimator)
 
 
-def test_heads_match_sklearn_and_record_the_featurizer():
+def test_heads_match_sklearn():
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.neural_network import MLPClassifier
     from sklearn.preprocessing import StandardScaler
@@ -168,8 +174,8 @@ def test_heads_match_sklearn_and_record_the_featurizer():
     X[::17, 2] = np.nan
     hgb = HistGradientBoostingHead(max_iter=20, random_state=0).fit(X, y)
     ref = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y)
-    np.testing.assert_allclose(hgb.predict_proba(X), ref.predict_proba(X), atol=1e-12)
-    hgb._fast_trees = None  # the pure-numpy traversal gives the same numbers
+    # the numpy traversal sums the trees in scikit-learn's order: the same log-odds, bit for bit
+    np.testing.assert_array_equal(hgb.decision_function(X), ref.decision_function(X))
     np.testing.assert_allclose(hgb.predict_proba(X), ref.predict_proba(X), atol=1e-12)
     Xf = np.nan_to_num(X)
     mlp = MLPHead(hidden_layer_sizes=(5,), max_iter=50, random_state=0).fit(Xf, y)
@@ -180,26 +186,17 @@ def test_heads_match_sklearn_and_record_the_featurizer():
                                atol=1e-12)
 
 
-def test_head_refuses_features_of_another_featurizer():
+def test_heads_take_no_featurizer_settings():
+    """Which featurizer made X is the spec's business, saved beside the head."""
+    for head in (LogisticHead(), MLPHead(), HistGradientBoostingHead()):
+        assert not {"featurizer", "featurizer_config"} & set(head.get_params())
+    disc = get_spec("stats-logistic").build()
+    assert "featurizer" not in disc.get_params()
     X, y = feature_data()
-    stats_key = featurizer_key("stats")
-    other = featurizer_key("stats", {"size": 128})
-    head = LogisticHead(featurizer="stats").fit(FeatureMatrix(X, stats_key), y)
-    assert head.featurizer_key_ == stats_key
-    head.predict_proba(FeatureMatrix(X, stats_key))
-    head.predict_proba(X)  # plain arrays carry no key: accepted
-    with pytest.raises(ConfigError, match=f"expects features of featurizer '{stats_key}'.*"
-                                          f"'{other}'"):
-        head.predict_proba(FeatureMatrix(X, other))
-    with pytest.raises(ConfigError, match="expects features"):
-        LogisticHead(featurizer="stats").fit(FeatureMatrix(X, other), y)
-    # without a featurizer parameter the key comes from the training features
-    free = LogisticHead().fit(FeatureMatrix(X, other), y)
-    assert free.featurizer_key_ == other
-    with pytest.raises(ConfigError):
-        free.predict_proba(FeatureMatrix(X, stats_key))
     with pytest.raises(ValidationError, match="Only binary classification"):
         LogisticHead().fit(X, np.arange(len(y)) % 3)
+    with pytest.raises(ValidationError, match="expecting 8 features"):
+        LogisticHead().fit(X, y).predict_proba(X[:, :5])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,6 +249,22 @@ def test_unet_discriminator_base_model_errors(tmp_path, tiny_sdxl):
         UNetDiscriminator(pretrained_model=str(tmp_path), resolution=64).fit(X, y)
     with pytest.raises(ConfigError, match="loss must be"):
         UNetDiscriminator(pretrained_model=tiny_sdxl, loss="hinge").fit(X, y)
+    # a base model whose UNet exists only as a pickle-based .bin is refused, never unpickled
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    pickled = str(tmp_path / "pickled-pipe")
+    shutil.copytree(tiny_sdxl, pickled)
+    st = [f for f in os.listdir(os.path.join(pickled, "unet")) if f.endswith(".safetensors")]
+    for f in st:
+        sd = load_file(os.path.join(pickled, "unet", f))
+        os.remove(os.path.join(pickled, "unet", f))
+        torch.save(sd, os.path.join(pickled, "unet", "diffusion_pytorch_model.bin"))
+    with pytest.raises(ConfigError, match="pickle-based|cannot load the UNet/VAE"):
+        UNetDiscriminator(pretrained_model=pickled, resolution=64, max_steps=0,
+                          text_embeddings="zeros").fit(X, y)
 
 
 def test_pair_classifier_inputs_and_pretrained_widening(tmp_path):
@@ -300,34 +313,42 @@ def test_pair_classifier_inputs_and_pretrained_widening(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_shipped_spec_files_match_the_builtin_specs():
+def test_shipped_specs_are_the_files_in_the_top_level_folder():
+    """One copy: the repository's discriminators/ folder is what list_discriminators() reads
+    in a checkout (an installed wheel carries the same files as package data)."""
     folder = os.path.join(REPO, "discriminators")
+    assert shipped_folder() == folder
+    assert not os.path.exists(os.path.join(REPO, "rorem_data", "discriminators", "shipped"))
     files = sorted(f for f in os.listdir(folder) if f.endswith(".toml"))
-    assert [os.path.splitext(f)[0] for f in files] == sorted(BUILTIN_SPECS)
+    assert [os.path.splitext(f)[0] for f in files] == list_discriminators()
     for f in files:
         spec = read_spec_file(os.path.join(folder, f))
-        assert spec.to_dict() == get_spec(spec.name).to_dict()
-        built = {k: v for k, v in BUILTIN_SPECS[spec.name].items()}
-        assert spec.head == built["head"] and spec.params == built["params"]
+        assert spec.source == os.path.join(folder, f) and spec.description
+        assert get_spec(spec.name) == spec
+        spec.build()  # every shipped spec builds (heads and parameters are valid)
 
 
 def test_registry_names_paths_classes_and_errors(tmp_path, monkeypatch):
     assert {"stats-logistic", "pair-resnet18", "rorem-unet"} <= set(list_discriminators())
     assert "logistic" in list_heads()
-    with pytest.raises(ConfigError, match=r"Unknown discriminator 'nope'. Available: \["):
+    with pytest.raises(ConfigError, match=r"unknown discriminator 'nope'; choose one of: clip-"):
         get_discriminator("nope")
-    # a dotted class path
+    # a dotted class path: registered targets build; anything else needs trust_code
     assert type(get_discriminator("rorem_data.discriminators.heads:MLPHead")).__name__ == "MLPHead"
-    with pytest.raises(ConfigError, match="has no attribute 'Nope'"):
+    with pytest.raises(ConfigError, match="not a registered head.*register_head.*trust_code=True"):
         get_discriminator("rorem_data.discriminators.heads:Nope")
-    with pytest.raises(ConfigError, match="cannot import module"):
-        get_discriminator("no_such_pkg.mod:Disc")
+    with pytest.raises(ConfigError, match="has no attribute 'Nope'"):
+        get_discriminator("rorem_data.discriminators.heads:Nope", trust_code=True)
+    with pytest.raises(ConfigError, match="cannot import 'no_such_pkg.mod'"):
+        get_discriminator("no_such_pkg.mod:Disc", trust_code=True)
+    with pytest.raises(ConfigError, match="must be a subclass of .*BaseDiscriminator"):
+        get_discriminator("os:system", trust_code=True)
     # a spec file path, and an extra folder from the environment overriding a name
     spec = tmp_path / "mine.toml"
     spec.write_text('head = "logistic"\n[featurizer]\nname = "stats"\nconfig = { size = 128 }\n'
                     '[params]\nC = 0.25\n')
     d = get_discriminator(str(spec))
-    assert d.C == 0.25 and d.featurizer_config == {"size": 128}
+    assert d.C == 0.25 and get_spec(str(spec)).featurizer_config == {"size": 128}
     monkeypatch.setenv(ENV_PATH, str(tmp_path))
     assert "mine" in list_discriminators() and get_discriminator("mine").C == 0.25
     (tmp_path / "stats-logistic.json").write_text(json.dumps(
@@ -336,7 +357,11 @@ def test_registry_names_paths_classes_and_errors(tmp_path, monkeypatch):
     # bad specs
     cases = {
         "a.toml": ('head = "logistic"\n[featurizer]\nname = "sift"\n', "unknown featurizer 'sift'"),
-        "b.toml": ('head = "svm"\n', "unknown head 'svm'"),
+        "b.toml": ('head = "svm"\n', "unknown head 'svm'; choose one of: hist-gradient"),
+        "h.toml": ('head = "os:system"\n[params]\ncommand = "touch x"\n',
+                   "not a registered head"),
+        "i.toml": ('head = "logistic"\n[featurizer]\nname = "stats"\nkey = "stats-0000000000"\n',
+                   "now gives features 'stats-.*', but the spec was made with 'stats-0000000000'"),
         "c.toml": ('head = "logistic"\n[params]\nCC = 1\n', r"unknown parameter\(s\) \['CC'\]"),
         "d.toml": ('head = "logistic"\n[featurizer]\nname = "stats"\nconfig = { sizee = 1 }\n',
                    "Unknown option"),
@@ -350,65 +375,3 @@ def test_registry_names_paths_classes_and_errors(tmp_path, monkeypatch):
         (bad / fname).write_text(text)
         with pytest.raises(ConfigError, match=msg):
             get_discriminator(str(bad / fname))
-
-
-def test_saved_folder_must_match_the_spec(tmp_path):
-    X, y = feature_data()
-    key = featurizer_key("stats", {"size": 256})
-    disc = get_discriminator("stats-logistic").fit(FeatureMatrix(X, key), y)
-    folder = str(tmp_path / "disc")
-    disc.save(folder)
-    load_discriminator(folder, spec="stats-logistic")
-    with pytest.raises(ConfigError, match="does not match spec 'stats-mlp'.*class"):
-        load_discriminator(folder, spec="stats-mlp")
-    with pytest.raises(ConfigError, match="does not match spec 'clip-logistic'.*featurizer"):
-        load_discriminator(folder, spec="clip-logistic")
-    get_discriminator("stats-logistic", C=3.0).fit(X, y).save(folder)  # overwrite
-    with pytest.raises(ConfigError, match=r"C=3.0 \(spec: 1.0\)"):
-        load_discriminator(folder, spec="stats-logistic")
-    with pytest.raises(ConfigError, match="holds a rorem_data.discriminators.heads:LogisticHead"):
-        MLPHead.load(folder)
-    with pytest.raises(ConfigError, match="not a saved discriminator"):
-        load_discriminator(str(tmp_path))
-    os.remove(os.path.join(folder, "weights.safetensors"))
-    with pytest.raises(ConfigError, match="no weights.safetensors"):
-        load_discriminator(folder)
-    with pytest.raises(NotFittedError):
-        LogisticHead().save(str(tmp_path / "x"))
-
-
-def test_file_level_glue_train_and_score(tmp_path):
-    """What the dataset/CLI layer calls: featurize into a cache, train a spec, save, score."""
-    from PIL import Image
-
-    from rorem_data.discriminators.specs import score_items, train_discriminator
-    from rorem_data.features.cache import FeatureCache
-    from rorem_data.features.featurizers import get_featurizer
-
-    rng = np.random.default_rng(5)
-    items, y = [], []
-    for i in range(24):
-        sc = synthetic.make_scene(rng, size=48)
-        mode = "clean" if i % 2 == 0 else ("residue", "blur", "hallucination")[(i // 2) % 3]
-        r = synthetic.degrade(sc.source, sc.truths[0], sc.masks[0], mode, seed=i)
-        p = [str(tmp_path / f"{i}_{k}.png") for k in "srm"]
-        Image.fromarray(sc.source).save(p[0])
-        Image.fromarray(r).save(p[1])
-        Image.fromarray(np.where(sc.masks[0], 255, 0).astype(np.uint8)).save(p[2])
-        items.append(tuple(p))
-        y.append(int(mode == "clean"))
-    ids = [f"cand-{i}" for i in range(24)]
-    root, folder = str(tmp_path / "features"), str(tmp_path / "disc")
-    disc = train_discriminator("stats-logistic", items[:16], y[:16], ids=ids[:16],
-                               cache_root=root, folder=folder, progress=False)
-    f = get_featurizer("stats", size=256)
-    assert FeatureCache(root, f.key, f.config).missing(ids) == ids[16:]
-    p = score_items(folder, items, ids=ids, cache_root=root, num_workers=0, progress=False)
-    assert p.shape == (24,) and ((p >= 0) & (p <= 1)).all()
-    assert FeatureCache(root, f.key, f.config).missing(ids) == []
-    np.testing.assert_array_equal(p, disc.predict_proba(FeatureCache(root, f.key, f.config)
-                                                       .read(ids))[:, 1])
-    pair = train_discriminator("pair-resnet18", items[:8], y[:8], image_size=32, epochs=1,
-                               batch_size=4, folder=str(tmp_path / "pair"), progress=False)
-    np.testing.assert_array_equal(score_items(str(tmp_path / "pair"), items[:3]),
-                                  pair.predict_proba(items[:3])[:, 1])

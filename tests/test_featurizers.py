@@ -18,15 +18,10 @@ from PIL import Image
 
 from rorem_data.testing import synthetic
 from rorem_data.core.errors import ConfigError, ValidationError
+from rorem_data.features.base import featurizer_key, get_featurizer, list_featurizers
+from rorem_data.features.batching import featurize_paths
 from rorem_data.features.cache import FeatureCache
-from rorem_data.features.featurizers import (
-    FeatureMatrix,
-    StatsFeaturizer,
-    featurize_paths,
-    featurizer_key,
-    get_featurizer,
-    list_featurizers,
-)
+from rorem_data.features.stats import StatsFeaturizer
 
 MODES = ("clean", "residue", "blur", "hallucination")
 
@@ -103,7 +98,7 @@ def tiny_clip_dir(tmp_path_factory):
 
 def test_registry_lists_and_unknown_names_list_choices():
     assert {"stats", "clip"} <= set(list_featurizers())
-    with pytest.raises(ConfigError, match=r"Unknown featurizer 'nope'.*'stats'"):
+    with pytest.raises(ConfigError, match=r"unknown featurizer 'nope'; choose one of: clip, stats"):
         get_featurizer("nope")
     with pytest.raises(ConfigError, match="Unknown option.*sizee"):
         get_featurizer("stats", sizee=3)
@@ -122,10 +117,21 @@ def test_key_is_stable_and_follows_the_config_not_runtime_options():
     assert "device" not in c1.config
 
 
-def test_feature_matrix_keeps_key_through_slicing():
-    X = FeatureMatrix(np.zeros((4, 2), np.float32), "k-1")
-    assert X[1:].featurizer_key == "k-1"
-    assert getattr(np.asarray(X), "featurizer_key", None) is None
+def test_registered_featurizers_must_be_featurizer_classes():
+    from rorem_data.features.base import FEATURIZERS, register_featurizer
+
+    register_featurizer("not-a-featurizer", "rorem_data.features.pairs:check_items")
+    try:
+        with pytest.raises(ConfigError, match="must be a subclass of .*Featurizer"):
+            get_featurizer("not-a-featurizer")
+    finally:
+        FEATURIZERS.unregister("not-a-featurizer")
+    register_featurizer("stats-alias", StatsFeaturizer)  # a class object works too
+    try:
+        f = get_featurizer("stats-alias")
+        assert f.key.startswith("stats-alias-") and f.key != get_featurizer("stats").key
+    finally:
+        FEATURIZERS.unregister("stats-alias")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +144,8 @@ def test_stats_shape_dtype_names_and_input_errors():
     f = StatsFeaturizer()
     X = f.featurize_arrays(S, R, M)
     assert X.shape == (6, f.dim) and X.dtype == np.float32 and np.isfinite(X).all()
-    assert len(f.feature_names) == f.dim and X.featurizer_key == f.key
+    assert type(X) is np.ndarray and X.flags.c_contiguous  # plain arrays: nothing to drop
+    assert len(f.feature_names) == f.dim
     with pytest.raises(ValidationError, match="item 0: mask is empty"):
         f.featurize_arrays(S[:1], R[:1], [np.zeros_like(M[0])])
     with pytest.raises(ValidationError, match="item 0: result is 32x32 but source is 64x64"):
@@ -158,7 +165,7 @@ def test_stats_separates_clean_fills_from_failures_and_not_noise():
     S, R, M, y, kinds = make_pairs(360, seed=11)
     X = f.featurize_arrays(S, R, M)
     train, test = slice(0, 240), slice(240, None)
-    head = LogisticHead(featurizer="stats").fit(X[train], y[train])
+    head = LogisticHead().fit(X[train], y[train])
     p = head.predict_proba(X[test])[:, 1]
     auc = roc_auc_score(y[test], p)
     assert auc >= 0.9, auc
@@ -167,7 +174,7 @@ def test_stats_separates_clean_fills_from_failures_and_not_noise():
         sel = (kinds == mode) | (kinds == "clean")
         assert roc_auc_score(y[test][sel], p[sel]) > 0.75, mode
     shuffled = np.random.default_rng(0).permutation(y)
-    head_s = LogisticHead(featurizer="stats").fit(X[train], shuffled[train])
+    head_s = LogisticHead().fit(X[train], shuffled[train])
     auc_s = roc_auc_score(shuffled[test], head_s.predict_proba(X[test])[:, 1])
     assert 0.3 < auc_s < 0.7, auc_s
 
@@ -206,6 +213,38 @@ def test_clip_weights_never_download_and_fail_clearly(tmp_path):
         get_featurizer("clip", model=f"local-dir:{tmp_path}").setup()
 
 
+def test_clip_refuses_pickle_weight_files(tmp_path, tiny_clip_dir):
+    """Pickle-based weights never reach torch.load: refused by name, with the conversion."""
+    import shutil
+
+    bin_file = tmp_path / "weights.bin"
+    bin_file.write_bytes(b"not even read")
+    for name in ("weights.bin", "weights.pt", "w.pth"):
+        with pytest.raises(ConfigError, match="pickle-based weight file.*only safetensors.*"
+                                              "weights_only=True"):
+            get_featurizer("clip", model="ViT-B-32", pretrained=str(tmp_path / name))
+    with pytest.raises(ConfigError, match="must be a .safetensors weight file"):
+        get_featurizer("clip", model="ViT-B-32", pretrained=str(tmp_path / "w.npz"))
+    # a model folder with only a pickle checkpoint is refused before open_clip sees it
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    shutil.copy(os.path.join(tiny_clip_dir, "open_clip_config.json"), folder)
+    (folder / "open_clip_pytorch_model.bin").write_bytes(b"\x80\x04 a pickle")
+    f = get_featurizer("clip", model=f"local-dir:{folder}")
+    assert f.dim == 4 * 32 + 4  # the architecture is known from the config alone
+    with pytest.raises(ConfigError, match=r"only pickle-based weights \(open_clip_pytorch_model"
+                                          r"\.bin\)"):
+        f.setup()
+    # ... and a folder without weights is not silently random
+    (folder / "open_clip_pytorch_model.bin").unlink()
+    with pytest.raises(ConfigError, match="has no weights"):
+        get_featurizer("clip", model=f"local-dir:{folder}").setup()
+    # a folder holding both formats loads the safetensors file
+    shutil.copy(os.path.join(tiny_clip_dir, "open_clip_model.safetensors"), folder)
+    (folder / "open_clip_pytorch_model.bin").write_bytes(b"\x80\x04 a pickle")
+    get_featurizer("clip", model=f"local-dir:{folder}").setup()
+
+
 # ---------------------------------------------------------------------------------------------
 # the DataLoader pipeline
 # ---------------------------------------------------------------------------------------------
@@ -219,7 +258,7 @@ def test_featurize_paths_matches_in_process_features_in_item_order(tmp_path, tin
               get_featurizer("clip", model=tiny, resize="area")):
         want = f.featurize_arrays(S, R, M)
         got = featurize_paths(f, items, batch_size=4, num_workers=2, progress=False)
-        assert got.featurizer_key == f.key
+        assert type(got) is np.ndarray and got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
@@ -357,8 +396,10 @@ def test_concurrent_shard_writers(tmp_path):
 
 
 def test_feature_modules_import_light():
-    code = ("import sys, rorem_data.features.featurizers, rorem_data.features.cache, "
+    code = ("import sys, rorem_data.features.base, rorem_data.features.batching, "
+            "rorem_data.features.stats, rorem_data.features.clip, rorem_data.features.cache, "
             "rorem_data.discriminators.specs as r; r.list_discriminators(); "
+            "r.get_spec('clip-logistic').featurizer_key; "
             "print(','.join(m for m in ('torch', 'open_clip', 'sklearn', 'diffusers', 'cv2') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

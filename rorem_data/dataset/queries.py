@@ -137,13 +137,18 @@ def queue_size(ds, round: int) -> int:
 
 
 def latest_human_label(decisions: Sequence[dict] | None, max_round: int | None = None) -> int | None:
-    """1 (accepted) / 0 (rejected) from the last human accept/reject decision in rounds
-    ``<= max_round``, or None. Pure; applied to ``decisions`` lists this module returns."""
-    for x in reversed(list(decisions or ())):
-        if (x and x.get("by") == schema.BY_HUMAN
-                and x.get("status") in (schema.ACCEPTED, schema.REJECTED)
-                and (max_round is None or (x.get("round") or 0) <= max_round)):
-            return int(x["status"] == schema.ACCEPTED)
+    """1 (accepted) / 0 (rejected) when the sample's standing decision as of ``max_round`` (the
+    last history entry of a round ``<= max_round``; the last entry for None) is a human accept
+    or reject, else None. A withdrawn human judgment, or one of an excluded reviewer, is
+    followed in the ledger's history by the decision that replaced it, so it is not a label.
+    Pure; applied to ``decisions`` lists this module returns."""
+    last = None
+    for x in decisions or ():
+        if x and (max_round is None or (x.get("round") or 0) <= max_round):
+            last = x
+    if (last is not None and last.get("by") == schema.BY_HUMAN
+            and last.get("status") in (schema.ACCEPTED, schema.REJECTED)):
+        return int(last["status"] == schema.ACCEPTED)
     return None
 
 

@@ -1,45 +1,36 @@
-"""Discriminator base class and the feature heads (scikit-learn classifiers on feature matrices).
+"""The feature heads: scikit-learn classifiers on feature matrices, predicting in plain numpy.
 
-Every discriminator in rorem-data is a scikit-learn classifier: hyperparameters in
-``__init__`` only, ``fit(X, y) -> self``, ``predict_proba(X) -> (n, 2)``, fitted state in
-attributes ending in ``_``, ``sklearn.base.clone`` gives an unfitted copy, ``random_state``
-makes training repeatable. Labels: **1 = success** (the object was removed well), **0 =
-failure**; ``predict_proba(X)[:, 1]`` is P(success), higher = better.
-
-On top of sklearn, :class:`BaseDiscriminator` adds ``save(folder)`` / ``load(folder)``: a
-JSON config (class, parameters, fitted metadata) plus the fitted arrays in safetensors, never
-pickle (see :mod:`rorem_data.discriminators.specs`).
-
-The feature heads here take ``X`` = features of shape ``(n, d)`` from a featurizer
-(:mod:`rorem_data.features.featurizers`):
+Each head takes ``X`` = features of shape ``(n, d)`` from a featurizer
+(:mod:`rorem_data.features`) and labels 1 = success, 0 = failure:
 
 - :class:`LogisticHead` - standardisation + logistic regression;
 - :class:`MLPHead` - standardisation + a small ReLU network (``MLPClassifier``);
 - :class:`HistGradientBoostingHead` - ``HistGradientBoostingClassifier``.
 
 They train with scikit-learn, then keep only plain arrays (scaler statistics, coefficients,
-weight matrices, tree node tables) and predict with numpy from those arrays, so a saved and
-re-loaded head gives bit-identical probabilities. A head records the featurizer key it was
-trained on (from its ``featurizer``/``featurizer_config`` parameters or from a
-:class:`~rorem_data.features.featurizers.FeatureMatrix`) and refuses features from another featurizer.
+weight matrices, tree node tables) and predict with numpy from those arrays: a saved and
+re-loaded head gives bit-identical probabilities, and loading needs no scikit-learn internals.
+Every saved array is checked against the layout the head's parameters and saved metadata imply
+(:meth:`_array_layout`) and its values are checked on load (finite weights; for trees, the
+structure: :mod:`rorem_data.discriminators.trees`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
 
-from rorem_data.core.errors import ConfigError, ValidationError
+from rorem_data.core.errors import ConfigError
+from rorem_data.discriminators.base import FeatureHead, saved_int
+from rorem_data.discriminators.trees import (
+    NODE_DTYPES,
+    check_forest,
+    forest_decision,
+    forest_from_sklearn,
+)
 
-__all__ = [
-    "BaseDiscriminator",
-    "FeatureHead",
-    "HistGradientBoostingHead",
-    "LogisticHead",
-    "MLPHead",
-]
+__all__ = ["HistGradientBoostingHead", "LogisticHead", "MLPHead"]
+
+_F64 = np.dtype(np.float64)
 
 
 def _expit(z: np.ndarray) -> np.ndarray:
@@ -51,169 +42,8 @@ def _expit(z: np.ndarray) -> np.ndarray:
     return out
 
 
-class BaseDiscriminator(ClassifierMixin, BaseEstimator):
-    """Shared behaviour of every rorem-data discriminator (binary, label 1 = success).
-
-    Subclasses implement ``fit``, ``predict_proba``, ``_get_state()`` -> ``(arrays, meta)`` and
-    ``_set_state(arrays, meta)``; this class gives ``predict``, label checks, and ``save`` /
-    ``load``.
-
-    Attributes (after fit)
-    ----------------------
-    classes_ : ndarray, shape (2,)
-        The two labels seen in ``y``, sorted; column 1 of ``predict_proba`` is ``classes_[1]``
-        (1 = success with the project's 0/1 labels).
-    """
-
-    #: what ``X`` is: ``"features"`` (an (n, d) matrix) or ``"pairs"`` (raw image pairs)
-    input_kind = "features"
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
-
-    # -- labels --------------------------------------------------------------------------------
-    def _encode_labels(self, y) -> np.ndarray:
-        """Validate binary labels; set ``classes_``; return y as 0/1 (1 = ``classes_[1]``)."""
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
-        try:
-            check_classification_targets(y)
-        except ValueError as exc:
-            raise ValidationError(f"{type(self).__name__}: {exc}") from None
-        kind = type_of_target(y, input_name="y", raise_unknown=True)
-        classes = np.unique(y)
-        if len(classes) < 2:
-            raise ValidationError(
-                f"{type(self).__name__}: y holds only one class ({classes.tolist()}); a "
-                "discriminator needs both labels, 0 (failure) and 1 (success). Label some "
-                "candidates of the other class first.")
-        if kind != "binary":
-            raise ValidationError(
-                f"{type(self).__name__}: Only binary classification is supported. The type of "
-                f"the target is {kind} (labels {classes.tolist()[:10]}); use 1 = success, "
-                "0 = failure.")
-        self.classes_ = classes
-        return (y == classes[1]).astype(np.int64)
-
-    # -- prediction ----------------------------------------------------------------------------
-    def predict(self, X) -> np.ndarray:
-        """Labels: ``classes_[1]`` where P(success) > 0.5, else ``classes_[0]``.
-
-        Returns
-        -------
-        ndarray, shape (n,)
-        """
-        proba = self.predict_proba(X)
-        return self.classes_[(proba[:, 1] > 0.5).astype(np.int64)]
-
-    # -- persistence ---------------------------------------------------------------------------
-    def save(self, folder: str) -> str:
-        """Write the fitted discriminator to ``folder`` (JSON config + safetensors).
-
-        Returns
-        -------
-        str
-            ``folder``.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        """
-        from rorem_data.discriminators.specs import save_discriminator
-
-        return save_discriminator(self, folder)
-
-    @classmethod
-    def load(cls, folder: str, **overrides):
-        """Load a discriminator saved with :meth:`save` (must be this class or a subclass).
-
-        Parameters
-        ----------
-        folder : str
-        **overrides
-            Runtime parameters to change on load (e.g. ``device``; see
-            :func:`rorem_data.discriminators.specs.load_discriminator`).
-        """
-        from rorem_data.discriminators.specs import load_discriminator
-
-        return load_discriminator(folder, expect_class=cls, **overrides)
-
-    def _get_state(self) -> tuple[dict, dict]:
-        raise NotImplementedError
-
-    def _set_state(self, arrays: dict, meta: dict) -> None:
-        raise NotImplementedError
-
-
-class FeatureHead(BaseDiscriminator):
-    """Base of the sklearn feature heads: featurizer bookkeeping and input validation.
-
-    Parameters shared by every head
-    -------------------------------
-    featurizer : str or None
-        Registry name of the featurizer whose features this head takes (set from the spec).
-    featurizer_config : dict or None
-        That featurizer's config; with ``featurizer`` it fixes the expected featurizer key.
-    """
-
-    input_kind = "features"
-
-    def _expected_key(self) -> str | None:
-        if self.featurizer is None:
-            return None
-        from rorem_data.features.featurizers import featurizer_key
-
-        return featurizer_key(self.featurizer, dict(self.featurizer_config or {}))
-
-    def _check_key(self, X, key: str | None) -> None:
-        got = getattr(X, "featurizer_key", None)
-        if key is not None and got is not None and got != key:
-            raise ConfigError(
-                f"{type(self).__name__} expects features of featurizer {key!r} but got features "
-                f"of {got!r}; featurize with the featurizer of this discriminator's spec (or "
-                "train a head for this featurizer).")
-
-    def _validate_fit(self, X, y):
-        key = self._expected_key()
-        self._check_key(X, key)
-        got_key = getattr(X, "featurizer_key", None)
-        try:
-            X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2,
-                                 ensure_all_finite=not self._allow_nan, reset=True)
-        except ValueError as exc:
-            raise ValidationError(f"{type(self).__name__}: {exc}") from None
-        y01 = self._encode_labels(y)
-        self.featurizer_key_ = key or got_key
-        return X, y01
-
-    _predict_dtypes = (np.float64, np.float32)
-
-    def _validate_predict(self, X):
-        check_is_fitted(self)
-        self._check_key(X, self.featurizer_key_)
-        try:
-            return validate_data(self, X, dtype=list(self._predict_dtypes), reset=False,
-                                 ensure_all_finite=not self._allow_nan)
-        except ValueError as exc:
-            raise ValidationError(f"{type(self).__name__}: {exc}") from None
-
-    _allow_nan = False
-
-    def _base_state(self) -> dict:
-        meta = {"n_features_in_": int(self.n_features_in_), "featurizer_key_": self.featurizer_key_}
-        if hasattr(self, "feature_names_in_"):
-            meta["feature_names_in_"] = [str(c) for c in self.feature_names_in_]
-        return meta
-
-    def _set_base_state(self, meta: dict) -> None:
-        self.n_features_in_ = int(meta["n_features_in_"])
-        self.featurizer_key_ = meta.get("featurizer_key_")
-        if "feature_names_in_" in meta:
-            self.feature_names_in_ = np.asarray(meta["feature_names_in_"], dtype=object)
+def _two_columns(p1: np.ndarray) -> np.ndarray:
+    return np.column_stack([1.0 - p1, p1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,8 +64,6 @@ class LogisticHead(FeatureHead):
         lbfgs iterations.
     tol : float, default 1e-4
         lbfgs tolerance.
-    featurizer, featurizer_config
-        See :class:`FeatureHead`.
     random_state : int, RandomState or None
         Accepted for a uniform interface (lbfgs is deterministic).
 
@@ -248,7 +76,6 @@ class LogisticHead(FeatureHead):
         Weights on standardised features; positive = evidence of success.
     intercept_ : float
     n_iter_ : int
-    featurizer_key_ : str or None
 
     Examples
     --------
@@ -259,14 +86,11 @@ class LogisticHead(FeatureHead):
     (2, 2)
     """
 
-    def __init__(self, C=1.0, class_weight=None, max_iter=1000, tol=1e-4, featurizer=None,
-                 featurizer_config=None, random_state=None):
+    def __init__(self, C=1.0, class_weight=None, max_iter=1000, tol=1e-4, random_state=None):
         self.C = C
         self.class_weight = class_weight
         self.max_iter = max_iter
         self.tol = tol
-        self.featurizer = featurizer
-        self.featurizer_config = featurizer_config
         self.random_state = random_state
 
     def fit(self, X, y):
@@ -281,7 +105,7 @@ class LogisticHead(FeatureHead):
         ValidationError
             One class only, non-binary labels, bad shapes or non-finite values.
         ConfigError
-            Features from another featurizer than the head's.
+            Bad parameters.
         """
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
@@ -319,22 +143,29 @@ class LogisticHead(FeatureHead):
         ------
         sklearn.exceptions.NotFittedError
             Before ``fit``.
-        ValidationError, ConfigError
-            Wrong number of features; features of another featurizer.
+        ValidationError
+            Wrong number of features, non-finite values.
         """
-        p1 = _expit(self.decision_function(X))
-        return np.column_stack([1.0 - p1, p1])
+        return _two_columns(_expit(self.decision_function(X)))
 
     def _get_state(self):
         arrays = {"mean": self.mean_, "scale": self.scale_, "coef": self.coef_,
                   "intercept": np.array([self.intercept_])}
         return arrays, {**self._base_state(), "n_iter_": self.n_iter_}
 
+    def _array_layout(self, meta):
+        d = saved_int(meta, "n_features_in_", minimum=1)
+        return {"mean": (_F64, (d,)), "scale": (_F64, (d,)), "coef": (_F64, (d,)),
+                "intercept": (_F64, (1,))}
+
     def _set_state(self, arrays, meta):
+        self._finite(arrays, ("mean", "scale", "coef", "intercept"))
+        if (arrays["scale"] <= 0).any():
+            raise ValueError("array 'scale' must be positive")
         self._set_base_state(meta)
         self.mean_, self.scale_, self.coef_ = arrays["mean"], arrays["scale"], arrays["coef"]
         self.intercept_ = float(arrays["intercept"][0])
-        self.n_iter_ = int(meta["n_iter_"])
+        self.n_iter_ = saved_int(meta, "n_iter_")
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,12 +173,22 @@ class LogisticHead(FeatureHead):
 # --------------------------------------------------------------------------------------------
 
 
+def _hidden_sizes(value) -> list[int]:
+    sizes = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(sizes, (list, tuple)) or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1
+            for s in sizes):
+        raise ConfigError(f"MLPHead: hidden_layer_sizes must be a list of positive integers; got "
+                          f"{value!r}")
+    return [int(s) for s in sizes]
+
+
 class MLPHead(FeatureHead):
     """Standardised features + a small ReLU network trained with Adam (``MLPClassifier``).
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default (64,)
+    hidden_layer_sizes : tuple or list of int, default (64,)
     alpha : float, default 1e-3
         L2 penalty.
     learning_rate_init : float, default 1e-3
@@ -355,8 +196,6 @@ class MLPHead(FeatureHead):
         Epochs.
     early_stopping : bool, default False
         Hold out 10% to stop early.
-    featurizer, featurizer_config
-        See :class:`FeatureHead`.
     random_state : int, RandomState or None
         Weight init and batch order; the same seed gives the same network.
 
@@ -366,7 +205,6 @@ class MLPHead(FeatureHead):
     coefs_, intercepts_ : list of ndarray
         Layer weights ``(fan_in, fan_out)`` and biases; the output layer has one unit (logit).
     n_iter_ : int
-    featurizer_key_ : str or None
 
     Examples
     --------
@@ -377,15 +215,12 @@ class MLPHead(FeatureHead):
     """
 
     def __init__(self, hidden_layer_sizes=(64,), alpha=1e-3, learning_rate_init=1e-3,
-                 max_iter=300, early_stopping=False, featurizer=None, featurizer_config=None,
-                 random_state=None):
+                 max_iter=300, early_stopping=False, random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.alpha = alpha
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
         self.early_stopping = early_stopping
-        self.featurizer = featurizer
-        self.featurizer_config = featurizer_config
         self.random_state = random_state
 
     def fit(self, X, y):
@@ -401,9 +236,10 @@ class MLPHead(FeatureHead):
 
         X, y01 = self._validate_fit(X, y)
         scaler = StandardScaler().fit(X)
-        mlp = MLPClassifier(hidden_layer_sizes=tuple(self.hidden_layer_sizes), alpha=self.alpha,
-                            learning_rate_init=self.learning_rate_init, max_iter=self.max_iter,
-                            early_stopping=self.early_stopping, random_state=self.random_state)
+        mlp = MLPClassifier(hidden_layer_sizes=tuple(_hidden_sizes(self.hidden_layer_sizes)),
+                            alpha=self.alpha, learning_rate_init=self.learning_rate_init,
+                            max_iter=self.max_iter, early_stopping=self.early_stopping,
+                            random_state=self.random_state)
         try:
             mlp.fit(scaler.transform(X), y01)
         except ValueError as exc:
@@ -419,7 +255,10 @@ class MLPHead(FeatureHead):
         return self
 
     def predict_proba(self, X) -> np.ndarray:
-        """P(failure), P(success): float64 (n, 2), rows sum to 1, column 1 higher = better."""
+        """P(failure), P(success): float64 (n, 2), rows sum to 1, column 1 higher = better.
+
+        The forward pass in numpy: ReLU hidden layers, a logistic output unit.
+        """
         X = self._validate_predict(X)
         # first layer with the standardisation folded in, in the features' precision
         W0 = self.coefs_[0] / self.scale_[:, None]
@@ -431,8 +270,7 @@ class MLPHead(FeatureHead):
                 h = h @ W + b
             if k < last:
                 np.maximum(h, 0, out=h)
-        p1 = _expit(h[:, 0])
-        return np.column_stack([1.0 - p1, p1])
+        return _two_columns(_expit(h[:, 0]))
 
     def _get_state(self):
         arrays = {"mean": self.mean_, "scale": self.scale_}
@@ -442,30 +280,44 @@ class MLPHead(FeatureHead):
         return arrays, {**self._base_state(), "n_iter_": self.n_iter_,
                         "n_layers": len(self.coefs_)}
 
+    def _array_layout(self, meta):
+        d = saved_int(meta, "n_features_in_", minimum=1)
+        sizes = [d] + _hidden_sizes(self.hidden_layer_sizes) + [1]
+        n_layers = saved_int(meta, "n_layers", minimum=1)
+        if n_layers != len(sizes) - 1:
+            raise ValueError(f"saved state 'n_layers' is {n_layers} but hidden_layer_sizes="
+                             f"{self.hidden_layer_sizes!r} gives {len(sizes) - 1} layers")
+        layout = {"mean": (_F64, (d,)), "scale": (_F64, (d,))}
+        for k in range(n_layers):
+            layout[f"coef_{k}"] = (_F64, (sizes[k], sizes[k + 1]))
+            layout[f"intercept_{k}"] = (_F64, (sizes[k + 1],))
+        return layout
+
     def _set_state(self, arrays, meta):
+        self._finite(arrays, sorted(arrays))
+        if (arrays["scale"] <= 0).any():
+            raise ValueError("array 'scale' must be positive")
         self._set_base_state(meta)
         self.mean_, self.scale_ = arrays["mean"], arrays["scale"]
-        n = int(meta["n_layers"])
+        n = saved_int(meta, "n_layers", minimum=1)
         self.coefs_ = [arrays[f"coef_{k}"] for k in range(n)]
         self.intercepts_ = [arrays[f"intercept_{k}"] for k in range(n)]
-        self.n_iter_ = int(meta["n_iter_"])
+        self.n_iter_ = saved_int(meta, "n_iter_")
 
 
 # --------------------------------------------------------------------------------------------
 # Histogram gradient boosting
 # --------------------------------------------------------------------------------------------
 
-_TREE_FIELDS = ("value", "feature_idx", "num_threshold", "missing_go_to_left", "left", "right",
-                "is_leaf")
-
 
 class HistGradientBoostingHead(FeatureHead):
     """Gradient-boosted trees (``HistGradientBoostingClassifier``), stored as node tables.
 
     After fitting, the trees are kept as flat arrays (one row per node: value, feature,
-    threshold, missing-values direction, children, leaf flag) and evaluated with numpy, the
-    same rule scikit-learn uses (``x <= threshold`` goes left; NaN follows
-    ``missing_go_to_left``). No categorical features.
+    threshold, missing-values direction, children, leaf flag; see
+    :mod:`rorem_data.discriminators.trees`) and evaluated with numpy, the same rule
+    scikit-learn uses (``x <= threshold`` goes left; NaN follows ``missing_go_to_left``). No
+    categorical features.
 
     Parameters
     ----------
@@ -479,8 +331,6 @@ class HistGradientBoostingHead(FeatureHead):
     class_weight : None or "balanced", default None
     early_stopping : "auto" or bool, default "auto"
         scikit-learn's rule: on when n > 10,000 (10% held out, ``random_state`` picks it).
-    featurizer, featurizer_config
-        See :class:`FeatureHead`.
     random_state : int, RandomState or None
 
     Attributes
@@ -494,7 +344,6 @@ class HistGradientBoostingHead(FeatureHead):
         Concatenated node tables of every tree (child indices are global).
     tree_roots_ : ndarray of int64
         Index of each tree's root in ``nodes_``.
-    featurizer_key_ : str or None
 
     Examples
     --------
@@ -509,8 +358,7 @@ class HistGradientBoostingHead(FeatureHead):
 
     def __init__(self, learning_rate=0.1, max_iter=200, max_leaf_nodes=31, max_depth=None,
                  min_samples_leaf=20, l2_regularization=0.0, class_weight=None,
-                 early_stopping="auto", featurizer=None, featurizer_config=None,
-                 random_state=None):
+                 early_stopping="auto", random_state=None):
         self.learning_rate = learning_rate
         self.max_iter = max_iter
         self.max_leaf_nodes = max_leaf_nodes
@@ -519,8 +367,6 @@ class HistGradientBoostingHead(FeatureHead):
         self.l2_regularization = l2_regularization
         self.class_weight = class_weight
         self.early_stopping = early_stopping
-        self.featurizer = featurizer
-        self.featurizer_config = featurizer_config
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -531,11 +377,17 @@ class HistGradientBoostingHead(FeatureHead):
     def fit(self, X, y):
         """Fit on features ``X`` (n, d; NaN allowed) and labels ``y``, 1 = success. Returns self.
 
+        The trees are copied out of scikit-learn's fitted model, validated, and the numpy
+        evaluation is checked against scikit-learn's own ``decision_function`` on the training
+        features, so a scikit-learn whose internals differ fails here, not later.
+
         Raises
         ------
         ValidationError, ConfigError
-            As :meth:`LogisticHead.fit`.
+            As :meth:`LogisticHead.fit`; ConfigError also when this scikit-learn's trees cannot
+            be read.
         """
+        import sklearn
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         X, y01 = self._validate_fit(X, y)
@@ -549,125 +401,53 @@ class HistGradientBoostingHead(FeatureHead):
             hgb.fit(X, y01)
         except ValueError as exc:
             raise ConfigError(f"HistGradientBoostingHead: {exc}") from None
-        tables = {k: [] for k in _TREE_FIELDS}
-        roots = []
-        offset = 0
-        for trees in hgb._predictors:  # one tree per iteration for binary log-loss
-            (pred,) = trees
-            nodes = pred.nodes
-            if nodes["is_categorical"].any():
-                raise ConfigError("HistGradientBoostingHead: categorical splits are not supported")
-            roots.append(offset)
-            for k in _TREE_FIELDS:
-                col = nodes[k]
-                if k in ("left", "right"):
-                    col = col.astype(np.int64) + offset
-                tables[k].append(col)
-            offset += len(nodes)
-        self.nodes_ = {
-            "value": np.concatenate(tables["value"]).astype(np.float64),
-            "feature_idx": np.concatenate(tables["feature_idx"]).astype(np.int64),
-            "num_threshold": np.concatenate(tables["num_threshold"]).astype(np.float64),
-            "missing_go_to_left": np.concatenate(tables["missing_go_to_left"]).astype(np.uint8),
-            "left": np.concatenate(tables["left"]).astype(np.int64),
-            "right": np.concatenate(tables["right"]).astype(np.int64),
-            "is_leaf": np.concatenate(tables["is_leaf"]).astype(np.uint8),
-        } if roots else {k: np.zeros(0) for k in _TREE_FIELDS}
-        self.tree_roots_ = np.asarray(roots, dtype=np.int64)
-        self.baseline_ = float(np.ravel(hgb._baseline_prediction)[0])
+        unreadable = (f"HistGradientBoostingHead: cannot read the trees of scikit-learn "
+                      f"{sklearn.__version__}'s HistGradientBoostingClassifier")
+        try:
+            nodes, roots, baseline = forest_from_sklearn(hgb)
+            self.nodes_, self.tree_roots_ = check_forest(nodes, roots, X.shape[1])
+        except ValueError as exc:
+            raise ConfigError(f"{unreadable} ({exc}); use the 'logistic' or 'mlp' head, or a "
+                              "scikit-learn version rorem-data is tested with") from None
+        self.baseline_ = baseline
         self.n_iter_ = int(hgb.n_iter_)
-        self._build_fast_trees()
+        ours = forest_decision(self.nodes_, self.tree_roots_, X, self.baseline_)
+        if not np.allclose(ours, hgb.decision_function(X), rtol=1e-9, atol=1e-9):
+            raise ConfigError(f"{unreadable} (its trees evaluate differently here); use the "
+                              "'logistic' or 'mlp' head, or a scikit-learn version rorem-data is "
+                              "tested with")
         return self
 
-    def _build_fast_trees(self) -> None:
-        """Rebuild scikit-learn's compiled tree predictors from the node tables (fast path).
-
-        Uses scikit-learn internals; when they are unavailable or differ, prediction falls back
-        to the pure-numpy traversal (same rule, same results up to summation order).
-        """
-        self._fast_trees = None
-        try:
-            from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
-            from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
-        except ImportError:
-            return
-        if not set(_TREE_FIELDS) <= set(PREDICTOR_RECORD_DTYPE.names or ()):
-            return
-        nd = self.nodes_
-        bounds = list(self.tree_roots_) + [len(nd["value"])]
-        empty = np.zeros((0, 8), dtype=np.uint32)
-        trees = []
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            rec = np.zeros(b - a, dtype=PREDICTOR_RECORD_DTYPE)
-            for k in _TREE_FIELDS:
-                col = nd[k][a:b]
-                if k in ("left", "right"):
-                    col = np.where(nd["is_leaf"][a:b] == 1, 0, col - a)
-                rec[k] = col
-            trees.append(TreePredictor(rec, empty, empty))
-        self._fast_trees = trees
-
     def decision_function(self, X) -> np.ndarray:
-        """Log-odds of success, shape (n,)."""
+        """Log-odds of success, float64 (n,)."""
         X = self._validate_predict(X)
-        n = X.shape[0]
-        raw = np.full(n, self.baseline_, dtype=np.float64)
-        T = len(self.tree_roots_)
-        if T == 0 or n == 0:
-            return raw
-        fast = getattr(self, "_fast_trees", None)
-        if fast:
-            try:
-                from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
-
-                n_threads = _openmp_effective_n_threads()
-            except ImportError:
-                n_threads = 1
-            Xc = np.ascontiguousarray(X, dtype=np.float64)
-            no_cats = np.zeros((0, 8), dtype=np.uint32)
-            f_idx = np.zeros(X.shape[1], dtype=np.uint32)
-            try:
-                for tree in fast:
-                    raw += tree.predict(Xc, no_cats, f_idx, n_threads)
-                return raw
-            except (TypeError, ValueError):  # internals changed: use the numpy traversal
-                raw[:] = self.baseline_
-        nd = self.nodes_
-        is_leaf = nd["is_leaf"].astype(bool)
-        miss_left = nd["missing_go_to_left"].astype(bool)
-        block = max(1, 2_000_000 // T)
-        for start in range(0, n, block):
-            Xb = X[start:start + block]
-            rows = np.arange(Xb.shape[0])[:, None]
-            node = np.broadcast_to(self.tree_roots_, (Xb.shape[0], T)).copy()
-            while True:
-                leaf = is_leaf[node]
-                if leaf.all():
-                    break
-                x = Xb[rows, nd["feature_idx"][node]]
-                with np.errstate(invalid="ignore"):
-                    go_left = np.where(np.isnan(x), miss_left[node], x <= nd["num_threshold"][node])
-                nxt = np.where(go_left, nd["left"][node], nd["right"][node])
-                node = np.where(leaf, node, nxt)
-            vals = nd["value"][node]
-            for t in range(T):  # tree by tree, like scikit-learn
-                raw[start:start + block] += vals[:, t]
-        return raw
+        return forest_decision(self.nodes_, self.tree_roots_, X, self.baseline_)
 
     def predict_proba(self, X) -> np.ndarray:
         """P(failure), P(success): float64 (n, 2), rows sum to 1, column 1 higher = better."""
-        p1 = _expit(self.decision_function(X))
-        return np.column_stack([1.0 - p1, p1])
+        return _two_columns(_expit(self.decision_function(X)))
 
     def _get_state(self):
         arrays = {f"node_{k}": v for k, v in self.nodes_.items()}
         arrays["tree_roots"] = self.tree_roots_
-        return arrays, {**self._base_state(), "n_iter_": self.n_iter_, "baseline_": self.baseline_}
+        return arrays, {**self._base_state(), "n_iter_": self.n_iter_, "baseline_": self.baseline_,
+                        "n_nodes": int(len(self.nodes_["value"]))}
+
+    def _array_layout(self, meta):
+        saved_int(meta, "n_features_in_", minimum=1)
+        n_nodes = saved_int(meta, "n_nodes")
+        layout = {f"node_{k}": (dt, (n_nodes,)) for k, dt in NODE_DTYPES.items()}
+        layout["tree_roots"] = (np.dtype(np.int64), (saved_int(meta, "n_iter_"),))
+        return layout
 
     def _set_state(self, arrays, meta):
         self._set_base_state(meta)
-        self.nodes_ = {k: arrays[f"node_{k}"] for k in _TREE_FIELDS}
-        self.tree_roots_ = arrays["tree_roots"]
-        self.n_iter_ = int(meta["n_iter_"])
-        self.baseline_ = float(meta["baseline_"])
-        self._build_fast_trees()
+        baseline = meta.get("baseline_")
+        if isinstance(baseline, bool) or not isinstance(baseline, (int, float)) or \
+                not np.isfinite(baseline):
+            raise ValueError(f"saved state 'baseline_' must be a finite number; got {baseline!r}")
+        nodes = {k: arrays[f"node_{k}"] for k in NODE_DTYPES}
+        self.nodes_, self.tree_roots_ = check_forest(nodes, arrays["tree_roots"],
+                                                     self.n_features_in_)
+        self.n_iter_ = saved_int(meta, "n_iter_")
+        self.baseline_ = float(baseline)

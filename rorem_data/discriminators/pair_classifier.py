@@ -29,8 +29,12 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from rorem_data.core.errors import ConfigError, DependencyError, ValidationError
-from rorem_data.discriminators.heads import BaseDiscriminator
+from rorem_data.core.checks import bad
+from rorem_data.core.deps import require
+from rorem_data.core.errors import ConfigError, ValidationError
+from rorem_data.core.images import ImageProblem, read_mask, read_rgb
+from rorem_data.discriminators.base import BaseDiscriminator
+from rorem_data.features.pairs import check_pair_arrays, read_pair
 
 __all__ = ["PairClassifier", "PairInputs"]
 
@@ -39,12 +43,7 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError:
-        raise DependencyError("This discriminator needs torch: pip install "
-                              "'rorem-data[torch]'.") from None
-    return torch
+    return require("torch", purpose="this discriminator")
 
 
 # --------------------------------------------------------------------------------------------
@@ -53,23 +52,20 @@ def _torch():
 
 
 def _item_arrays(item, k: int):
-    """(source, result, mask) arrays of item k from arrays and/or paths."""
-    from rorem_data.features.featurizers import _read_rgb, check_pair_arrays
-    from rorem_data.core.images import ImageProblem, read_mask
-
+    """(source, result, mask) arrays of item k from arrays or file paths."""
     if not isinstance(item, (tuple, list)) or len(item) != 3:
         raise ValidationError(f"item {k} must be (source, result, mask) (arrays or file paths); "
                               f"got {type(item).__name__}")
+    if all(isinstance(part, (str, os.PathLike)) for part in item):
+        return read_pair(*(os.fspath(p) for p in item), item=f"item {k}")
     parts = []
     for what, part in zip(("source", "result", "mask"), item):
         if isinstance(part, (str, os.PathLike)):
             try:
-                parts.append(read_mask(os.fspath(part)) if what == "mask"
-                             else _read_rgb(os.fspath(part)))
+                part = read_mask(os.fspath(part)) if what == "mask" else read_rgb(os.fspath(part))
             except ImageProblem as exc:
                 raise ValidationError(f"item {k}: {what} {os.fspath(part)}: {exc}") from None
-        else:
-            parts.append(part)
+        parts.append(part)
     return check_pair_arrays(*parts, item=f"item {k}")
 
 
@@ -174,8 +170,8 @@ def _check_number(value, name, *, kind=float, low=None, high=None, low_open=Fals
         ok = value <= high
     if not ok:
         rng = f" {'>' if low_open else '>='} {low}" if low is not None else ""
-        raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}{rng}"
-                          f"{f' and <= {high}' if high is not None else ''}; got {value!r}")
+        raise bad(name, f"{'an integer' if kind is int else 'a number'}{rng}"
+                  f"{f' and <= {high}' if high is not None else ''}", value)
     return kind(value)
 
 
@@ -185,10 +181,12 @@ def _load_state_file(path: str) -> dict:
         raise ConfigError(f"pretrained_weights {path} does not exist; pass a torchvision ResNet "
                           "state-dict file (.pth or .safetensors) or None for random weights")
     if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        return load_file(path)
-    try:
+        try:
+            return require("safetensors.torch", purpose="pretrained_weights").load_file(path)
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            raise ConfigError(f"pretrained_weights {path} is not a readable safetensors file "
+                              f"({exc})") from None
+    try:  # torchvision ships .pth files: torch's restricted (weights-only) unpickler, never pickle
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for bad files
         raise ConfigError(f"pretrained_weights {path} is not a loadable state dict "
@@ -218,11 +216,7 @@ def build_pair_resnet(arch: str = "resnet18", pretrained_weights: str | None = N
         ``(n, 7, H, W)`` normalised input -> ``(n, 1)`` logits.
     """
     torch = _torch()
-    try:
-        import torchvision.models as tvm
-    except ImportError:
-        raise DependencyError("PairClassifier needs torchvision: pip install "
-                              "'rorem-data[torch]'.") from None
+    tvm = require("torchvision.models", purpose="PairClassifier")
     if arch not in _ARCHS:
         raise ConfigError(f"arch must be one of {list(_ARCHS)}; got {arch!r}")
     net = getattr(tvm, arch)(weights=None)

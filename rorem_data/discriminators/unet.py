@@ -31,7 +31,8 @@ sampling) and no t=0 noise is added, so scores are deterministic; the base runs 
 optional autocast (``mixed_precision``) instead of fp16 weights.
 
 The base model comes from a local diffusers inpainting pipeline folder (or a hub id already in
-the local cache), loaded with ``from_pretrained`` - the same code for real SDXL-inpainting and
+the local cache), loaded with ``from_pretrained(..., use_safetensors=True)`` (pickle-based ``.bin``
+weights are refused) - the same code for real SDXL-inpainting and
 for the tiny pipelines of :mod:`rorem_data.testing.tiny` used in tests.
 """
 
@@ -43,8 +44,9 @@ import os
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from rorem_data.core.errors import ConfigError, DependencyError
-from rorem_data.discriminators.heads import BaseDiscriminator
+from rorem_data.core.deps import require
+from rorem_data.core.errors import ConfigError
+from rorem_data.discriminators.base import BaseDiscriminator
 from rorem_data.discriminators.pair_classifier import PairInputs, _check_number, _device, _seed, _torch
 
 __all__ = ["UNetDiscriminator", "DiscriminatorHead", "unet_encoder_forward"]
@@ -53,13 +55,8 @@ _LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
 def _diffusers():
-    try:
-        import diffusers  # noqa: F401
-        import peft  # noqa: F401
-    except ImportError:
-        raise DependencyError("UNetDiscriminator needs diffusers and peft: pip install "
-                              "'rorem-data[torch]'.") from None
-    return diffusers
+    require("peft", purpose="UNetDiscriminator")
+    return require("diffusers", purpose="UNetDiscriminator")
 
 
 def _head_module(in_channels: int, hidden: int):
@@ -262,7 +259,7 @@ class UNetDiscriminator(BaseDiscriminator):
 
     # -- building --------------------------------------------------------------------------------
     def _resolve_folder(self) -> str:
-        from rorem_data.removers.remover import resolve_pipeline_folder
+        from rorem_data.core.model_files import resolve_pipeline_folder
 
         folder = resolve_pipeline_folder(os.fspath(self.pretrained_model),
                                          what="UNetDiscriminator pretrained_model")
@@ -299,7 +296,12 @@ class UNetDiscriminator(BaseDiscriminator):
                                   "text_embeddings='empty-prompt'; use text_embeddings='zeros' "
                                   "or a full pipeline folder")
             tok = CLIPTokenizer.from_pretrained(folder, subfolder=tok_name)
-            enc = enc_cls.from_pretrained(folder, subfolder=enc_name).eval()
+            try:
+                enc = enc_cls.from_pretrained(folder, subfolder=enc_name,
+                                              use_safetensors=True).eval()
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"UNetDiscriminator: cannot load {folder}/{enc_name} from "
+                                  f"safetensors weights: {str(exc).splitlines()[0]}") from None
             ids = tok("", padding="max_length", max_length=tok.model_max_length,
                       truncation=True, return_tensors="pt").input_ids
             with torch.no_grad():
@@ -328,8 +330,10 @@ class UNetDiscriminator(BaseDiscriminator):
 
         folder = self._resolve_folder()
         try:
-            unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
-            vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
+            # safetensors only: diffusers would otherwise fall back to pickle-based .bin files
+            unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet",
+                                                        use_safetensors=True)
+            vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", use_safetensors=True)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"UNetDiscriminator: cannot load the UNet/VAE of {folder}: "
                               f"{str(exc).splitlines()[0]}") from None

@@ -27,7 +27,9 @@ from typing import Sequence
 
 import numpy as np
 
-from rorem_data.core.errors import ConfigError, DependencyError, ValidationError
+from rorem_data.core import jsonfile
+from rorem_data.core.deps import require
+from rorem_data.core.errors import ConfigError, ValidationError
 
 __all__ = ["FeatureCache"]
 
@@ -38,13 +40,8 @@ _CHUNK_SUFFIX = ".safetensors"
 
 
 def _st():
-    try:
-        from safetensors.numpy import load_file, save_file
-        from safetensors import safe_open
-    except ImportError:
-        raise DependencyError("The feature cache needs safetensors: pip install safetensors "
-                              "(included in 'rorem-data[torch]').") from None
-    return save_file, load_file, safe_open
+    st_numpy = require("safetensors.numpy", purpose="the feature cache")
+    return st_numpy.save_file, st_numpy.load_file, require("safetensors").safe_open
 
 
 def _hash_rows(keys: np.ndarray) -> np.ndarray:
@@ -160,7 +157,7 @@ class FeatureCache:
     root : str
         Cache root; the features live in ``<root>/<featurizer_key>/``.
     featurizer_key : str
-        The featurizer's :attr:`~rorem_data.features.featurizers.Featurizer.key`.
+        The featurizer's :attr:`~rorem_data.features.base.Featurizer.key`.
     config : dict
         The featurizer's config; written to ``config.json`` on first use and compared on every
         later open.
@@ -215,12 +212,11 @@ class FeatureCache:
                     os.replace(tmp, path)
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        try:
-            with open(path, encoding="utf-8") as fh:
-                have = json.load(fh)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"FeatureCache: cannot read {path} ({exc}); delete the folder "
-                              f"{self.path} to rebuild the cache") from None
+        have = jsonfile.load(path, what=f"FeatureCache: {path}",
+                             fix=f"delete the folder {self.path} to rebuild the cache")
+        if not isinstance(have, dict):
+            raise ConfigError(f"FeatureCache: {path} is not a cache config; delete the folder "
+                              f"{self.path} to rebuild the cache")
         if have.get("featurizer_key") != self.featurizer_key or \
                 _normalise(have.get("config")) != self.config:
             raise ConfigError(

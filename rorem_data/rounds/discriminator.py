@@ -1,29 +1,33 @@
 """The discriminator in a project: featurize candidates, train a version, score, evaluate.
 
-Array-level pieces live elsewhere (:mod:`rorem_data.features.featurizers`, :mod:`rorem_data.discriminators.heads`,
-:mod:`rorem_data.discriminators.specs`, :mod:`rorem_data.stats.calibration`,
-:mod:`rorem_data.stats.thresholds`, :mod:`rorem_data.stats.agreement`); this module reads candidates from
-the dataset in bulk, hands arrays or file paths to them, and writes results back in bulk.
+The one project-level discriminator API: :func:`featurize`, :func:`train`, :func:`predict`,
+:func:`score`, :func:`evaluate`. Array-level pieces live elsewhere (:mod:`rorem_data.features`,
+:mod:`rorem_data.discriminators`, :mod:`rorem_data.stats.calibration`,
+:mod:`rorem_data.stats.agreement`); this module reads candidates from the dataset in bulk, hands
+arrays or file paths to them, and writes results back in bulk.
 
-A trained **version** lives in ``<project>/models/discriminators/<version>/``: the fitted model
-(safetensors + JSON, no pickle), and ``meta.json`` with the spec, the labels it was trained on,
-its held-out labels and calibrated scores (from which auto-label thresholds are chosen), the
-calibration, agreement with humans, and the removers it has seen. Scores are stored on
-candidates as ``scores.<version>``: calibrated P(success), higher = better removal.
+A trained **version** lives in ``<project>/models/discriminators/<version>/``: ``model/`` (the
+fitted discriminator - safetensors + JSON, no pickle - and ``spec.json``, the full spec it was
+trained from) and ``meta.json`` (the labels it was trained on, its held-out labels and
+calibrated scores, from which auto-label thresholds are chosen, the calibration, agreement with
+humans, and the removers it has seen). A version is always scored from its own ``spec.json``,
+never by looking its spec name up again: editing or deleting the spec file later changes
+nothing. Scores are stored on candidates as ``scores.<version>``: calibrated P(success), higher
+= better removal.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import re
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from rorem_data.core import schema
-from rorem_data.dataset import store
+from rorem_data.core import jsonfile, schema
+from rorem_data.dataset import queries, store
 from rorem_data.core.errors import ConfigError
 
 
@@ -31,13 +35,14 @@ def features_root(project) -> str:
     return project.media_path("features")
 
 
-def candidate_items(project, query: dict) -> tuple[list[str], list[tuple[str, str, str]], list[dict]]:
-    """(sample ids, (source, result, mask) paths, docs) of the matching candidates, key order."""
-    coll = project.dataset._sample_collection
-    docs = list(coll.find({"kind": schema.KIND_CANDIDATE, **query},
-                          {"key": 1, "filepath": 1, "target_path": 1, "mask.mask_path": 1, "status": 1,
-                           "decided_by": 1, "round": 1, "generator": 1, "decisions": 1}).sort("key", 1))
-    ids = [str(d["_id"]) for d in docs]
+def candidate_items(project, *, round: int | None = None, rounds_upto: int | None = None,
+                    ) -> tuple[list[str], list[tuple[str, str, str]], list[dict]]:
+    """(sample ids, (source, result, mask) paths, docs) of the candidates of ``round`` (or of
+    rounds ``<= rounds_upto``, or all), key order."""
+    docs = queries.candidates(project.dataset, round=round, rounds_upto=rounds_upto,
+                              fields=["key", "filepath", "target_path", "mask.mask_path", "status",
+                                      "decided_by", "round", "generator", "decisions"])
+    ids = [d["id"] for d in docs]
     items = [(d["filepath"], d["target_path"], d["mask"]["mask_path"]) for d in docs]
     return ids, items, docs
 
@@ -68,7 +73,7 @@ def featurize(project, featurizer: str = "stats", *, config: dict | None = None,
     Parameters
     ----------
     featurizer : str
-        A name from :func:`rorem_data.features.featurizers.list_featurizers`.
+        A name from :func:`rorem_data.features.base.list_featurizers`.
     config : dict, optional
         Featurizer settings (e.g. ``{"model": "ViT-B-32", "pretrained": "local-dir:..."}``).
     round : int, optional
@@ -77,20 +82,15 @@ def featurize(project, featurizer: str = "stats", *, config: dict | None = None,
         Only this share of the candidates (key order); under ``accelerate launch`` each process
         takes its share. Shards write separate cache chunks; nothing needs merging.
     """
-    from rorem_data.features.featurizers import featurize_paths, get_featurizer
-    from rorem_data.rounds.generate import _accelerate_share, parse_shard
+    from rorem_data.features.base import get_featurizer
+    from rorem_data.features.batching import featurize_paths
+    from rorem_data.core import sharding
 
     t0 = time.perf_counter()
     f = get_featurizer(featurizer, **(config or {}))
-    query = {} if round is None else {"round": int(round)}
-    ids, items, _docs = candidate_items(project, query)
-    shard = parse_shard(shard)
-    pos = np.arange(len(ids))
-    if shard is not None:
-        pos = pos[pos % shard[1] == shard[0]]
-    share = _accelerate_share()
-    if share is not None:
-        pos = pos[np.arange(len(pos)) % share[1] == share[0]]
+    ids, items, docs = candidate_items(project, round=round)
+    # shards by a hash of the candidate key: candidates added between runs fall in one shard
+    pos = sharding.select_keys([d["key"] for d in docs], shard, sharding.accelerate_share())
     ids = [ids[i] for i in pos]
     items = [items[i] for i in pos]
     cache = _cache(project, f)
@@ -105,24 +105,36 @@ def featurize(project, featurizer: str = "stats", *, config: dict | None = None,
 
 
 def load_features(project, featurizer_key: str, ids) -> np.ndarray:
-    """Cached features of ``ids`` (rows in that order) for a featurizer key, as float32."""
+    """Cached features of ``ids`` (rows in that order) for a featurizer key (or a featurizer
+    name: its default config), as a float32 ndarray (n, d).
+
+    Raises
+    ------
+    ConfigError
+        No cached features of that key (the message lists the cached keys).
+    ValidationError
+        Some ids are not cached.
+    """
+    from rorem_data.features.base import featurizer_key as key_of, list_featurizers
     from rorem_data.features.cache import FeatureCache
 
     root = features_root(project)
+    if not isinstance(featurizer_key, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", featurizer_key) \
+            or featurizer_key.startswith("."):
+        raise ConfigError(f"featurizer key must look like 'stats-0123456789' or be a featurizer "
+                          f"name; got {featurizer_key!r}")
     folder = os.path.join(root, featurizer_key)
-    if not os.path.isdir(folder):
-        from rorem_data.features.featurizers import featurizer_key as key_of, list_featurizers
-
-        if featurizer_key in list_featurizers():  # a name: its default config
-            featurizer_key = key_of(featurizer_key, {})
-            folder = os.path.join(root, featurizer_key)
+    if not os.path.isdir(folder) and featurizer_key in list_featurizers():
+        featurizer_key = key_of(featurizer_key, {})  # a name: its default config
+        folder = os.path.join(root, featurizer_key)
     if not os.path.isdir(folder):
         known = sorted(os.listdir(root)) if os.path.isdir(root) else []
         raise ConfigError(f"no cached features {featurizer_key!r}; run `rorem-data featurize` first "
                           f"(cached: {', '.join(known) or 'none'})")
-    with open(os.path.join(folder, "config.json"), encoding="utf-8") as fh:
-        cfg = json.load(fh)
-    cache = FeatureCache(root, featurizer_key, cfg.get("config", cfg))
+    cfg = jsonfile.load(os.path.join(folder, "config.json"),
+                        fix=f"delete the folder {folder} and run `rorem-data featurize` again")
+    config = cfg.get("config", cfg) if isinstance(cfg, dict) else cfg
+    cache = FeatureCache(root, featurizer_key, config)
     return cache.read(list(ids))
 
 
@@ -131,28 +143,27 @@ def _inputs(project, spec, ids, items, *, progress=True):
     computing missing ones) or file triples."""
     if spec.featurizer is None:
         return items
-    from rorem_data.features.featurizers import featurize_paths
+    from rorem_data.features.batching import featurize_paths
 
     f = spec.make_featurizer()
     if ids is None:
         return featurize_paths(f, items, progress=progress)
-    cache = _cache(project, f)
-    return featurize_paths(f, items, ids=ids, cache=cache, progress=progress)
+    return featurize_paths(f, items, ids=ids, cache=_cache(project, f), progress=progress)
 
 
-def _human_labels(docs, max_round: int):
-    """Latest human accept/reject of each candidate, from decisions made in rounds <= max_round."""
-    out = []
-    for d in docs:
-        hum = [x for x in d.get("decisions") or [] if x and x.get("by") == schema.BY_HUMAN
-               and x.get("status") in (schema.ACCEPTED, schema.REJECTED) and (x.get("round") or 0) <= max_round]
-        out.append(None if not hum else int(hum[-1]["status"] == schema.ACCEPTED))
-    return out
+def _generator_of(doc) -> str | None:
+    """The remover a candidate came from, as automation reads it (``remover_key``, else the
+    remover's name)."""
+    g = doc.get("generator") or {}
+    return g.get("remover_key") or g.get("remover")
+
+
+def _human_labels(docs, max_round: int | None):
+    """The standing human label (1/0/None) of each candidate as of ``max_round``."""
+    return [queries.latest_human_label(d.get("decisions"), max_round) for d in docs]
 
 
 def _version_name(spec_name: str, round: int, ids: list[str]) -> str:
-    import re
-
     h = hashlib.sha1(("\n".join(sorted(ids)) + spec_name).encode()).hexdigest()[:6]
     return f"{re.sub(r'[^A-Za-z0-9]+', '_', spec_name).strip('_')}_r{int(round)}_{h}"
 
@@ -175,29 +186,54 @@ class TrainResult:
                 f"{100 * dr.get('value', 0):.1f}% in {self.seconds:.1f} s")
 
 
-def train(project, round: int, discriminator: str = "stats-logistic", *, holdout: float = 0.3,
-          calibration: str = "platt", rng: int = 0, progress: bool = True) -> TrainResult:
+def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
+          calibration: str = "platt", rng: int = 0, trust_code: bool = False,
+          progress: bool = True) -> TrainResult:
     """Train a discriminator version on every human label of rounds <= ``round``.
 
     The labels are split (stratified, ``rng``) into a training part and a held-out part; the
     held-out part fits the calibration, measures agreement with humans, and later sets the
-    auto-label thresholds. Its calibrated scores are kept in the version's ``meta.json``.
+    auto-label thresholds. Its calibrated scores are kept in the version's ``meta.json``; the
+    full spec is saved in the version's ``model/spec.json``, and the removers whose candidates
+    it was trained on in ``meta.json["generators"]``.
+
+    Parameters
+    ----------
+    spec : str or DiscriminatorSpec
+        A spec name (``rorem-data discriminator list``), a spec file, or a spec.
+    holdout : float
+        Share of the labels held out for calibration and thresholds, in (0, 1).
+    calibration : str
+        A calibrator name (:func:`rorem_data.stats.calibration.list_calibrators`).
+    rng : int
+        Seed of the split.
+    trust_code : bool
+        Allow a spec whose head is an unregistered ``"package.module:Class"``.
 
     Raises
     ------
     ConfigError
-        Too few labels, a single class, an unknown spec.
+        Too few labels, a single class, an unknown spec or calibrator, a feature head whose
+        spec names no featurizer.
     """
     from sklearn.model_selection import train_test_split
 
-    from rorem_data.stats.agreement import agreement_report
+    from rorem_data.core.checks import fraction
+    from rorem_data.discriminators.persistence import save_discriminator
+    from rorem_data.discriminators.specs import get_spec
     from rorem_data.rounds.versions import version_dir, write_version_meta
+    from rorem_data.stats.agreement import agreement_report
     from rorem_data.stats.calibration import get_calibrator
-    from rorem_data.discriminators.specs import get_spec, save_discriminator
 
     t0 = time.perf_counter()
-    spec = get_spec(discriminator)
-    ids, items, docs = candidate_items(project, {"round": {"$lte": int(round)}})
+    holdout = fraction(holdout, "holdout", open_low=True, open_high=True)
+    spec = get_spec(spec).resolved()
+    disc = spec.build(trust_code=trust_code)
+    cal = get_calibrator(calibration)
+    if spec.featurizer is None and getattr(disc, "input_kind", "features") == "features":
+        raise ConfigError(f"discriminator spec {spec.name!r} ({spec.source}): its head takes "
+                          "features but the spec names no featurizer; add a [featurizer] table")
+    ids, items, docs = candidate_items(project, rounds_upto=int(round))
     labels = _human_labels(docs, int(round))
     keep = [i for i, y in enumerate(labels) if y is not None]
     y = np.array([labels[i] for i in keep], dtype=np.int64)
@@ -211,16 +247,15 @@ def train(project, round: int, discriminator: str = "stats-logistic", *, holdout
     tr, ho = train_test_split(np.arange(len(ids)), test_size=holdout, stratify=y, random_state=rng)
     X = _inputs(project, spec, ids, items, progress=progress)
     sel = (lambda idx: X[idx]) if isinstance(X, np.ndarray) else (lambda idx: [X[i] for i in idx])
-    disc = spec.build()
     disc.fit(sel(tr), y[tr])
     raw = disc.predict_proba(sel(ho))[:, 1]
-    cal = get_calibrator(calibration).fit(raw, y[ho])
+    cal.fit(raw, y[ho])
     hold_scores = cal.predict(raw)
     report = agreement_report(hold_scores, y[ho], threshold=0.5, rng=rng)
     version = _version_name(spec.name, round, ids)
     folder = version_dir(project, version)
     save_discriminator(disc, os.path.join(folder, "model"), spec=spec)
-    generators = sorted({(d.get("generator") or {}).get("remover_key") for d in docs} - {None})
+    generators = sorted({_generator_of(d) for d in docs} - {None})
     meta = {
         "trained_at": schema.utcnow().isoformat(), "round": int(round), "spec": spec.name,
         "spec_source": spec.source, "featurizer_key": spec.featurizer_key,
@@ -237,25 +272,42 @@ def train(project, round: int, discriminator: str = "stats-logistic", *, holdout
                        seconds=time.perf_counter() - t0)
 
 
-def _load_version(project, version):
+def _load_version(project, version, *, trust_code: bool = False):
+    """(meta, fitted discriminator, its saved spec or None, calibrator) of a version, all from
+    the version's own folder."""
+    from rorem_data.discriminators.persistence import load_discriminator, saved_spec
     from rorem_data.rounds.versions import load_version_meta, version_dir
     from rorem_data.stats.calibration import calibrator_from_dict
-    from rorem_data.discriminators.specs import get_spec, load_discriminator
 
     meta = load_version_meta(project, version)
-    disc = load_discriminator(os.path.join(version_dir(project, version), "model"))
-    spec = get_spec(meta["spec"]) if meta.get("spec_source") != "class" else None
+    folder = os.path.join(version_dir(project, version), "model")
+    if "calibration" not in meta or not os.path.isdir(folder):
+        raise ConfigError(f"discriminator version {version!r} has no trained model (no "
+                          f"calibration in its meta.json or no {folder}); retrain it with "
+                          "`rorem-data discriminator train`")
+    spec = saved_spec(folder)
+    disc = load_discriminator(folder, trust_code=trust_code)
+    if spec is None and getattr(disc, "input_kind", "features") == "features":
+        raise ConfigError(f"discriminator version {version!r} records no spec (no "
+                          f"{os.path.join(folder, 'spec.json')}), so its featurizer is unknown; "
+                          "retrain it with `rorem-data discriminator train`")
     return meta, disc, spec, calibrator_from_dict(meta["calibration"])
 
 
-def predict(project, version: str, ids, items, *, progress: bool = True) -> np.ndarray:
-    """Calibrated P(success) of (source, result, mask) file triples under a trained version;
-    ``ids`` (sample ids) enable the feature cache, None computes features without caching."""
-    meta, disc, spec, cal = _load_version(project, version)
-    if spec is None or spec.featurizer is None:
-        X = items
-    else:
-        X = _inputs(project, spec, ids, items, progress=progress)
+def predict(project, version: str, ids, items, *, trust_code: bool = False,
+            progress: bool = True) -> np.ndarray:
+    """Calibrated P(success) of (source, result, mask) file triples under a trained version.
+
+    The version is rebuilt from its own folder (saved model + ``spec.json``); ``ids`` (sample
+    ids) enable the feature cache, None computes features without caching.
+
+    Returns
+    -------
+    ndarray, float64, shape (n,)
+        In [0, 1], higher = better removal.
+    """
+    meta, disc, spec, cal = _load_version(project, version, trust_code=trust_code)
+    X = items if spec is None else _inputs(project, spec, ids, items, progress=progress)
     return cal.predict(disc.predict_proba(X)[:, 1])
 
 
@@ -270,24 +322,30 @@ class ScoreResult:
         return f"scored {self.scored} candidates of round {self.round} with {self.version} in {self.seconds:.1f} s"
 
 
-def score(project, round: int, version: str | None = None, *, progress: bool = True) -> ScoreResult:
-    """Store calibrated scores of a version on every candidate of ``round`` (one bulk write)."""
+def score(project, round: int, version: str | None = None, *, trust_code: bool = False,
+          progress: bool = True) -> ScoreResult:
+    """Store calibrated scores of a version on every candidate of ``round`` (one bulk write).
+
+    ``version`` defaults to the latest trained one; ``trust_code`` allows a saved head class
+    that is not registered (see :mod:`rorem_data.discriminators.persistence`).
+    """
     from rorem_data.rounds.versions import latest_version
 
     t0 = time.perf_counter()
-    version = version or latest_version(project)
+    version = latest_version(project) if version is None else version
     if version is None:
         raise ConfigError("no trained discriminator; run `rorem-data discriminator train` first")
-    ids, items, _docs = candidate_items(project, {"round": int(round)})
+    ids, items, _docs = candidate_items(project, round=int(round))
     if not ids:
         raise ConfigError(f"round {round} has no candidates to score")
-    p = predict(project, version, ids, items, progress=progress)
+    p = predict(project, version, ids, items, trust_code=trust_code, progress=progress)
     store.set_field_values(project.dataset, f"scores.{version}", ids, [float(v) for v in p])
     return ScoreResult(version=version, round=int(round), scored=len(ids), seconds=time.perf_counter() - t0)
 
 
 def evaluate(project, version: str | None = None, *, round: int | None = None, threshold: float = 0.5,
-             exclude_training: bool = True, confidence: float = 0.95) -> dict:
+             exclude_training: bool = True, confidence: float = 0.95, trust_code: bool = False,
+             progress: bool = True) -> dict:
     """Agreement of a version with human labels on candidates (of ``round``, or all).
 
     Labels the version was trained on are left out by default. Returns the agreement report as
@@ -297,20 +355,20 @@ def evaluate(project, version: str | None = None, *, round: int | None = None, t
     from rorem_data.stats.agreement import agreement_report
     from rorem_data.rounds.versions import latest_version, load_version_meta
 
-    version = version or latest_version(project)
+    version = latest_version(project) if version is None else version
     if version is None:
         raise ConfigError("no trained discriminator; run `rorem-data discriminator train` first")
     meta = load_version_meta(project, version)
-    query = {} if round is None else {"round": int(round)}
-    ids, items, docs = candidate_items(project, query)
-    labels = _human_labels(docs, 10**9)
+    ids, items, docs = candidate_items(project, round=round)
+    labels = _human_labels(docs, None)
     skip = set(meta.get("train_ids") or []) if exclude_training else set()
     keep = [i for i, (sid, y) in enumerate(zip(ids, labels)) if y is not None and sid not in skip]
     if len(keep) < 2:
         raise ConfigError("fewer than 2 human-labelled candidates to evaluate on (training labels "
                           "excluded); review more, or pass --include-training")
     sub_ids = [ids[i] for i in keep]
-    p = predict(project, version, sub_ids, [items[i] for i in keep])
+    p = predict(project, version, sub_ids, [items[i] for i in keep], trust_code=trust_code,
+                progress=progress)
     y = np.array([labels[i] for i in keep])
     rep = agreement_report(p, y, threshold=threshold, confidence=confidence)
     return {"version": version, "n": len(keep), **rep.as_dict()}

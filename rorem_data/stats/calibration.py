@@ -12,7 +12,9 @@ not a probability. A calibrator maps it to ``P(success | score)``, fitted on hum
 
 All three are monotone non-decreasing in the score, so calibrating never changes which
 candidates a threshold accepts; it changes what the numbers mean. Each saves to and loads
-from a plain JSON-safe dict (``to_dict`` / ``from_dict``), never a pickle.
+from a plain JSON-safe dict (``to_dict`` / ``from_dict``), never a pickle. Calibrators are
+plug-ins of :data:`CALIBRATORS` (:func:`list_calibrators`, :func:`get_calibrator`,
+:func:`register_calibrator`); a saved dict names its kind, and only registered kinds load.
 
 :func:`reliability_curve` and :func:`expected_calibration_error` measure calibration on
 held-out labels. Label convention: 1 = success (object removed well), 0 = failure.
@@ -28,10 +30,10 @@ import warnings
 import numpy as np
 
 from rorem_data.core.errors import ConfigError
+from rorem_data.core.registry import Registry
 from rorem_data.stats.intervals import binomial_ci, check_labels, check_scores
 
 FORMAT_VERSION = 1
-CALIBRATORS = ("platt", "isotonic", "none")
 STRATEGIES = ("uniform", "quantile")
 
 
@@ -379,7 +381,50 @@ class IdentityCalibrator:
         return cls()
 
 
-_REGISTRY = {"platt": PlattCalibrator, "isotonic": IsotonicCalibrator, "none": IdentityCalibrator}
+def _check_calibrator(name: str, obj) -> None:
+    """A calibrator plug-in is a class with ``fit``, ``predict``, ``to_dict`` and ``from_dict``
+    whose ``kind`` is the name it is registered under (``to_dict`` output dispatches on it)."""
+    methods = ("fit", "predict", "to_dict", "from_dict")
+    if not isinstance(obj, type) or not all(callable(getattr(obj, m, None)) for m in methods):
+        raise ConfigError(f"calibrator {name!r} must be a class with {', '.join(methods)}; got "
+                          f"{obj!r}")
+    if getattr(obj, "kind", None) != name:
+        raise ConfigError(f"calibrator {name!r}: its class {obj.__qualname__} has kind="
+                          f"{getattr(obj, 'kind', None)!r}; register it under its kind")
+
+
+#: Calibrator plug-ins: name (the ``kind`` in saved dicts) -> class.
+CALIBRATORS = Registry("calibrator", {
+    "platt": "rorem_data.stats.calibration:PlattCalibrator",
+    "isotonic": "rorem_data.stats.calibration:IsotonicCalibrator",
+    "none": "rorem_data.stats.calibration:IdentityCalibrator",
+}, check=_check_calibrator)
+
+
+def list_calibrators() -> list[str]:
+    """Names of the registered calibrators, sorted.
+
+    Examples
+    --------
+    >>> list_calibrators()
+    ['isotonic', 'none', 'platt']
+    """
+    return CALIBRATORS.names()
+
+
+def register_calibrator(name: str, target, *, overwrite: bool = False) -> None:
+    """Register a calibrator class (``"package.module:Class"`` or the class) under ``name``.
+
+    The class needs ``fit(scores, y) -> self``, ``predict(scores)`` (non-decreasing in the
+    score), ``to_dict()`` and the classmethod ``from_dict(d)``, and ``kind = name``: saved
+    dicts name their calibrator by kind, and only registered kinds are loaded.
+
+    Raises
+    ------
+    ConfigError
+        A bad name, or a name already taken (without ``overwrite``).
+    """
+    CALIBRATORS.register(name, target, overwrite=overwrite)
 
 
 def get_calibrator(name: str):
@@ -387,11 +432,12 @@ def get_calibrator(name: str):
 
     Parameters
     ----------
-    name : {"platt", "isotonic", "none"}
+    name : str
+        One of :func:`list_calibrators` (built in: "platt", "isotonic", "none").
 
     Returns
     -------
-    PlattCalibrator or IsotonicCalibrator or IdentityCalibrator
+    PlattCalibrator or IsotonicCalibrator or IdentityCalibrator (or a registered class)
 
     Raises
     ------
@@ -403,20 +449,18 @@ def get_calibrator(name: str):
     >>> type(get_calibrator("isotonic")).__name__
     'IsotonicCalibrator'
     """
-    if name not in _REGISTRY:
-        raise ConfigError(
-            f"unknown calibrator {name!r}; choose one of {', '.join(repr(k) for k in _REGISTRY)}"
-        )
-    return _REGISTRY[name]()
+    return CALIBRATORS.get(name)()
 
 
 def calibrator_from_dict(d: dict):
     """Load any calibrator saved with ``to_dict()``, dispatching on ``d["kind"]``.
 
+    Only registered kinds load: a dict cannot name code to run.
+
     Raises
     ------
     ConfigError
-        Not a dict, unknown kind, or malformed content.
+        Not a dict, unknown kind (the message lists the choices), or malformed content.
 
     Examples
     --------
@@ -424,12 +468,11 @@ def calibrator_from_dict(d: dict):
     [1.0]
     """
     kind = d.get("kind") if isinstance(d, dict) else None
-    if kind not in _REGISTRY:
-        raise ConfigError(
-            f"calibrator dict has kind={kind!r}; expected one of "
-            f"{', '.join(repr(k) for k in _REGISTRY)} (a dict written by a calibrator's to_dict())"
-        )
-    return _REGISTRY[kind].from_dict(d)
+    if not isinstance(kind, str) or kind not in CALIBRATORS:
+        raise ConfigError(f"calibrator dict has kind={kind!r}; expected one of "
+                          f"{', '.join(list_calibrators())} (a dict written by a calibrator's "
+                          "to_dict(), or a kind registered with register_calibrator)")
+    return CALIBRATORS.get(kind).from_dict(d)
 
 
 # ----------------------------------------------------------------------------- diagnostics
