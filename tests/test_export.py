@@ -63,6 +63,20 @@ def test_export_rorem_roundtrip_pixel_exact(project, seed_meta, tmp_path):
     assert len(manifest["files"]) == 12 * 3 + 1
 
 
+def _overturn(project, sample_id, *, round):
+    """A later decision appended to a sample's history (what the export reads), written raw:
+    the export's as-of semantics are under test here, not the ledger's rules."""
+    from bson import ObjectId
+
+    from rorem_data.core import schema
+
+    d = schema.decision_doc(round=round, phase="human", status="rejected", by="human", reviewer="x")
+    project.dataset._sample_collection.update_one(
+        {"_id": ObjectId(sample_id)},
+        {"$push": {"decisions": d}, "$set": {"status": "rejected", "decision": d,
+                                             "decided_round": round, "decided_by": "human"}})
+
+
 def test_export_is_deterministic_and_past_rounds_are_stable(project, seed_meta, tmp_path):
     project.import_seeds(seed_meta)
     project.export(0, str(tmp_path / "a"))
@@ -75,9 +89,7 @@ def test_export_is_deterministic_and_past_rounds_are_stable(project, seed_meta, 
     # round 2 adds more, and a round-1 candidate is re-judged in round 2
     ids2, modes2 = add_candidates(project, 2, ["clean", "hallucination"], seed=2)
     judge_by_mode(project, 2, ids2, modes2)
-    from rorem_data.dataset.ledger import decide
-
-    decide(project.dataset, [ids[0]], "rejected", by="human", round=2, phase="human", reviewer="x")
+    _overturn(project, ids[0], round=2)
     project.export(0, str(tmp_path / "a2"))
     project.export(1, str(tmp_path / "r1b"))
     assert _tree(tmp_path / "a") == _tree(tmp_path / "a2")
@@ -121,44 +133,76 @@ def test_imagefolder_and_parquet(project, seed_meta, tmp_path):
     assert _tree(tmp_path / "pq") == _tree(tmp_path / "pq2")
 
 
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _leftover_staging(out, pid):
+    """A staging folder as a run with process id ``pid`` leaves it when killed."""
+    from rorem_data.core import outputs
+
+    path = outputs.staging_folder(str(out), "export")
+    marker = json.load(open(os.path.join(path, outputs.MARKER)))
+    json.dump({**marker, "pid": pid}, open(os.path.join(path, outputs.MARKER), "w"))
+    os.makedirs(os.path.join(path, "source"))
+    return path
+
+
 def test_interrupted_export_leaves_nothing(project, seed_meta, tmp_path, monkeypatch):
     project.import_seeds(seed_meta)
     calls = {"n": 0}
     real = export_mod._write_mask
 
-    def flaky(src, dst):
+    def flaky(src, dst, pair):
         calls["n"] += 1
         if calls["n"] == 5:
             raise KeyboardInterrupt
-        return real(src, dst)
+        return real(src, dst, pair)
 
     monkeypatch.setattr(export_mod, "_write_mask", flaky)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         project.export(0, str(out), workers=1)
     assert not out.exists()
-    assert [p for p in os.listdir(tmp_path) if p.startswith("out")] == []
-    # a partial folder left by a killed process is cleaned by the next export
-    os.makedirs(tmp_path / "out.partial-99999" / "source")
+    assert [p for p in os.listdir(tmp_path) if "out" in p] == []
     monkeypatch.setattr(export_mod, "_write_mask", real)
+    # a killed run's marked staging folder is removed by the next export; a folder that only
+    # looks like one (no marker) is not ours and stays
+    dead = _leftover_staging(out, _dead_pid())
+    (tmp_path / "out.partial-99999").mkdir()
     project.export(0, str(out))
-    assert sorted(p for p in os.listdir(tmp_path) if p.startswith("out")) == ["out"]
+    assert not os.path.exists(dead)
+    assert sorted(p for p in os.listdir(tmp_path) if "out" in p) == ["out", "out.partial-99999"]
 
 
 def test_export_errors(project, seed_meta, tmp_path):
     project.import_seeds(seed_meta)
     (tmp_path / "exists").mkdir()
+    (tmp_path / "exists" / "notes.txt").write_text("mine")
     with pytest.raises(ExportError, match="already exists"):
         project.export(0, str(tmp_path / "exists"))
     with pytest.raises(ConfigError, match="--format"):
         project.export(0, str(tmp_path / "x"), format="zip")
     with pytest.raises(ConfigError, match="has not happened yet"):
         project.export(3, str(tmp_path / "x"))
-    project.export(0, str(tmp_path / "exists"), overwrite=True)
-    assert (tmp_path / "exists" / "meta.json").exists()
+    # --overwrite replaces only a folder an export wrote
+    with pytest.raises(ExportError, match="not written by rorem-data"):
+        project.export(0, str(tmp_path / "exists"), overwrite=True)
+    assert (tmp_path / "exists" / "notes.txt").read_text() == "mine"
+    project.export(0, str(tmp_path / "e"))
+    project.export(0, str(tmp_path / "e"), overwrite=True)
+    assert (tmp_path / "e" / "meta.json").exists()
     # a source that vanished after import is named in the error, and nothing is left behind
     src = project.dataset.values("filepath")[0]
+    key = project.dataset.values("key")[0]
     os.remove(src)
-    with pytest.raises(ExportError, match="has since been moved or deleted"):
+    with pytest.raises(ExportError, match="has since been moved or deleted") as info:
         project.export(0, str(tmp_path / "y"))
+    assert key in str(info.value) and src in str(info.value)
     assert not (tmp_path / "y").exists()
+    assert sorted(os.listdir(tmp_path)) == sorted(["e", "exists", "proj", "seeds"])

@@ -187,7 +187,8 @@ def test_skip_invalid_imports_good_and_writes_report(project, tmp_path):
 @pytest.mark.parametrize("content,needle", [
     (b"{not json", "not valid JSON"),
     (b'{"source": "a"}', "not a list"),
-    (b"\xff\xfe\x00", "not valid JSON"),
+    (b"\xff\xfe\x00", "not UTF-8 text"),
+    (b"[" * 5000 + b"]" * 5000, "nests deeper than"),
 ])
 def test_malformed_meta_json(project, tmp_path, content, needle):
     p = tmp_path / "m" / "meta.json"

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 CANONICAL_OBJECT_VALUE = 255
+HOST = "".join(c if c.isalnum() else "_" for c in __import__("socket").gethostname())[:32]
 
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _JPEG_EOI = b"\xff\xd9"
@@ -283,7 +284,8 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename (no half-written file)."""
     d = os.path.dirname(path)
     os.makedirs(d, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(3)}"  # per run: writers never share one
+    # per run and host: writers never share one, even on a media folder shared between machines
+    tmp = f"{path}.tmp-{os.getpid()}-{HOST}-{secrets.token_hex(3)}"
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)

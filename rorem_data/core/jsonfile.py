@@ -1,8 +1,9 @@
 """Reading JSON that users and other tools wrote: one reader, clear refusals.
 
-Deeply nested documents (which make Python's parser raise ``RecursionError``), invalid UTF-8,
-a UTF-8 byte-order mark and syntax errors all become one :class:`~rorem_data.core.errors.ConfigError`
-(or the error type the caller asks for) naming the file and the fix.
+Deeply nested documents (which make Python's parser raise ``RecursionError``), invalid UTF-8
+and syntax errors all become one :class:`~rorem_data.core.errors.ConfigError` (or the error
+type the caller asks for) naming the file and the fix. A UTF-8 byte-order mark (spreadsheets and
+Windows editors write one) is accepted.
 """
 
 from __future__ import annotations

@@ -91,7 +91,31 @@ def check_replaceable(folder: str, kind: str, *, protected=(), flag: str = "--ou
 def remove_output(folder: str, kind: str, *, protected=()) -> None:
     """Remove an output folder after :func:`check_replaceable`."""
     check_replaceable(folder, kind, protected=protected)
-    shutil.rmtree(folder)
+    _remove_marked(folder)
+
+
+def _remove_marked(folder: str) -> None:
+    """Delete a marked folder, the marker last: a kill midway leaves a folder that still says
+    it is ours, so the next run's cleanup finishes the job."""
+    marker = os.path.join(folder, MARKER)
+    for entry in os.scandir(folder):
+        if entry.path == marker:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.remove(entry.path)
+            except FileNotFoundError:
+                pass
+    try:
+        os.remove(marker)
+    except FileNotFoundError:
+        pass
+    try:
+        os.rmdir(folder)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _siblings(out: str, tag: str):
@@ -137,7 +161,7 @@ def recover(out: str, kind: str) -> list[str]:
         done.append(f"restored {out} from {newest}")
     for p in olds + _siblings(out, "partial"):
         if _dead_leftover(p, kind):
-            shutil.rmtree(p, ignore_errors=True)
+            _remove_marked(p)
             done.append(f"removed leftover {p}")
     return done
 
@@ -190,10 +214,10 @@ def publish(staging: str, out: str, kind: str, *, overwrite: bool = False, prote
         raise OutputError(f"{out} already exists; choose another {flag} or pass --overwrite")
     check_replaceable(out, kind, protected=protected, flag=flag)
     if _exchange(staging, out):
-        shutil.rmtree(staging, ignore_errors=True)  # now holds the old output
+        _remove_marked(staging)  # now holds the old output
         return
     parent, base = os.path.split(out)
     old = os.path.join(parent, f".{base}.old-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
     os.rename(out, old)
     os.rename(staging, out)
-    shutil.rmtree(old, ignore_errors=True)
+    _remove_marked(old)

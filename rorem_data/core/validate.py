@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Sequence, TypeVar
 
+from rorem_data.core.errors import ValidationError
 from rorem_data.core.progress import progress
 
 T = TypeVar("T")
@@ -68,7 +70,14 @@ def map_checks(
     """Apply a picklable, module-level ``fn`` to every task, in parallel, with a progress bar.
 
     Small inputs run in this process. Results keep the order of ``tasks``. Workers are started
-    with ``forkserver`` so an open database client is never forked.
+    with ``forkserver`` so an open database client is never forked; at most a few chunks per
+    worker are in flight at once, so memory stays flat however many tasks there are.
+
+    Raises
+    ------
+    ValidationError
+        A worker process died (e.g. a decoder crashed on a file); the message names the
+        chunk's first item so it can be found and fixed.
     """
     n = len(tasks)
     if workers is None:
@@ -81,16 +90,42 @@ def map_checks(
                 bar.update(1)
         return out
     import multiprocessing as mp
+    from concurrent.futures.process import BrokenProcessPool
 
-    chunks = [tasks[i : i + chunk_size] for i in range(0, n, chunk_size)]
+    starts = range(0, n, chunk_size)
     out: list[R] = []
     ctx = mp.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        with progress(total=n, desc=desc, unit="item") as bar:
-            for res in pool.map(_run_chunk, ((fn, c) for c in chunks)):
-                out.extend(res)
-                bar.update(len(res))
+    in_flight = max(2, 3 * workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool, \
+            progress(total=n, desc=desc, unit="item") as bar:
+        pending: deque = deque()
+        it = iter(starts)
+        for start in it:
+            pending.append((start, pool.submit(_run_chunk, (fn, tasks[start : start + chunk_size]))))
+            if len(pending) >= in_flight:
+                break
+        while pending:
+            start, fut = pending.popleft()
+            try:
+                res = fut.result()
+            except BrokenProcessPool:
+                raise ValidationError(
+                    f"{desc}: a worker process died while checking items {start}-"
+                    f"{min(n, start + chunk_size) - 1} (first: {_shown(tasks[start])}): it ran "
+                    "out of memory, was killed, or a decoder crashed on a file there. Nothing was "
+                    "written; run again, with --workers 1 to find the file, or drop those "
+                    "items") from None
+            out.extend(res)
+            bar.update(len(res))
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(_run_chunk, (fn, tasks[nxt : nxt + chunk_size]))))
     return out
+
+
+def _shown(task) -> str:
+    text = repr(task)
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def first_duplicates(keys: Iterable[object]) -> dict[int, int]:

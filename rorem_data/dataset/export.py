@@ -17,14 +17,23 @@ Formats
     ``pairs.parquet``, one row per pair with metadata and the images' relative paths (files
     beside it), or with ``embed_images`` the images' bytes as ``{bytes, path}`` structs.
 
-Every export has ``manifest.json``: counts per round, origin and status, and the sha256 of
-every file. The same round exports byte-identically. Output is built in a temporary sibling
-folder and renamed into place, so an interrupted export leaves no partial ``out`` folder.
+Every export has ``manifest.json``: counts per round, origin, status and license, what a
+license filter left out, and the sha256 of every file. The same round exports byte-identically.
+
+Licenses travel with the pairs: each pair's ``license`` (``"unknown"`` when unset) is counted in
+the manifest, written per row in ``imagefolder`` and ``parquet``, and ``license_allow`` /
+``license_deny`` filter on it; ``"unknown"`` passes an allow-list only when listed.
+
+Output folders go through :mod:`rorem_data.core.outputs`: built in a marked per-run sibling,
+swapped in atomically (an overwrite leaves the old or the new export after a kill at any point,
+and the next run cleans up), replaced only when they hold an export marker, never the project or
+its media folder. The marker in a finished export has fixed content (kind, round, format), so
+exports stay byte-identical; it is not listed in the manifest. Before any byte is copied, every
+stored file is checked (:mod:`rorem_data.dataset.export_sources`).
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import io
 import json
@@ -32,34 +41,69 @@ import os
 import shutil
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
-from rorem_data.core.version import __version__
 from rorem_data.core import schema
 from rorem_data.core.errors import ConfigError, ExportError
-from rorem_data.core.images import read_mask
+from rorem_data.core.images import ImageProblem, read_mask
 from rorem_data.core.progress import progress
+from rorem_data.core.version import __version__
+from rorem_data.dataset import export_outputs
+from rorem_data.dataset.export_sources import locate_pairs
+from rorem_data.dataset.ingest_license import license_list
 
 FORMATS = ("rorem", "imagefolder", "parquet")
+#: the output kind in the marker of every export folder (:mod:`rorem_data.core.outputs`)
+KIND = export_outputs.KIND
+DENIED = "denied by --license-deny"
+NOT_ALLOWED = "not in --license-allow"
 
 
 @dataclass
 class ExportResult:
+    """Summary of one export.
+
+    Attributes
+    ----------
+    out : str
+    round : int
+    format : str
+    accepted, rejected : int
+        Pairs written, by status.
+    files : int
+        Files written (manifest included).
+    by_license : dict
+        ``{license: pairs written}``.
+    left_out : dict
+        ``{license: {"pairs": n, "reason": why}}`` for pairs a license filter left out.
+    """
+
     out: str
     round: int
     format: str
     accepted: int
     rejected: int
     files: int
+    by_license: dict = field(default_factory=dict)
+    left_out: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         s = f"exported round {self.round} ({self.format}) to {self.out}: {self.accepted} accepted"
         if self.rejected:
             s += f", {self.rejected} rejected"
-        return s + f", {self.files} files"
+        s += f", {self.files} files"
+        unknown = self.by_license.get(schema.UNKNOWN_LICENSE, 0)
+        if unknown:
+            s += f"; {unknown} pair(s) have an unknown license"
+        if self.left_out:
+            n = sum(v["pairs"] for v in self.left_out.values())
+            parts = ", ".join(f"{v['pairs']} {lic} ({v['reason']})"
+                              for lic, v in sorted(self.left_out.items()))
+            s += f"; left out {n} pair(s) by license: {parts}"
+        return s
 
 
 @dataclass
@@ -77,6 +121,8 @@ class ExportRow:
     width: int
     height: int
     mask_area: float
+    license: str = schema.UNKNOWN_LICENSE
+    license_url: str | None = None
 
 
 def rows_as_of(project, round: int, *, with_rejected: bool = False) -> list[ExportRow]:
@@ -87,7 +133,8 @@ def rows_as_of(project, round: int, *, with_rejected: bool = False) -> list[Expo
              "decisions.round": {"$lte": int(round)}}
     proj = {"key": 1, "kind": 1, "origin": 1, "category": 1, "round": 1, "filepath": 1,
             "mask.mask_path": 1, "target_path": 1, "decisions.round": 1, "decisions.status": 1,
-            "decisions.by": 1, "metadata.width": 1, "metadata.height": 1, "mask_area": 1}
+            "decisions.by": 1, "metadata.width": 1, "metadata.height": 1, "mask_area": 1,
+            "license": 1, "license_url": 1}
     rows = []
     keep = {schema.ACCEPTED, schema.REJECTED} if with_rejected else {schema.ACCEPTED}
     for d in coll.find(query, proj):
@@ -106,6 +153,8 @@ def rows_as_of(project, round: int, *, with_rejected: bool = False) -> list[Expo
             source=d["filepath"], mask=d["mask"]["mask_path"], target=d["target_path"],
             width=int(d["metadata"]["width"]), height=int(d["metadata"]["height"]),
             mask_area=float(d.get("mask_area") or 0.0),
+            license=str(d.get("license") or schema.UNKNOWN_LICENSE),
+            license_url=d.get("license_url") or None,
         ))
     rows.sort(key=lambda r: (r.round, r.origin, r.key))
     return rows
@@ -115,14 +164,17 @@ def _ext(path: str) -> str:
     return os.path.splitext(path)[1].lower() or ".png"
 
 
-def _copy(src: str, dst: str) -> str:
+def _copy(src: str, dst: str, pair: str) -> str:
     """Copy bytes and return their sha256."""
     try:
         with open(src, "rb") as fh:
             data = fh.read()
     except FileNotFoundError:
-        raise ExportError(f"{src} is missing; it was imported but has since been moved or deleted. "
-                          "Restore it, or mark the pair rejected, then export again") from None
+        raise ExportError(f"{pair}: {src} is missing; it was imported but has since been moved or "
+                          "deleted. Restore it, or mark the pair rejected, then export again") from None
+    except OSError as exc:
+        raise ExportError(f"{pair}: {src} cannot be read ({exc.strerror}); restore it and export "
+                          "again") from None
     with open(dst, "wb") as fh:
         fh.write(data)
     return hashlib.sha256(data).hexdigest()
@@ -136,29 +188,34 @@ def _mask_rgb_png(src: str) -> bytes:
     return buf.getvalue()
 
 
-def _write_mask(src: str, dst: str) -> str:
+def _write_mask(src: str, dst: str, pair: str) -> str:
     try:
         data = _mask_rgb_png(src)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-        raise ExportError(f"cannot read mask {src} ({exc}); restore it and export again") from None
+    except (ImageProblem, OSError, ValueError) as exc:
+        raise ExportError(f"{pair}: cannot read mask {src} ({exc}); restore it and export "
+                          "again") from None
     with open(dst, "wb") as fh:
         fh.write(data)
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_files(tmp: str, rows: list[ExportRow], names: list[str], *, workers: int = 8) -> dict:
-    """Copy sources/targets and write RGB masks into ``tmp``; returns {relpath: sha256}."""
+def _write_files(tmp: str, rows: list[ExportRow], names: list[str], located, *,
+                 workers: int = 8) -> dict:
+    """Copy sources/targets and write RGB masks into ``tmp`` from the ``located`` real paths;
+    returns {relpath: sha256}."""
     for d in ("source", "mask", "GT"):
         os.makedirs(os.path.join(tmp, d), exist_ok=True)
     jobs = []
-    for r, n in zip(rows, names):
-        jobs.append((_copy, r.source, f"source/{n}{_ext(r.source)}"))
-        jobs.append((_write_mask, r.mask, f"mask/{n}.png"))
-        jobs.append((_copy, r.target, f"GT/{n}{_ext(r.target)}"))
+    for r, n, (src, msk, tgt) in zip(rows, names, located):
+        pair = f"pair {r.key}"
+        jobs.append((_copy, src, f"source/{n}{_ext(r.source)}", pair))
+        jobs.append((_write_mask, msk, f"mask/{n}.png", pair))
+        jobs.append((_copy, tgt, f"GT/{n}{_ext(r.target)}", pair))
     hashes = {}
     with ThreadPoolExecutor(max_workers=workers) as pool, \
             progress(total=len(jobs), desc="exporting files", unit="file") as bar:
-        futs = [(rel, pool.submit(fn, src, os.path.join(tmp, rel))) for fn, src, rel in jobs]
+        futs = [(rel, pool.submit(fn, src, os.path.join(tmp, rel), pair))
+                for fn, src, rel, pair in jobs]
         for rel, f in futs:
             hashes[rel] = f.result()
             bar.update(1)
@@ -190,7 +247,7 @@ def _write_rorem(tmp, rows, names, with_rejected, hashes):
 def _row_meta(r: ExportRow, with_rejected: bool) -> dict:
     d = {"key": r.key, "kind": r.kind, "origin": r.origin, "category": r.category,
          "round": r.round, "decided_by": r.decided_by, "width": r.width, "height": r.height,
-         "mask_area": round(r.mask_area, 6)}
+         "mask_area": round(r.mask_area, 6), "license": r.license, "license_url": r.license_url}
     if with_rejected:
         d["score"] = 1 if r.status == schema.ACCEPTED else 0
     return d
@@ -235,6 +292,34 @@ def _write_parquet(tmp, rows, names, with_rejected, hashes, embed_images):
         hashes["pairs.parquet"] = hashlib.sha256(fh.read()).hexdigest()
 
 
+def license_filter(rows: list[ExportRow], allow: list[str] | None, deny: list[str] | None):
+    """Split rows by license: ``(kept, left_out)`` with ``left_out = {license: {pairs, reason}}``.
+
+    A license in ``deny`` is left out; with ``allow``, so is every license not in it -
+    ``"unknown"`` included unless it is listed.
+    """
+    kept, left = [], {}
+    for r in rows:
+        if deny and r.license in deny:
+            reason = DENIED
+        elif allow is not None and r.license not in allow:
+            reason = NOT_ALLOWED
+        else:
+            kept.append(r)
+            continue
+        entry = left.setdefault(r.license, {"pairs": 0, "reason": reason})
+        entry["pairs"] += 1
+    return kept, dict(sorted(left.items()))
+
+
+def _license_urls(rows) -> dict:
+    urls: dict[str, set] = {}
+    for r in rows:
+        if r.license_url:
+            urls.setdefault(r.license, set()).add(r.license_url)
+    return {k: sorted(v) for k, v in sorted(urls.items())}
+
+
 def export_round(
     project,
     round: int,
@@ -244,6 +329,8 @@ def export_round(
     with_rejected: bool = False,
     embed_images: bool = False,
     overwrite: bool = False,
+    license_allow=None,
+    license_deny=None,
     workers: int = 8,
 ) -> ExportResult:
     """Write the training set as it stood after ``round``.
@@ -261,50 +348,71 @@ def export_round(
     embed_images : bool
         Parquet only: store image bytes in the table instead of files beside it.
     overwrite : bool
-        Replace an existing ``out`` folder (swapped in only once the new export is complete).
+        Replace an existing ``out`` folder - only one that an export wrote (it holds the export
+        marker) and never the project or its media folder; the new export is swapped in
+        atomically once complete.
+    license_allow : list of str or str, optional
+        Export only pairs with these licenses (a list, or one comma-separated string);
+        ``"unknown"`` passes only when listed.
+    license_deny : list of str or str, optional
+        Leave out pairs with these licenses.
+    workers : int
+        Threads copying files.
 
     Returns
     -------
     ExportResult
+        With ``by_license`` and, after a filter, ``left_out`` per license (also in the
+        manifest).
 
     Raises
     ------
     ConfigError
-        Unknown format, negative round, or a round the project has not reached.
+        Unknown format, negative round, a round the project has not reached, or a license list
+        that is empty or names a license both allowed and denied.
     ExportError
-        ``out`` exists (without ``overwrite``), or an imported file has gone missing.
+        ``out`` exists (without ``overwrite``) or may not be replaced; a stored file has gone
+        missing or been replaced by a symlink since import (every such pair is named).
+
+    Examples
+    --------
+    >>> export_round(project, 2, "exports/r2", license_deny="CC-BY-NC-4.0")  # doctest: +SKIP
     """
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}")
     if embed_images and format != "parquet":
         raise ConfigError("--embed-images only applies to --format parquet")
-    if not isinstance(round, int) or round < 0:
+    if not isinstance(round, int) or isinstance(round, bool) or round < 0:
         raise ConfigError(f"--round must be an integer >= 0; got {round!r}")
+    allow = license_list(license_allow, "--license-allow")
+    deny = license_list(license_deny, "--license-deny")
+    both = sorted(set(allow or ()) & set(deny or ()))
+    if both:
+        raise ConfigError(f"--license-allow and --license-deny both name {', '.join(both)}; "
+                          "list each license in one of them")
     latest = latest_round(project)
     if round > latest:
         raise ConfigError(f"round {round} has not happened yet; the latest round of this project "
                           f"is {latest}")
     out = os.path.abspath(out)
-    if os.path.exists(out) and not overwrite:
-        raise ExportError(f"{out} already exists; choose another --out or pass --overwrite")
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    for stale in glob.glob(glob.escape(out) + ".partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    protected = (project.root, project.media_dir)
+    export_outputs.prepare(out, overwrite=overwrite, protected=protected)
 
-    rows = rows_as_of(project, round, with_rejected=with_rejected)
+    rows, left_out = license_filter(rows_as_of(project, round, with_rejected=with_rejected),
+                                    allow, deny)
+    located = locate_pairs(rows, project.media_dir, round=round)
     names = [r.key for r in rows]
-    tmp = f"{out}.partial-{os.getpid()}"
-    os.makedirs(tmp)
+    stage = export_outputs.staging(out, round=round, format=format, project=project.name)
     try:
-        hashes = _write_files(tmp, rows, names, workers=workers)
+        hashes = _write_files(stage, rows, names, located, workers=workers)
         if format == "rorem":
-            _write_rorem(tmp, rows, names, with_rejected, hashes)
+            _write_rorem(stage, rows, names, with_rejected, hashes)
         elif format == "imagefolder":
-            _write_imagefolder(tmp, rows, names, with_rejected, hashes)
+            _write_imagefolder(stage, rows, names, with_rejected, hashes)
         else:
-            _write_parquet(tmp, rows, names, with_rejected, hashes, embed_images)
+            _write_parquet(stage, rows, names, with_rejected, hashes, embed_images)
         counts = Counter(r.status for r in rows)
+        by_license = _count(rows, lambda r: r.license)
         manifest = {
             "tool": "rorem-data",
             "tool_version": __version__,
@@ -321,23 +429,22 @@ def export_round(
                 "by_origin": _count(rows, lambda r: r.origin),
                 "by_kind": _count(rows, lambda r: r.kind),
                 "by_decided_by": _count(rows, lambda r: r.decided_by or ""),
+                "by_license": by_license,
             },
+            "license_urls": _license_urls(rows),
+            "license_filter": {"allow": allow, "deny": deny},
+            "left_out": {"pairs": sum(v["pairs"] for v in left_out.values()),
+                         "by_license": left_out},
             "files": dict(sorted(hashes.items())),
         }
-        _dump_json(manifest, os.path.join(tmp, "manifest.json"))
-        if os.path.exists(out):
-            trash = f"{out}.old-{os.getpid()}"
-            os.rename(out, trash)
-            os.rename(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _dump_json(manifest, os.path.join(stage, "manifest.json"))
+        export_outputs.publish(stage, out, overwrite=overwrite, protected=protected)
+    finally:
+        export_outputs.discard(stage)
     return ExportResult(out=out, round=round, format=format,
                         accepted=counts.get(schema.ACCEPTED, 0),
-                        rejected=counts.get(schema.REJECTED, 0), files=len(hashes) + 1)
+                        rejected=counts.get(schema.REJECTED, 0), files=len(hashes) + 1,
+                        by_license=by_license, left_out=left_out)
 
 
 def _count(rows, fn) -> dict:
@@ -349,11 +456,11 @@ def latest_round(project) -> int:
     """Highest round number with any sample or decision (0 for a seed-only project)."""
     coll = project.dataset._sample_collection
     best = 0
-    for field in ("round", "decisions.round"):
-        d = coll.find_one({field: {"$ne": None}}, {field: 1}, sort=[(field, -1)])
+    for path in ("round", "decisions.round"):
+        d = coll.find_one({path: {"$ne": None}}, {path: 1}, sort=[(path, -1)])
         if d is not None:
             v = d
-            for part in field.split("."):
+            for part in path.split("."):
                 v = v.get(part) if isinstance(v, dict) else v
             if isinstance(v, list):
                 v = max((x.get("round") or 0) for x in v if x) if v else 0

@@ -4,19 +4,29 @@ An import runs in three stages and writes nothing until the last:
 1. read the input listing and check every item (files in parallel), collecting problems;
 2. refuse the whole import if anything is wrong, or with ``skip_invalid`` keep the good items
    and write the report to a file;
-3. write canonical masks (atomically, content-addressed) and insert the samples in bulk.
-Keys make the commit idempotent: items already in the dataset are skipped before stage 1.
+3. write canonical masks (atomically, content-addressed) and insert the samples in bulk,
+   :data:`COMMIT_CHUNK` documents at a time.
+Keys make the commit idempotent: items already in the dataset are skipped before stage 1, and
+a run killed in stage 3 is completed by running it again (a mask file written twice has the same
+bytes; a key inserted twice is refused by the unique index).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 from rorem_data.core import images as media
-from rorem_data.core.errors import ValidationError
+from rorem_data.core import jsonfile
+from rorem_data.core.errors import ConfigError, ValidationError
+from rorem_data.core.schema import UNKNOWN_LICENSE
 from rorem_data.core.validate import Problem, write_report
+
+#: documents built and inserted per step of the commit (bounds the importer's memory)
+COMMIT_CHUNK = 20_000
 
 
 @dataclass
@@ -32,14 +42,17 @@ class ImportResult:
     inserted : int
         Samples added to the dataset.
     already_present : int
-        Entries skipped because the same item was imported before.
+        Entries skipped because the same item was imported before (they keep the license
+        they were imported with).
     invalid : int
         Entries skipped as invalid (only with ``skip_invalid``).
     filtered : int
-        Entries left out by a filter (e.g. mask area).
+        Entries left out by a filter (e.g. mask area, crowd regions).
     problems : list of Problem
     report_path : str or None
         Where the problem report was written.
+    license : str
+        License stored on the inserted samples (``"unknown"`` when none was given).
     seconds : float
     """
 
@@ -51,6 +64,7 @@ class ImportResult:
     filtered: int = 0
     problems: list = field(default_factory=list)
     report_path: str | None = None
+    license: str = UNKNOWN_LICENSE
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -60,6 +74,9 @@ class ImportResult:
             s += f", filtered out {self.filtered}"
         if self.invalid:
             s += f", skipped {self.invalid} invalid (report: {self.report_path})"
+        if self.inserted:
+            s += (f", license {self.license}" if self.license != UNKNOWN_LICENSE
+                  else ", license unknown (pass --license to record it)")
         return s + f" in {self.seconds:.1f} s"
 
 
@@ -89,12 +106,100 @@ def problems_from_check(item: str, check) -> list[Problem]:
     return [Problem(item=item, file=f, problem=p, fix=fx) for f, p, fx in check.problems]
 
 
-def store_mask(project, check, original_path: str) -> str:
-    """Path of the canonical mask for an item: the original if already canonical, else a
-    content-addressed copy written atomically under ``media/masks``."""
-    if check.mask_png is None:
-        return original_path
-    path = project.media_path("masks", media.canonical_mask_name(check.mask_png))
-    if not os.path.exists(path):
-        media.write_bytes_atomic(path, check.mask_png)
-    return path
+def read_listing(path: str, *, item: str, fix: str) -> tuple[object, list[Problem]]:
+    """Parse a JSON listing (meta.json, COCO file) through :mod:`rorem_data.core.jsonfile`.
+
+    Returns ``(data, [])``, or ``(None, [problem])`` when the file is missing, not UTF-8, not
+    JSON, or nested too deeply; never raises for bad content.
+    """
+    if not os.path.lexists(path):
+        return None, [Problem(item, path, "file does not exist", "check the path")]
+    try:
+        return jsonfile.load(path, what=item, fix=fix), []
+    except ConfigError as exc:
+        msg = str(exc)
+        if msg.endswith(fix):
+            msg = msg[: -len(fix)].rstrip(" ;.")
+        if msg.startswith(item + " "):
+            msg = msg[len(item) + 1:]
+        if msg.startswith("is "):
+            msg = msg[3:]
+        return None, [Problem(item, path, msg, fix)]
+
+
+_TMP = re.compile(r"^(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{6}$")
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
+
+
+class MaskWriter:
+    """Writes canonical masks under ``media/masks`` (content-addressed, atomic), and removes
+    the half-written temporary file a killed run left for a mask it is about to write."""
+
+    def __init__(self, project):
+        self.folder = project.media_path("masks")
+        self._stale: dict[str, list[str]] | None = None
+
+    def _stale_tmp(self) -> dict[str, list[str]]:
+        if self._stale is None:
+            self._stale = {}
+            try:
+                names = os.listdir(self.folder)
+            except FileNotFoundError:
+                names = []
+            for n in names:
+                m = _TMP.match(n)
+                if m and _pid_gone(int(m["pid"])):
+                    self._stale.setdefault(m["name"], []).append(n)
+        return self._stale
+
+    def path(self, check, original_path: str) -> str:
+        """Path of the canonical mask for an item: the original (real path) if already
+        canonical, else a content-addressed copy written atomically under ``media/masks``."""
+        if check.mask_png is None:
+            return check.real(original_path)
+        name = media.canonical_mask_name(check.mask_png)
+        path = os.path.join(self.folder, name)
+        if not os.path.exists(path):
+            for tmp in self._stale_tmp().pop(name, ()):
+                try:
+                    os.remove(os.path.join(self.folder, tmp))
+                except FileNotFoundError:
+                    pass
+            media.write_bytes_atomic(path, check.mask_png)
+        return path
+
+
+def commit(ds, items: Sequence, make_doc: Callable[[object], dict], *, desc: str) -> int:
+    """Build and insert documents :data:`COMMIT_CHUNK` items at a time; returns the number
+    inserted (keys already present are skipped by the unique index).
+
+    The next chunk is built while the previous one is being written, so building the
+    documents (and writing their masks) overlaps the database's work.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rorem_data.core.progress import progress
+    from rorem_data.dataset import store
+
+    inserted = 0
+    with ThreadPoolExecutor(max_workers=1) as writer, \
+            progress(total=len(items), desc=desc, unit="doc") as bar:
+        pending = None
+        for i in range(0, len(items), COMMIT_CHUNK):
+            docs = [make_doc(it) for it in items[i : i + COMMIT_CHUNK]]
+            if pending is not None:
+                inserted += pending.result()
+            pending = writer.submit(store.insert_documents, ds, docs)
+            bar.update(len(docs))
+        if pending is not None:
+            inserted += pending.result()
+    return inserted

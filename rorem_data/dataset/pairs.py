@@ -1,6 +1,10 @@
-"""Checks of one (source, mask[, target]) item on disk. Runs in worker processes.
+"""Checks of input files on disk, run in worker processes: one (source, mask[, target]) item,
+or one image with all of its masks (pool folders).
 
-Module-level functions with plain arguments, so they pickle; imports stay light.
+Module-level functions with plain, picklable arguments; imports stay light. Each check also
+follows a file that is itself a symlink and refuses it when it leads outside the import's root
+(folders on the way were resolved by the importing process, see
+:mod:`rorem_data.dataset.ingest_paths`).
 """
 
 from __future__ import annotations
@@ -10,13 +14,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rorem_data.core.images import ImageProblem, check_image, encode_canonical_mask, load_mask
+from rorem_data.core.images import (
+    ImageInfo, ImageProblem, check_image, encode_canonical_mask, load_mask,
+)
+from rorem_data.dataset.ingest_paths import FIX_LINK, resolve_file
 
 FIX_MISSING = "check the path (paths are relative to the folder of the file that lists them)"
 FIX_UNREADABLE = "re-copy or re-encode the file, or drop the entry"
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemCheck:
     """Outcome of checking one item.
 
@@ -29,6 +36,8 @@ class ItemCheck:
     mask_png : bytes or None
         Canonical mask PNG bytes when the input mask is not canonical and must be rewritten.
     problems : list of (file, problem, fix)
+    resolved : dict or None
+        ``{path: real path}`` for files that are symlinks (leading inside the root).
     """
 
     width: int = 0
@@ -36,19 +45,43 @@ class ItemCheck:
     mask_area: float = 0.0
     mask_png: bytes | None = None
     problems: list = field(default_factory=list)
+    resolved: dict | None = None
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    def real(self, path: str) -> str:
+        """Where ``path`` really is (what the dataset stores)."""
+        return self.resolved.get(path, path) if self.resolved else path
 
-def _image(path, role, full_decode, check):
+
+def _follow(path: str, role: str, real_root: str | None, check: ItemCheck) -> str | None:
+    real, problem = resolve_file(path, real_root)
+    if problem:
+        check.problems.append((path, f"{role} {problem}", FIX_LINK))
+        return None
+    if real != path:
+        if check.resolved is None:
+            check.resolved = {}
+        check.resolved[path] = real
+    return real
+
+
+def _fix_for(msg: str) -> str:
+    return FIX_MISSING if "does not exist" in msg else FIX_UNREADABLE
+
+
+def check_image_file(path: str, role: str, full_decode: bool, real_root: str | None,
+                     check: ItemCheck) -> ImageInfo | None:
+    """Header + end-of-file check of one image; problems go to ``check``."""
+    real = _follow(path, role, real_root, check)
+    if real is None:
+        return None
     try:
-        return check_image(path, full_decode=full_decode)
+        return check_image(real, full_decode=full_decode)
     except ImageProblem as exc:
-        msg = str(exc)
-        fix = FIX_MISSING if "does not exist" in msg else FIX_UNREADABLE
-        check.problems.append((path, f"{role} image: {msg}", fix))
+        check.problems.append((path, f"{role} image: {exc}", _fix_for(str(exc))))
         return None
 
 
@@ -64,24 +97,44 @@ def mask_problems(mask: np.ndarray) -> list[tuple[str, str]]:
     return []
 
 
-def check_item(task: tuple) -> ItemCheck:
-    """Check ``(source, mask, target_or_None, full_decode)``.
-
-    Verifies each file exists and is a complete image, that sizes agree, and that the mask is
-    neither empty nor full. Returns the canonical mask bytes when the mask needs rewriting.
-    """
-    source, mask_path, target, full_decode = task
-    check = ItemCheck()
-    src = _image(source, "source", full_decode, check)
-    tgt = _image(target, "target (GT)", full_decode, check) if target is not None else None
-    canonical = False
+def check_mask_file(mask_path: str, src: ImageInfo | None, source: str, real_root: str | None,
+                    check: ItemCheck) -> None:
+    """Read a mask, compare its size with the source's, and set area / canonical bytes."""
+    real = _follow(mask_path, "mask", real_root, check)
+    if real is None:
+        return
     try:
-        mask, canonical = load_mask(mask_path)
+        mask, canonical = load_mask(real)
     except ImageProblem as exc:
-        msg = str(exc)
-        fix = FIX_MISSING if "does not exist" in msg else FIX_UNREADABLE
-        check.problems.append((mask_path, f"mask image: {msg}", fix))
-        mask = None
+        check.problems.append((mask_path, f"mask image: {exc}", _fix_for(str(exc))))
+        return
+    if src is not None and (mask.shape[1], mask.shape[0]) != (src.width, src.height):
+        check.problems.append((
+            mask_path,
+            f"mask is {mask.shape[1]}x{mask.shape[0]} but source {os.path.basename(source)} "
+            f"is {src.width}x{src.height}",
+            "resize the mask to the source size (nearest-neighbour) or drop the entry",
+        ))
+    for problem, fix in mask_problems(mask):
+        check.problems.append((mask_path, problem, fix))
+    check.mask_area = float(mask.mean())
+    if check.ok and not canonical:
+        check.mask_png = encode_canonical_mask(mask)
+
+
+def check_item(task: tuple) -> ItemCheck:
+    """Check ``(source, mask, target_or_None, full_decode[, real_root])``.
+
+    Verifies each file exists, is a complete image and (with ``real_root``) does not link out
+    of the root; that sizes agree; and that the mask is neither empty nor full. Returns the
+    canonical mask bytes when the mask needs rewriting.
+    """
+    source, mask_path, target, full_decode = task[:4]
+    real_root = task[4] if len(task) > 4 else None
+    check = ItemCheck()
+    src = check_image_file(source, "source", full_decode, real_root, check)
+    tgt = (check_image_file(target, "target (GT)", full_decode, real_root, check)
+           if target is not None else None)
     if src is not None:
         check.width, check.height = src.width, src.height
         if tgt is not None and (tgt.width, tgt.height) != (src.width, src.height):
@@ -91,17 +144,24 @@ def check_item(task: tuple) -> ItemCheck:
                 f"{src.width}x{src.height}",
                 "resize the target to the source size or drop the entry",
             ))
-        if mask is not None and (mask.shape[1], mask.shape[0]) != (src.width, src.height):
-            check.problems.append((
-                mask_path,
-                f"mask is {mask.shape[1]}x{mask.shape[0]} but source {os.path.basename(source)} "
-                f"is {src.width}x{src.height}",
-                "resize the mask to the source size (nearest-neighbour) or drop the entry",
-            ))
-    if mask is not None:
-        for problem, fix in mask_problems(mask):
-            check.problems.append((mask_path, problem, fix))
-        check.mask_area = float(mask.mean())
-        if check.ok and not canonical:
-            check.mask_png = encode_canonical_mask(mask)
+    check_mask_file(mask_path, src, source, real_root, check)
     return check
+
+
+def check_image_masks(task: tuple) -> list[ItemCheck]:
+    """Check ``(image, [mask, ...], full_decode, real_root)``: the image once, then each mask.
+
+    Returns one :class:`ItemCheck` per mask (the image's problems are repeated on each).
+    """
+    image, masks, full_decode, real_root = task
+    head = ItemCheck()
+    info = check_image_file(image, "source", full_decode, real_root, head)
+    out = []
+    for m in masks:
+        c = ItemCheck(problems=list(head.problems),
+                      resolved=dict(head.resolved) if head.resolved else None)
+        if info is not None:
+            c.width, c.height = info.width, info.height
+        check_mask_file(m, info, image, real_root, c)
+        out.append(c)
+    return out

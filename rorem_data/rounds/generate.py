@@ -48,7 +48,7 @@ from PIL import Image
 
 from rorem_data.core import checks, schema, sharding
 from rorem_data.core.errors import ConfigError
-from rorem_data.core.images import ImageProblem, read_mask, read_rgb
+from rorem_data.core.images import HOST as _HOST, ImageProblem, read_mask, read_rgb
 from rorem_data.core.validate import Problem
 from rorem_data.dataset import documents, queries, store
 
@@ -222,7 +222,10 @@ def _remove_stale_temp_files(out_dir: str, keys: set[str]) -> int:
         key, _, tail = name.partition(".png.tmp-")
         if key not in keys:
             continue
-        pid = tail.split("-")[0]
+        parts = tail.split("-")  # <pid>-<host>-<token> (older runs: <pid>-<token>)
+        pid = parts[0]
+        if len(parts) >= 3 and parts[1] != _HOST:
+            continue  # another machine's file on a shared media folder: its process is not ours to judge
         if pid.isdigit() and _alive(int(pid)):
             continue
         try:
@@ -412,7 +415,3 @@ def generate(project, round: int, remover_spec, *, candidates: int = 1, batch_si
 def round_(x: float) -> float:
     return float(f"{x:.3f}")
 
-
-# TEMPORARY (removed once rounds/discriminator.py imports them from core.sharding)
-from rorem_data.core.sharding import accelerate_share as _accelerate_share  # noqa: E402,F401
-from rorem_data.core.sharding import parse_shard  # noqa: E402,F401
