@@ -186,7 +186,7 @@ def test_export_errors(project, seed_meta, tmp_path):
     (tmp_path / "exists" / "notes.txt").write_text("mine")
     with pytest.raises(ExportError, match="already exists"):
         project.export(0, str(tmp_path / "exists"))
-    with pytest.raises(ConfigError, match="--format"):
+    with pytest.raises(ConfigError, match="unknown export format 'zip'; choose one of: imagefolder, parquet, rorem"):
         project.export(0, str(tmp_path / "x"), format="zip")
     with pytest.raises(ConfigError, match="has not happened yet"):
         project.export(3, str(tmp_path / "x"))

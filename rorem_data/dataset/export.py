@@ -50,12 +50,32 @@ from rorem_data.core import schema
 from rorem_data.core.errors import ConfigError, ExportError
 from rorem_data.core.images import ImageProblem, read_mask
 from rorem_data.core.progress import progress
+from rorem_data.core.registry import Registry
 from rorem_data.core.version import __version__
 from rorem_data.dataset import export_outputs
 from rorem_data.dataset.export_sources import locate_pairs
 from rorem_data.dataset.ingest_license import license_list
 
-FORMATS = ("rorem", "imagefolder", "parquet")
+# Export formats: name -> writer ``fn(stage, rows, names, hashes, *, with_rejected, embed_images)``
+# that writes its index files into ``stage`` (the images are already there) and records their
+# sha256 in ``hashes``. Register more with :func:`register_export_format`.
+EXPORT_FORMATS = Registry("export format", {
+    "rorem": "rorem_data.dataset.export:write_rorem",
+    "imagefolder": "rorem_data.dataset.export:write_imagefolder",
+    "parquet": "rorem_data.dataset.export:write_parquet",
+})
+FORMATS = tuple(EXPORT_FORMATS.names())
+
+
+def list_export_formats() -> list[str]:
+    """Names of the export formats (``rorem``, ``imagefolder``, ``parquet``, registered ones)."""
+    return EXPORT_FORMATS.names()
+
+
+def register_export_format(name: str, target, *, overwrite: bool = False) -> None:
+    """Register an export format: ``"module:function"`` or a function with the writer
+    signature above (set ``fn.embeds_images = True`` if it can embed image bytes)."""
+    EXPORT_FORMATS.register(name, target, overwrite=overwrite)
 #: the output kind in the marker of every export folder (:mod:`rorem_data.core.outputs`)
 KIND = export_outputs.KIND
 DENIED = "denied by --license-deny"
@@ -233,7 +253,9 @@ def _dump_json(obj, path: str, *, indent=1) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_rorem(tmp, rows, names, with_rejected, hashes):
+def write_rorem(tmp, rows, names, hashes, *, with_rejected=False, embed_images=False):
+    """``meta.json`` for the official RORem training code (relative paths; ``score`` 1/0 with
+    rejected pairs)."""
     meta = []
     for r, n in zip(rows, names):
         s, m, g = _rel_paths(r, n)
@@ -253,7 +275,8 @@ def _row_meta(r: ExportRow, with_rejected: bool) -> dict:
     return d
 
 
-def _write_imagefolder(tmp, rows, names, with_rejected, hashes):
+def write_imagefolder(tmp, rows, names, hashes, *, with_rejected=False, embed_images=False):
+    """``metadata.jsonl`` for Hugging Face ``datasets``' ImageFolder loader."""
     lines = []
     for r, n in zip(rows, names):
         s, m, g = _rel_paths(r, n)
@@ -265,7 +288,8 @@ def _write_imagefolder(tmp, rows, names, with_rejected, hashes):
     hashes["metadata.jsonl"] = hashlib.sha256(data).hexdigest()
 
 
-def _write_parquet(tmp, rows, names, with_rejected, hashes, embed_images):
+def write_parquet(tmp, rows, names, hashes, *, with_rejected=False, embed_images=False):
+    """``pairs.parquet``: one row per pair, paths or (``embed_images``) the images' bytes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -290,6 +314,9 @@ def _write_parquet(tmp, rows, names, with_rejected, hashes, embed_images):
             del hashes[k]
     with open(path, "rb") as fh:
         hashes["pairs.parquet"] = hashlib.sha256(fh.read()).hexdigest()
+
+
+write_parquet.embeds_images = True
 
 
 def license_filter(rows: list[ExportRow], allow: list[str] | None, deny: list[str] | None):
@@ -378,12 +405,13 @@ def export_round(
     --------
     >>> export_round(project, 2, "exports/r2", license_deny="CC-BY-NC-4.0")  # doctest: +SKIP
     """
-    if format not in FORMATS:
-        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}")
-    if embed_images and format != "parquet":
-        raise ConfigError("--embed-images only applies to --format parquet")
+    writer = EXPORT_FORMATS.get(format)
+    if embed_images and not getattr(writer, "embeds_images", False):
+        raise ConfigError(f"embed_images applies to formats that embed images "
+                          f"({', '.join(n for n in list_export_formats() if getattr(EXPORT_FORMATS.get(n), 'embeds_images', False))}), "
+                          f"not {format!r}")
     if not isinstance(round, int) or isinstance(round, bool) or round < 0:
-        raise ConfigError(f"--round must be an integer >= 0; got {round!r}")
+        raise ConfigError(f"round must be an integer >= 0; got {round!r}")
     allow = license_list(license_allow, "--license-allow")
     deny = license_list(license_deny, "--license-deny")
     both = sorted(set(allow or ()) & set(deny or ()))
@@ -405,12 +433,7 @@ def export_round(
     stage = export_outputs.staging(out, round=round, format=format, project=project.name)
     try:
         hashes = _write_files(stage, rows, names, located, workers=workers)
-        if format == "rorem":
-            _write_rorem(stage, rows, names, with_rejected, hashes)
-        elif format == "imagefolder":
-            _write_imagefolder(stage, rows, names, with_rejected, hashes)
-        else:
-            _write_parquet(stage, rows, names, with_rejected, hashes, embed_images)
+        writer(stage, rows, names, hashes, with_rejected=with_rejected, embed_images=embed_images)
         counts = Counter(r.status for r in rows)
         by_license = _count(rows, lambda r: r.license)
         manifest = {
