@@ -38,7 +38,7 @@ def bare_loop(base: str, data: str, *, steps: int, resolution: int, batch_size: 
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from rorem_data.finetune.train import PairDataset, read_pairs
+    from rorem_data.finetune.data import PairDataset, random_flip, read_pairs
 
     torch.manual_seed(seed)
     sched = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
@@ -50,13 +50,14 @@ def bare_loop(base: str, data: str, *, steps: int, resolution: int, batch_size: 
         emb = enc(tok([""], padding="max_length", max_length=tok.model_max_length,
                       return_tensors="pt").input_ids)[0]
     opt = torch.optim.AdamW(unet.parameters(), lr=5e-5, betas=(0.9, 0.999), weight_decay=1e-2)
-    ds = PairDataset(read_pairs([data]), resolution, random_flip=True)
+    ds = PairDataset(read_pairs([data]), resolution)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True)
     unet.train()
     done = 0
     t0 = time.perf_counter()
     while done < steps:
         for batch in loader:
+            batch = random_flip(batch)
             with torch.no_grad():
                 lat = vae.encode(torch.cat([batch["target"], batch["masked_source"]])).latent_dist.sample()
                 lat = lat * vae.config.scaling_factor
@@ -79,7 +80,7 @@ def bare_loop(base: str, data: str, *, steps: int, resolution: int, batch_size: 
 
 def module_run(base: str, data: str, out: str, *, steps: int, resolution: int, batch_size: int,
                seed: int) -> float:
-    from rorem_data.finetune.train import FinetuneConfig, train
+    from rorem_data.finetune import FinetuneConfig, train
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()

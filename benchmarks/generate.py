@@ -70,7 +70,7 @@ def main(argv=None) -> None:
     from rorem_data.testing import tiny
     from rorem_data.rounds.generate import candidate_seed, generate, read_pool_items
     from rorem_data.core.images import read_mask
-    from rorem_data.removers.remover import load_remover
+    from rorem_data.removers import load_remover
 
     torch.set_num_threads(args.threads)
     dlog.disable_progress_bar()

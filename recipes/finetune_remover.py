@@ -3,7 +3,7 @@
 
 The RORem recipe: 512 px, empty prompt, lr 5e-5 constant, AdamW (0.9, 0.999), weight decay
 1e-2, gradient clipping 1.0, fp16 on GPUs, 9-channel input (noisy GT latent, mask, latent of the
-source with the object zeroed). The loop lives in ``rorem_data.finetune.train``; this file only parses
+source with the object zeroed). The loop lives in ``rorem_data.finetune.loop``; this file only parses
 arguments, so copy and edit it freely.
 
 Examples
@@ -35,7 +35,7 @@ import sys
 
 
 def parse_args(argv=None):
-    from rorem_data.finetune.train import add_config_arguments
+    from rorem_data.finetune import add_config_arguments
 
     parser = argparse.ArgumentParser(
         description="Fine-tune an inpainting UNet on RORem-layout pairs (rorem-data).",
@@ -47,7 +47,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     from rorem_data.core.errors import RoremError
-    from rorem_data.finetune.train import config_from_args, train
+    from rorem_data.finetune import config_from_args, train
 
     args = parse_args(argv)
     try:

@@ -59,7 +59,7 @@ _API = {
     "get_discriminator": "rorem_data.discriminators.specs:get_discriminator",
     "list_strategies": "rorem_data.selection.strategies:list_strategies",
     "list_featurizers": "rorem_data.features.base:list_featurizers",
-    "list_removers": "rorem_data.removers.base:list_removers",
+    "list_removers": "rorem_data.removers.kinds:list_removers",
 }
 
 __all__ = sorted([*_API, "__version__", "ConfigError", "DependencyError", "ExportError",

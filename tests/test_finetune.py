@@ -14,8 +14,8 @@ import sys
 import pytest
 from PIL import Image
 
-from rorem_data.testing import synthetic
 from rorem_data.core.errors import ConfigError, ValidationError
+from rorem_data.testing import synthetic
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -40,7 +40,7 @@ def env(tmp_path_factory):
 
 
 def _cfg(env, out, **kw):
-    from rorem_data.finetune.train import FinetuneConfig
+    from rorem_data.finetune import FinetuneConfig
 
     base = dict(pretrained=env["sd"], data=[env["data"]], output=str(out), resolution=64,
                 max_train_steps=3, train_batch_size=2, checkpointing_steps=2, validation_steps=0,
@@ -61,7 +61,7 @@ def _run_stock(pipe, env):
 def test_full_finetune_sd_loads_with_stock_pipeline(env, tmp_path):
     from diffusers import AutoPipelineForInpainting
 
-    from rorem_data.finetune.train import train
+    from rorem_data.finetune import train
 
     out = tmp_path / "full"
     res = train(_cfg(env, out, validation_steps=2, num_validation_images=2,
@@ -85,7 +85,7 @@ def test_full_finetune_sd_loads_with_stock_pipeline(env, tmp_path):
     old = load_file(os.path.join(env["sd"], "unet", "diffusion_pytorch_model.safetensors"))
     assert any(not torch.equal(new[k], old[k]) for k in old)
     # and the rorem remover loads it (its key ignores the checkpoints kept beside it)
-    from rorem_data.removers.remover import load_remover
+    from rorem_data.removers import load_remover
 
     r = load_remover({"model": str(out), "steps": 2, "resolution": 64})
     shutil.rmtree(out / "checkpoints")
@@ -95,7 +95,7 @@ def test_full_finetune_sd_loads_with_stock_pipeline(env, tmp_path):
 def test_lora_sdxl_loads_with_load_lora_weights(env, tmp_path):
     from diffusers import AutoPipelineForInpainting
 
-    from rorem_data.finetune.train import train
+    from rorem_data.finetune import train
 
     out = tmp_path / "lora"
     res = train(_cfg(env, out, pretrained=env["sdxl"], lora_rank=4, lora_alpha=8,
@@ -110,7 +110,7 @@ def test_lora_sdxl_loads_with_load_lora_weights(env, tmp_path):
     assert pipe.get_list_adapters().get("unet")
     _run_stock(pipe, env)
     # the rorem remover loads the same LoRA over the base
-    from rorem_data.removers.remover import load_remover
+    from rorem_data.removers import load_remover
 
     r = load_remover({"model": env["sdxl"], "lora": str(out), "steps": 2, "resolution": 64})
     assert r.provenance()["lora"] == str(out)
@@ -121,7 +121,7 @@ def test_resume_continues_exactly(env, tmp_path, lora_rank):
     """3 steps, then resume to 5 == 5 steps straight (weights bit for bit, on the CPU)."""
     from safetensors.torch import load_file
 
-    from rorem_data.finetune.train import train
+    from rorem_data.finetune import train
 
     name = "pytorch_lora_weights.safetensors" if lora_rank else "unet/diffusion_pytorch_model.safetensors"
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
@@ -140,8 +140,8 @@ def test_resume_continues_exactly(env, tmp_path, lora_rank):
 
 
 def test_checkpoint_from_another_base_or_mode_is_refused(env, tmp_path):
+    from rorem_data.finetune import train
     from rorem_data.testing import tiny
-    from rorem_data.finetune.train import train
 
     out = tmp_path / "run"
     train(_cfg(env, out, max_train_steps=2), progress=False)
@@ -158,8 +158,8 @@ def test_checkpoint_from_another_base_or_mode_is_refused(env, tmp_path):
 
 
 def test_bad_inputs_are_clear(env, tmp_path):
+    from rorem_data.finetune import train
     from rorem_data.testing import tiny
-    from rorem_data.finetune.train import train
 
     # an empty export
     (tmp_path / "empty").mkdir()
@@ -206,7 +206,7 @@ def test_bad_inputs_are_clear(env, tmp_path):
     with pytest.raises(ConfigError, match="--on-size-mismatch"):
         _cfg(env, tmp_path, on_size_mismatch="crop")
     with pytest.raises(ConfigError, match="unknown option"):
-        from rorem_data.finetune.train import FinetuneConfig
+        from rorem_data.finetune import FinetuneConfig
 
         FinetuneConfig.from_dict({"pretrained": "x", "data": ["d"], "lr": 1})
 
@@ -236,16 +236,16 @@ def test_recipe_main_and_config_file(env, tmp_path, capsys):
     assert rc == 1 and "--pretrained is required" in capsys.readouterr().err
 
 
-def test_finetune_cli_exports_the_round_and_trains(project, env, tmp_path):
+def test_project_finetune_exports_the_round_and_trains(project, env, tmp_path):
     from rorem_data.dataset import store
-    from rorem_data.finetune.train import finetune_cli
+    from rorem_data.rounds.finetune import finetune
 
     meta = synthetic.write_seed_set(str(tmp_path / "seeds"), 4, size=64, seed=1)
     project.import_seeds([meta], workers=1)
     opts = tmp_path / "finetune.toml"
     opts.write_text(f'[finetune]\npretrained = "{env["sd"]}"\nresolution = 64\n'
                     'train_batch_size = 2\nvalidation_steps = 0\ncheckpointing_steps = 0\n')
-    res = finetune_cli(project, 0, config=str(opts), output=str(tmp_path / "ft"),
+    res = finetune(project, 0, config=str(opts), output=str(tmp_path / "ft"),
                        max_train_steps=2, lora_rank=None, progress=False)
     assert res.steps == 2
     exported = json.load(open(tmp_path / "ft" / "data-round-0" / "meta.json"))

@@ -111,7 +111,7 @@ def test_generate_writes_candidates_and_resumes(project, tmp_path, models):
 
 
 def test_failure_after_first_batch_then_resume(project, tmp_path, models):
-    from rorem_data.removers.remover import load_remover
+    from rorem_data.removers import load_remover
 
     n_pool = _pool(project, tmp_path)
     remover = load_remover(_spec(models))

@@ -11,16 +11,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rorem_data.testing import synthetic
 from rorem_data.core.errors import ConfigError
-from rorem_data.removers.remover import (
-    ClassicalRemover,
-    DiffusersRemover,
+from rorem_data.core.model_files import checkpoint_sha256
+from rorem_data.removers import (
+    Remover,
+    RemoverInputError,
     RemoverSpec,
-    checkpoint_sha256,
     dilate_mask,
+    list_removers,
     load_remover,
+    register_remover,
 )
+from rorem_data.removers.classical import ClassicalRemover
+from rorem_data.removers.diffusion import DiffusersRemover
+from rorem_data.removers.kinds import REMOVERS
+from rorem_data.testing import synthetic
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -92,6 +97,47 @@ def test_spec_errors_name_the_field(fields, words):
         RemoverSpec.from_dict(fields)
     for w in words:
         assert w in str(exc.value)
+
+
+def test_remover_kinds_are_one_registry(tmp_path):
+    assert list_removers() == ["classical", "diffusers"]
+    with pytest.raises(ConfigError, match="'kind' must be one of classical, diffusers; got 'magic'"):
+        RemoverSpec(kind="magic")
+    # a spec file can only name a registered kind: nothing it names is imported
+    (tmp_path / "evil.json").write_text(json.dumps({"kind": "os:system"}))
+    with pytest.raises(ConfigError, match="one of classical, diffusers"):
+        load_remover(str(tmp_path / "evil.json"))
+
+    class Negative(Remover):
+        """A plug-in: the negative of the image inside the mask."""
+
+        provenance_keys = ("how",)
+
+        def _remove_batch(self, images, masks, seeds):
+            return [np.where(m[..., None], 255 - a, a).astype(np.uint8) for a, m in zip(images, masks)]
+
+        def _provenance(self):
+            return {"kind": self.spec.kind, "how": "negative", "checkpoint_sha256": None,
+                    "sampler": "none", "dilation": self.spec.dilation,
+                    "paste_back": self.spec.paste_back, "hd_strategy": "original", "versions": {}}
+
+    register_remover("negative", Negative)
+    register_remover("not-a-remover", "builtins:dict")
+    try:
+        assert "negative" in list_removers()
+        r = load_remover({"kind": "negative", "dilation": 3})
+        img = np.full((10, 12, 3), 10, np.uint8)
+        m = np.zeros((10, 12), bool)
+        m[4, 4] = True
+        out = r.remove([img], [m], [0], output="numpy")[0]
+        assert out[4, 4, 0] == 245 and out[0, 0, 0] == 10 and r.provenance()["how"] == "negative"
+        with pytest.raises(ConfigError, match="not a subclass of rorem_data.removers.Remover"):
+            load_remover({"kind": "not-a-remover"})
+        with pytest.raises(ConfigError, match="already registered"):
+            register_remover("classical", Negative)
+    finally:
+        REMOVERS.unregister("negative")
+        REMOVERS.unregister("not-a-remover")
 
 
 def test_spec_file_errors(tmp_path):
@@ -221,15 +267,30 @@ def test_loading_failures_are_clear(models, tmp_path, monkeypatch):
             assert w in str(exc.value), (fields, str(exc.value))
 
 
-def test_remove_input_errors(models):
+def test_remove_input_errors_name_the_item(models, tmp_path):
     r = load_remover("classical")
     img = np.zeros((20, 30, 3), np.uint8)
-    with pytest.raises(ConfigError, match="mask 0 is 20x20 but image 0 is 30x20"):
-        r.remove([img], [np.ones((20, 20), bool)], [0])
-    with pytest.raises(ConfigError, match="mask 0 is empty"):
+    ok = np.zeros((20, 30), bool)
+    ok[5:8, 5:8] = True
+    with pytest.raises(RemoverInputError) as exc:
+        r.remove([img, img], [ok, np.ones((20, 20), bool)], [0, 1])
+    assert exc.value.index == 1 and isinstance(exc.value, ConfigError)
+    assert "batch item 1: the mask is 20x20 but the image is 30x20" in str(exc.value)
+    with pytest.raises(RemoverInputError, match="batch item 0: the mask is empty") as exc:
         r.remove([img], [np.zeros((20, 30), bool)], [0])
+    assert exc.value.index == 0
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n nothing")
+    with pytest.raises(RemoverInputError, match="batch item 2: image .*broken.png") as exc:
+        r.remove([img, img, str(tmp_path / "broken.png")], [ok, ok, ok], [0, 1, 2])
+    assert exc.value.index == 2
+    with pytest.raises(RemoverInputError, match="batch item 0: image must be uint8"):
+        r.remove([img.astype(np.float32)], [ok], [0])
+    with pytest.raises(RemoverInputError, match="batch item 1: seed must be an integer"):
+        r.remove([img, img], [ok, ok], [0, "1"])
     with pytest.raises(ConfigError, match="one mask and one seed per image"):
-        r.remove([img, img], [np.ones((20, 30), bool)], [0])
+        r.remove([img, img], [ok], [0])
+    with pytest.raises(ConfigError, match="output must be one of pil, numpy"):
+        r.remove([img], [ok], [0], output="tensor")
     assert r.remove([], [], []) == []
 
 
@@ -257,6 +318,14 @@ def test_classical_remover_removes_a_synthetic_object(method):
     assert r.key == load_remover(f"classical:{method}", radius=5, dilation=3).key
 
 
+def test_keys_made_before_the_hd_fields_existed_are_unchanged():
+    """New provenance fields at their old behaviour stay out of the key (values computed by the
+    remover before ``hd_strategy`` existed), so existing candidates are not generated again."""
+    assert load_remover("classical:telea").key == "r6a92ccd9572b1b1"
+    assert load_remover("classical:ns").key == "r1b8fe562664424f"
+    assert load_remover("classical:telea", radius=5, dilation=3).key == "r37d5da85bfce1a9"
+
+
 def test_dilation_and_paste_back(models):
     m = np.zeros((32, 32), bool)
     m[10:12, 10:12] = True
@@ -277,8 +346,10 @@ def test_remover_modules_import_light():
     import subprocess
     import sys
 
-    code = ("import sys, rorem_data.removers.remover, rorem_data.rounds.generate, rorem_data.finetune.train, "
-            "rorem_data.testing.tiny; print(','.join(m for m in ('torch', 'diffusers', 'transformers', "
+    code = ("import sys, rorem_data.removers, rorem_data.removers.diffusion, "
+            "rorem_data.removers.classical, rorem_data.core.model_files, rorem_data.rounds.generate, "
+            "rorem_data.finetune, rorem_data.finetune.loop, rorem_data.finetune.checkpoints, "
+            "rorem_data.rounds.finetune, rorem_data.testing.tiny; print(','.join(m for m in ('torch', 'diffusers', 'transformers', "
             "'fiftyone', 'cv2', 'accelerate') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

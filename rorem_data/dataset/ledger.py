@@ -210,12 +210,26 @@ class Change:
     sample_id: ObjectId
     reviews: list
     automatic: dict | None = None
+    skip_repeats: bool = False  # a judgment equal to the reviewer's standing one adds nothing
 
 
 def _plan(doc: dict, change: Change, excluded: frozenset = frozenset()) -> tuple[dict, list, list]:
     """(``$set``, reviews to push, decisions to push) that apply ``change`` to ``doc``."""
     have = {r.get("op") for r in doc.get("reviews") or () if r}
-    new_reviews = [r for r in change.reviews if r["op"] not in have]  # a retry adds nothing twice
+    latest = {}
+    for r in doc.get("reviews") or ():
+        if r:
+            latest[(r.get("reviewer"), bool(r.get("adjudication")) and r.get("status") != WITHDRAWN)] = r
+    new_reviews = []
+    for r in change.reviews:
+        if r["op"] in have:
+            continue  # a retry adds nothing twice
+        prev = latest.get((r["reviewer"], bool(r.get("adjudication")) and r["status"] != WITHDRAWN))
+        if (change.skip_repeats and prev is not None
+                and (prev.get("status"), prev.get("reason")) == (r["status"], r.get("reason"))):
+            continue  # the same judgment again (a rerun of a label import): it stands already
+        new_reviews.append(r)
+        latest[(r["reviewer"], bool(r.get("adjudication")) and r["status"] != WITHDRAWN)] = r
     reviews = list(doc.get("reviews") or []) + new_reviews
     history = [d for d in doc.get("decisions") or () if d]
     pushed: list = []
@@ -262,7 +276,7 @@ def apply_changes(coll, changes: Sequence[Change], *, batch_size: int = 5_000,
     order: list[ObjectId] = []
     for c in changes:
         if c.sample_id not in merged:
-            merged[c.sample_id] = Change(c.sample_id, list(c.reviews), c.automatic)
+            merged[c.sample_id] = Change(c.sample_id, list(c.reviews), c.automatic, c.skip_repeats)
             order.append(c.sample_id)
         else:
             m = merged[c.sample_id]
@@ -358,7 +372,8 @@ def queue_rounds(ds_or_coll, sample_ids: Iterable) -> dict:
          "queue_round": {"$ne": None}}, {"queue_round": 1})}
 
 
-def record_reviews(ds, rows: Sequence[tuple], *, round: int | None = None) -> dict:
+def record_reviews(ds, rows: Sequence[tuple], *, round: int | None = None,
+                   skip_repeats: bool = False) -> dict:
     """Record human judgments and settle the decisions they imply, atomically per sample.
 
     Parameters
@@ -368,6 +383,9 @@ def record_reviews(ds, rows: Sequence[tuple], *, round: int | None = None) -> di
         ``status`` accepted, rejected or withdrawn (undo).
     round : int, optional
         Every sample must be queued for this round (default: each sample's own queue round).
+    skip_repeats : bool
+        A row equal to the reviewer's standing judgment adds nothing (rerunning a label import
+        after an interruption then ends in the same records as one uninterrupted run).
 
     Returns
     -------
@@ -394,7 +412,7 @@ def record_reviews(ds, rows: Sequence[tuple], *, round: int | None = None) -> di
             raise ConfigError(f"sample {sid} is queued for round {q}, not round {round}")
         changes.append(Change(oid, [review_entry(reviewer=reviewer, status=status, round=int(q),
                                                  reason=reason, adjudication=adjudicate,
-                                                 shown_at=shown_at)]))
+                                                 shown_at=shown_at)], skip_repeats=skip_repeats))
     return apply_changes(coll, changes)
 
 

@@ -68,7 +68,7 @@ def evaluate_remover(test: str, remover, out: str, *, project=None, version: str
     test : str
         Test folder (see :func:`read_test_set`).
     remover : spec or Remover
-        Anything :func:`rorem_data.removers.remover.load_remover` accepts.
+        Anything :func:`rorem_data.removers.load_remover` accepts.
     out : str
         Folder for the results and ``evaluation.json``.
     project : Project, optional
@@ -80,7 +80,7 @@ def evaluate_remover(test: str, remover, out: str, *, project=None, version: str
     from rorem_data.stats.intervals import proportion
     from rorem_data.core.images import read_mask, write_bytes_atomic
     from rorem_data.stats.metrics import lpips_distance, removal_metrics
-    from rorem_data.removers.remover import Remover, load_remover
+    from rorem_data.removers import Remover, load_remover
 
     items = read_test_set(test)
     if not items:

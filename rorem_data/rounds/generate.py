@@ -260,7 +260,7 @@ def generate(project, round: int, remover_spec, *, candidates: int = 1, batch_si
     round : int
         Round number (>= 1; round 0 holds the seed pairs).
     remover_spec : RemoverSpec, dict, str or Remover
-        What :func:`rorem_data.removers.remover.load_remover` accepts, or an already loaded remover.
+        What :func:`rorem_data.removers.load_remover` accepts, or an already loaded remover.
     candidates : int
         K, candidates per pool item (distinct deterministic seeds).
     batch_size : int
@@ -284,14 +284,14 @@ def generate(project, round: int, remover_spec, *, candidates: int = 1, batch_si
     ------
     ConfigError
         Bad round / candidates / batch_size / shard / pool_filter, or a remover that does not
-        load (see :func:`rorem_data.removers.remover.load_remover`).
+        load (see :func:`rorem_data.removers.load_remover`).
 
     Examples
     --------
     >>> generate(project, 1, "classical:telea", candidates=1)      # doctest: +SKIP
     """
     from rorem_data.core.progress import progress as progress_bar
-    from rorem_data.removers.remover import Remover, RemoverSpec, load_remover
+    from rorem_data.removers import Remover, RemoverSpec, load_remover
 
     t0 = time.perf_counter()
     if not isinstance(round, int) or isinstance(round, bool) or round < 1:

@@ -148,7 +148,7 @@ def apply_reviews(ds, rows, *, round: int) -> int:
         raise ValidationError(f"Refusing {len(rows)} judgments: {len(problems)} bad; nothing was applied",
                               problems)
     if clean:
-        ledger.record_reviews(ds, clean, round=int(round))
+        ledger.record_reviews(ds, clean, round=int(round), skip_repeats=True)
     return len(clean)
 
 

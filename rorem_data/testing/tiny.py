@@ -5,8 +5,9 @@ Nothing here downloads anything: the CLIP tokenizer is a byte-level BPE vocabula
 the spot (256 byte symbols, the same with ``</w>``, two specials; no merges), and every model is
 built from a small config and saved with ``save_pretrained``. The saved folders are ordinary
 diffusers pipeline folders, so they load through exactly the code users run on real
-checkpoints (:func:`rorem_data.removers.remover.load_remover`,
-``diffusers.AutoPipelineForInpainting.from_pretrained``, :mod:`rorem_data.finetune.train`).
+checkpoints (:func:`rorem_data.removers.load_remover`,
+``diffusers.AutoPipelineForInpainting.from_pretrained``, :func:`rorem_data.finetune.train`).
+:class:`RecordingPipeline` wraps a loaded pipeline to record what each call was given.
 
 The models produce noise-like images; they exist to exercise the plumbing, not to remove
 objects. The VAE has four blocks, so its scale factor is 8 as in real Stable Diffusion: a
@@ -65,6 +66,44 @@ def tiny_tokenizer(model_max_length: int = 77):
     return CLIPTokenizer(vocab=byte_vocab(), merges=[], model_max_length=model_max_length)
 
 
+def clip_tokenizer(model_max_length: int = 77):
+    """The real 49,408-token CLIP tokenizer, rebuilt offline from the BPE merges file that the
+    open_clip_torch wheel ships (``bpe_simple_vocab_16e6.txt.gz``); for real-size models.
+
+    Returns
+    -------
+    transformers.CLIPTokenizer
+        ``<|startoftext|>`` = 49406, ``<|endoftext|>`` = 49407, as Stable Diffusion's.
+
+    Raises
+    ------
+    DependencyError
+        open_clip_torch is not installed.
+    """
+    import gzip
+    import json
+    import tempfile
+
+    from transformers import CLIPTokenizer
+
+    from rorem_data.core.deps import require
+
+    open_clip = require("open_clip", purpose="the real CLIP vocabulary")
+    bpe = os.path.join(os.path.dirname(open_clip.__file__), "bpe_simple_vocab_16e6.txt.gz")
+    with gzip.open(bpe, "rt", encoding="utf-8") as fh:
+        merges = fh.read().split("\n")[1:49152 - 256 - 2 + 1]
+    symbols = list(_bytes_to_unicode().values())
+    tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges] + [BOS, EOS]
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab_file, merges_file = os.path.join(tmp, "vocab.json"), os.path.join(tmp, "merges.txt")
+        with open(vocab_file, "w", encoding="utf-8") as fh:
+            json.dump({t: i for i, t in enumerate(tokens)}, fh)
+        with open(merges_file, "w", encoding="utf-8") as fh:
+            fh.write("#version: 0.2\n" + "\n".join(merges) + "\n")
+        return CLIPTokenizer(vocab_file, merges_file, model_max_length=model_max_length,
+                             pad_token=EOS)
+
+
 def _text_config(hidden: int, projection: int):
     from transformers import CLIPTextConfig
 
@@ -105,7 +144,11 @@ def build_tiny_sd_inpaint(out_dir: str, *, seed: int = 0, in_channels: int = 9) 
         ``out_dir``, loadable with ``AutoPipelineForInpainting.from_pretrained``.
     """
     import torch
-    from diffusers import PNDMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from diffusers import (
+        PNDMScheduler,
+        StableDiffusionInpaintPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextModel
 
     torch.manual_seed(seed)
@@ -146,7 +189,11 @@ def build_tiny_sdxl_inpaint(out_dir: str, *, seed: int = 0) -> str:
         ``out_dir``.
     """
     import torch
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
+    from diffusers import (
+        EulerDiscreteScheduler,
+        StableDiffusionXLInpaintPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     torch.manual_seed(seed)
@@ -199,10 +246,45 @@ def build_tiny_lora(pipeline_dir: str, out_dir: str, *, rank: int = 4, seed: int
         for name, p in unet.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.02)
-    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionXLInpaintPipeline
+    from diffusers import (
+        StableDiffusionInpaintPipeline,
+        StableDiffusionXLInpaintPipeline,
+    )
 
     is_xl = getattr(unet.config, "addition_embed_type", None) == "text_time"
     saver = StableDiffusionXLInpaintPipeline if is_xl else StableDiffusionInpaintPipeline
     saver.save_lora_weights(out_dir, unet_lora_layers=get_peft_model_state_dict(unet),
                             safe_serialization=True)
     return out_dir
+
+
+class RecordingPipeline:
+    """A pipeline wrapper that records what each call received, then calls the pipeline.
+
+    Put it in place of a remover's pipeline (``remover.pipe = RecordingPipeline(remover.pipe)``)
+    to see the size and the mask the model was given.
+
+    Attributes
+    ----------
+    calls : list of dict
+        One per call: ``width``, ``height``, ``image_sizes`` (list of (w, h)) and ``masks``
+        (list of bool arrays, True = object, as given to the pipeline).
+    """
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+        self.calls: list[dict] = []
+
+    def __call__(self, **kwargs):
+        import numpy as np
+
+        images, masks = kwargs.get("image") or [], kwargs.get("mask_image") or []
+        self.calls.append({
+            "width": kwargs.get("width"), "height": kwargs.get("height"),
+            "image_sizes": [tuple(im.size) for im in images],
+            "masks": [np.asarray(m.convert("L")) >= 128 for m in masks],
+        })
+        return self.pipe(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.pipe, name)

@@ -139,7 +139,7 @@ def test_pool_image_changed_size_after_import(project, pool_dir):
 
 def test_generate_keeps_live_temporary_files_and_removes_dead_ones(project, pool_dir):
     from rorem_data.rounds.generate import candidate_key, generate, read_pool_items
-    from rorem_data.removers.remover import load_remover
+    from rorem_data.removers import load_remover
 
     project.import_pool(pool_dir, origin="p", workers=1)
     rem = load_remover("classical:telea")
