@@ -66,7 +66,8 @@ class DemoTeam:
         return a
 
 
-def run_demo(path: str = "demo-project", *, small: bool = False, echo=print) -> dict:
+def run_demo(path: str = "demo-project", *, small: bool = False, echo=print, sizes: dict | None = None,
+             target_precision: float = 0.8, confidence: float = 0.9) -> dict:
     """Run the loop: a project from synthetic scenes, two rounds (``run_round``), fine-tuning,
     the round table, report and export."""
     from rorem_data.rounds.driver import run_round
@@ -76,8 +77,8 @@ def run_demo(path: str = "demo-project", *, small: bool = False, echo=print) -> 
 
     t0 = time.perf_counter()
     os.environ.setdefault("ROREM_PROGRESS", "0")
-    sizes = ({"seeds": 30, "pool": 60, "budget": 40} if small else
-             {"seeds": 300, "pool": 260, "budget": 160})
+    sizes = sizes or ({"seeds": 30, "pool": 60, "budget": 40} if small else
+                      {"seeds": 300, "pool": 260, "budget": 160})
     root = os.path.abspath(path)
     echo("rorem-data demo. SIMULATED: the scenes (synthetic, truth known) and the reviewers. REAL: "
          "everything else.")
@@ -95,8 +96,8 @@ def run_demo(path: str = "demo-project", *, small: bool = False, echo=print) -> 
                                  license="CC-BY-4.0").summary())
 
     team = DemoTeam()
-    common = dict(budget=sizes["budget"], reviewer=team, spec="stats-logistic", target_precision=0.8,
-                  confidence=0.9, audit=0.1, double_share=0.15, floor=0.1, gold_rate=0.1,
+    common = dict(budget=sizes["budget"], reviewer=team, spec="stats-logistic",
+                  target_precision=target_precision, confidence=confidence, audit=0.1, double_share=0.15, floor=0.1, gold_rate=0.1,
                   progress=False, echo=echo)
     echo("Round 1 (remover: OpenCV Telea). No discriminator yet: the active-inference sample is "
          "uniform, and its labels train the first one")

@@ -65,7 +65,7 @@ def test_cli_errors_are_one_clear_line(cli_project, tmp_path, capsys):
     assert code == 1 and "not valid JSON" in err and "nothing was written" in err
     code, _, err = run(["-p", cli_project, "export", "--round", "0", "--out", str(tmp_path / "o"),
                         "--format", "tar"], capsys)
-    assert code == 1 and "--format must be one of" in err
+    assert code == 1 and "unknown export format 'tar'; choose one of: imagefolder, parquet, rorem" in err
 
 
 def test_demo_runs_on_the_embedded_database(tmp_path):
@@ -75,5 +75,27 @@ def test_demo_runs_on_the_embedded_database(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rorem_data.cli", "demo", str(tmp_path / "demo"), "--small"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Demo finished" in proc.stdout
-    assert os.path.exists(tmp_path / "demo" / "exports")
+    out = proc.stdout
+    assert "Demo finished" in out and "Traceback" not in proc.stderr
+    # both rounds ran every step, on real stored discriminator versions
+    for step in ("generate:", "featurize:", "queue: active sample of round 1", "gold:", "review:",
+                 "train: trained", "auto_label:", "score_previous:", "queue: active sample of round 2"):
+        assert step in out, step
+    versions = os.listdir(tmp_path / "demo" / "models" / "discriminators")
+    assert len(versions) == 2
+    for v in versions:
+        assert os.path.isfile(tmp_path / "demo" / "models" / "discriminators" / v / "model" / "spec.json")
+    assert "from discriminator stats_logistic_r1_" in out  # round 2's probabilities came from v1
+    assert os.path.isfile(tmp_path / "demo" / "exports" / "round-2" / "manifest.json")
+    assert os.path.isfile(tmp_path / "demo" / "report" / "index.html")
+    assert os.path.isfile(tmp_path / "demo" / "models" / "remover-r2" / "model_index.json")
+    # running the demo again replaces its own folder, and nothing else
+    again = subprocess.run([sys.executable, "-m", "rorem_data.cli", "demo", str(tmp_path / "demo"),
+                            "--small"], capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and "Removed the previous demo" in again.stdout, again.stderr[-2000:]
+    other = tmp_path / "not-a-demo"
+    other.mkdir()
+    (other / "thesis.tex").write_text("years of work")
+    refused = subprocess.run([sys.executable, "-m", "rorem_data.cli", "demo", str(other), "--small"],
+                             capture_output=True, text=True, env=env, timeout=600)
+    assert refused.returncode == 1 and (other / "thesis.tex").read_text() == "years of work"

@@ -6,8 +6,10 @@ whole import or, with ``skip_invalid``, import the good items and write the repo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -95,8 +97,9 @@ def map_checks(
     starts = range(0, n, chunk_size)
     out: list[R] = []
     ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["rorem_data.core.validate"])  # not the caller's script
     in_flight = max(2, 3 * workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool, \
+    with _main_not_rerun(), ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool, \
             progress(total=n, desc=desc, unit="item") as bar:
         pending: deque = deque()
         it = iter(starts)
@@ -121,6 +124,32 @@ def map_checks(
             if nxt is not None:
                 pending.append((nxt, pool.submit(_run_chunk, (fn, tasks[nxt : nxt + chunk_size]))))
     return out
+
+
+@contextlib.contextmanager
+def _main_not_rerun():
+    """Keep worker processes from running the caller's script again.
+
+    ``spawn`` / ``forkserver`` children re-execute the main script (as ``__mp_main__``) unless it
+    is guarded by ``if __name__ == "__main__":`` - a notebook-style script that calls rorem_data
+    would run whole again in every worker. The workers only need rorem_data's own modules, so
+    the main module's file is hidden from them while the pool lives.
+    """
+    main = sys.modules.get("__main__")
+    saved = {}
+    if main is not None:
+        for attr in ("__file__", "__spec__"):
+            if hasattr(main, attr):
+                saved[attr] = getattr(main, attr)
+        if "__file__" in saved:
+            del main.__file__
+        if "__spec__" in saved:
+            main.__spec__ = None
+    try:
+        yield
+    finally:
+        for attr, value in saved.items():
+            setattr(main, attr, value)
 
 
 def _shown(task) -> str:

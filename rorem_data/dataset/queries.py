@@ -220,9 +220,11 @@ def round_tallies(ds) -> tuple[dict, dict, dict]:
 
 
 def license_tallies(ds) -> dict:
-    """``{(kind, origin, license): n}`` over every sample (a missing license counts as unknown)."""
+    """``{(kind, origin, license): n}`` over seeds, pool items and candidates (a missing license
+    counts as unknown; gold items are not data)."""
     out = {}
     for d in ds._sample_collection.aggregate([
+        {"$match": {"kind": {"$ne": schema.KIND_GOLD}}},
         {"$group": {"_id": {"kind": "$kind", "origin": "$origin",
                             "license": {"$ifNull": ["$license", schema.UNKNOWN_LICENSE]}},
                     "n": {"$sum": 1}}},

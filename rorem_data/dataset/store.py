@@ -20,6 +20,7 @@ ROUNDS_COLLECTION = "rorem_data_rounds"
 
 def _fo():
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")  # no MongoDB-6 nag per command
     import fiftyone as fo
 
     return fo

@@ -209,6 +209,22 @@ def _truncate_log(path: str, step: int) -> None:
     os.replace(tmp, path)
 
 
+def _quiet_hf_bars() -> None:
+    """Silence the loading / saving bars of diffusers, transformers and the hub (progress=False)."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    for mod in ("diffusers.utils.logging", "transformers.utils.logging"):
+        try:
+            __import__(mod, fromlist=["disable_progress_bar"]).disable_progress_bar()
+        except (ImportError, AttributeError):
+            pass
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:
+        pass
+
+
 def train(config: FinetuneConfig, *, progress: bool = True) -> FinetuneResult:
     """Run the fine-tuning loop described in the module docstring.
 
@@ -253,6 +269,9 @@ def train(config: FinetuneConfig, *, progress: bool = True) -> FinetuneResult:
     from diffusers.optimization import get_scheduler
 
     from rorem_data.core.progress import progress as progress_bar
+
+    if not progress:
+        _quiet_hf_bars()
 
     t0 = time.perf_counter()
     cfg = config

@@ -76,6 +76,15 @@ def make_result(kind: str, source: np.ndarray, target: np.ndarray, mask: np.ndar
     return out
 
 
+MIN_ERROR = 20.0  # mean absolute grey-level error inside the mask of a known-bad gold item
+
+
+def _clearly_wrong(result: np.ndarray, target: np.ndarray, mask: np.ndarray) -> bool:
+    """A known-bad result must differ clearly from the truth inside the mask."""
+    m = mask.astype(bool)
+    return bool(m.any()) and float(np.abs(result.astype(np.float32) - target.astype(np.float32))[m].mean()) >= MIN_ERROR
+
+
 def add_gold(project, round: int, n: int, *, rng: int = 0, kinds=GOLD_KINDS,
              good_share: float = 0.5) -> list[str]:
     """Create ``n`` gold items for ``round`` from random seed pairs; returns their sample ids
@@ -93,7 +102,7 @@ def add_gold(project, round: int, n: int, *, rng: int = 0, kinds=GOLD_KINDS,
     ds = project.dataset
     seeds = queries.find(ds, {"kind": schema.KIND_SEED, "status": schema.ACCEPTED},
                          ["key", "filepath", "target_path", "mask.mask_path", "metadata.width",
-                          "metadata.height", "mask_area", "origin"])
+                          "metadata.height", "mask_area", "origin", "license", "license_url"])
     seeds = [s for s in seeds if s.get("target_path")]
     if not seeds:
         raise ConfigError("gold items are made from seed pairs; import seeds first "
@@ -117,6 +126,11 @@ def add_gold(project, round: int, n: int, *, rng: int = 0, kinds=GOLD_KINDS,
         if not mask.any() or mask.shape != src.shape[:2] or tgt.shape != src.shape:
             continue
         result = make_result(kind, src, tgt, mask, other, gen)
+        if kind != "good" and not _clearly_wrong(result, tgt, mask):
+            kind = "pasted_back"  # a failure a careful reviewer might pass is no gold answer
+            result = make_result(kind, src, tgt, mask, other, gen)
+            if not _clearly_wrong(result, tgt, mask):
+                continue
         key = schema.make_key(schema.KIND_CANDIDATE, "gold", seed["key"], kind, str(round), str(j), str(rng))
         path = os.path.join(out_dir, f"{key}.png")
         buf = io.BytesIO()
@@ -126,7 +140,8 @@ def add_gold(project, round: int, n: int, *, rng: int = 0, kinds=GOLD_KINDS,
             key=key, kind=schema.KIND_GOLD, filepath=seed["filepath"],
             width=seed["metadata"]["width"], height=seed["metadata"]["height"],
             mask_path=seed["mask"]["mask_path"], mask_area=float(seed.get("mask_area") or 0.0),
-            origin=seed.get("origin") or "", target_path=path, round=int(round))
+            origin=seed.get("origin") or "", target_path=path, round=int(round),
+            license=seed.get("license"), license_url=seed.get("license_url"))
         doc.update({"status": schema.PENDING, "gold_truth": schema.ACCEPTED if kind == "good" else schema.REJECTED,
                     "gold_kind": kind, "gold_seed": seed["id"]})
         docs.append(doc)

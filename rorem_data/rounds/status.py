@@ -164,7 +164,7 @@ def print_status(project) -> None:
                   str(r["selected"]), str(r["human_reviewed"]), str(r["accepted_by_human"]),
                   str(r["auto_decided"]), str(r["accepted_by_discriminator"]), str(r["pending"]),
                   str(r["cumulative_train"]), rate, yld)
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 200)
     console.print(t)
     lic = Table(title="licenses per origin (pairs and pool items)")
     lic.add_column("origin")
