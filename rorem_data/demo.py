@@ -78,7 +78,7 @@ def run_demo(path: str = "demo-project", *, small: bool = False, echo=print, siz
     t0 = time.perf_counter()
     os.environ.setdefault("ROREM_PROGRESS", "0")
     sizes = sizes or ({"seeds": 30, "pool": 60, "budget": 40} if small else
-                      {"seeds": 300, "pool": 260, "budget": 160})
+                      {"seeds": 200, "pool": 400, "budget": 250})
     root = os.path.abspath(path)
     echo("rorem-data demo. SIMULATED: the scenes (synthetic, truth known) and the reviewers. REAL: "
          "everything else.")
@@ -97,7 +97,7 @@ def run_demo(path: str = "demo-project", *, small: bool = False, echo=print, siz
 
     team = DemoTeam()
     common = dict(budget=sizes["budget"], reviewer=team, spec="stats-logistic",
-                  target_precision=target_precision, confidence=confidence, audit=0.1, double_share=0.15, floor=0.1, gold_rate=0.1,
+                  target_precision=target_precision, confidence=confidence, audit=0.2, double_share=0.15, floor=0.1, gold_rate=0.1,
                   progress=False, echo=echo)
     echo("Round 1 (remover: OpenCV Telea). No discriminator yet: the active-inference sample is "
          "uniform, and its labels train the first one")
