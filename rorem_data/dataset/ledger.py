@@ -54,6 +54,7 @@ READ_FIELDS = {"kind": 1, "status": 1, "decided_by": 1, "decision": 1, "decision
                "reviews": 1, "review_quota": 1, "queue_round": 1, "needs_adjudication": 1,
                "ledger_rev": 1}
 _MAX_TRIES = 100
+BATCH_SIZE = 5_000  # samples per guarded bulk write
 
 
 def _oid(sample_id) -> ObjectId:
@@ -265,7 +266,7 @@ def _update(doc: dict, change: Change, excluded: frozenset = frozenset()):
     return UpdateOne({"_id": doc["_id"], "ledger_rev": rev}, update), fields
 
 
-def apply_changes(coll, changes: Sequence[Change], *, batch_size: int = 5_000,
+def apply_changes(coll, changes: Sequence[Change], *, batch_size: int | None = None,
                   excluded: frozenset | None = None) -> dict:
     """Apply ledger changes in bulk; returns ``{sample_id (str): current fields}``.
 
@@ -283,6 +284,7 @@ def apply_changes(coll, changes: Sequence[Change], *, batch_size: int = 5_000,
             m.reviews += c.reviews
             if c.automatic is not None:
                 m.automatic = c.automatic
+    batch_size = int(batch_size or BATCH_SIZE)
     if excluded is None:
         excluded = excluded_reviewers(coll)
     out: dict = {}
