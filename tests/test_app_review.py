@@ -107,7 +107,7 @@ def test_review_in_the_app_with_keys_and_panel(project, tmp_path):
     from bson import ObjectId
 
     def stored(sid):
-        return coll.find_one({"_id": ObjectId(sid)}, {"status": 1, "decision": 1})
+        return coll.find_one({"_id": ObjectId(sid)}, {"status": 1, "decision": 1, "reviews": 1})
 
     port = _free_port()
     env = dict(os.environ)
@@ -136,6 +136,9 @@ def test_review_in_the_app_with_keys_and_panel(project, tmp_path):
             pg.keyboard.press("y")
             d = _poll(lambda: (stored(first)["status"] == "accepted") and stored(first))
             assert d and d["decision"]["reviewer"] == "e2e" and d["decision"]["by"] == "human"
+            # the key handler recorded when the candidate was shown: time per decision
+            r = d["reviews"][-1]
+            assert r["shown_at"] is not None and 0 <= (r["at"] - r["shown_at"]).total_seconds() < 120
             second = sel.sample_ids[1]
             assert _poll(lambda: current() == second)
             # 2) key 2 rejects with the reason "hallucinated_object"
