@@ -103,3 +103,21 @@ def pool_dir(tmp_path):
     from rorem_data.testing import synthetic
 
     return synthetic.write_pool_folder(str(tmp_path / "pool"), 6, size=48, seed=4)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """Tiny SD and SDXL inpainting pipelines and a LoRA, built from configs and saved once per
+    test session; loaded through the same code users run on real checkpoints."""
+    import diffusers
+    import transformers
+
+    from rorem_data.testing import tiny
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    root = tmp_path_factory.mktemp("models")
+    os.environ["ROREM_DATA_CACHE"] = str(root / "cache")
+    sd = tiny.build_tiny_sd_inpaint(str(root / "sd"))
+    return {"root": root, "sd": sd, "sdxl": tiny.build_tiny_sdxl_inpaint(str(root / "sdxl")),
+            "lora": tiny.build_tiny_lora(sd, str(root / "sd-lora"))}

@@ -28,19 +28,6 @@ torch.set_num_threads(1)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    import diffusers
-    import transformers
-
-    from rorem_data.testing import tiny
-
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
-    root = tmp_path_factory.mktemp("gen-models")
-    os.environ["ROREM_DATA_CACHE"] = str(root / "cache")
-    return {"sd": tiny.build_tiny_sd_inpaint(str(root / "sd")),
-            "sdxl": tiny.build_tiny_sdxl_inpaint(str(root / "sdxl"))}
 
 
 def _spec(models, which="sd"):

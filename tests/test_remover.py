@@ -31,22 +31,6 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """Tiny SD and SDXL inpainting pipelines and a LoRA, saved to disk once per module."""
-    import diffusers
-    import transformers
-
-    from rorem_data.testing import tiny
-
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
-    root = tmp_path_factory.mktemp("models")
-    os.environ["ROREM_DATA_CACHE"] = str(root / "cache")
-    sd = tiny.build_tiny_sd_inpaint(str(root / "sd"))
-    xl = tiny.build_tiny_sdxl_inpaint(str(root / "sdxl"))
-    lora = tiny.build_tiny_lora(sd, str(root / "sd-lora"))
-    return {"root": root, "sd": sd, "sdxl": xl, "lora": lora}
 
 
 def _photos():

@@ -9,7 +9,6 @@ Every registered kind must have cases here: registering a kind without adding it
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -47,20 +46,6 @@ CASES = {
 CASE_IDS = [(kind, case) for kind in sorted(CASES) for case in CASES[kind]]
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    import diffusers
-    import transformers
-
-    from rorem_data.testing import tiny
-
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
-    root = tmp_path_factory.mktemp("contract-models")
-    os.environ["ROREM_DATA_CACHE"] = str(root / "cache")
-    sd = tiny.build_tiny_sd_inpaint(str(root / "sd"))
-    return {"sd": sd, "sdxl": tiny.build_tiny_sdxl_inpaint(str(root / "sdxl")),
-            "lora": tiny.build_tiny_lora(sd, str(root / "lora"))}
 
 
 @pytest.fixture(scope="module")

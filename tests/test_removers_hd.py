@@ -4,7 +4,6 @@ the pixels outside the window / mask, the remover key, and the classical remover
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -37,19 +36,6 @@ def photo(name: str, *, box_frac=(0.55, 0.35, 0.08, 0.06)):
     return img, mask
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    import diffusers
-    import transformers
-
-    from rorem_data.testing import tiny
-
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
-    root = tmp_path_factory.mktemp("hd-models")
-    os.environ["ROREM_DATA_CACHE"] = str(root / "cache")
-    return {"sd": tiny.build_tiny_sd_inpaint(str(root / "sd")),
-            "sdxl": tiny.build_tiny_sdxl_inpaint(str(root / "sdxl"))}
 
 
 def recording(models, which, **fields):

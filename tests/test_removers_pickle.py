@@ -40,17 +40,6 @@ def write_malicious(path, marker) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    import diffusers
-
-    from rorem_data.testing import tiny
-
-    diffusers.utils.logging.disable_progress_bar()
-    root = tmp_path_factory.mktemp("pickle-models")
-    os.environ["ROREM_DATA_CACHE"] = str(root / "cache")
-    sd = tiny.build_tiny_sd_inpaint(str(root / "sd"))
-    return {"sd": sd, "lora": tiny.build_tiny_lora(sd, str(root / "lora"))}
 
 
 def test_the_payload_really_runs_when_unpickled(tmp_path):

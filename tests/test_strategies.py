@@ -18,21 +18,21 @@ from hypothesis.extra import numpy as hnp
 
 from rorem_data.core.errors import ConfigError
 from rorem_data.selection.kcenter import covering_radius, kcenter_greedy, min_distances
-from rorem_data.selection.strategies import (
-    STRATEGIES,
-    allocate,
+from rorem_data.selection.scores import (
     disagreement_score,
     entropy_score,
-    get_strategy,
-    list_strategies,
     margin_score,
-    quantile_bins,
-    register_strategy,
-    select,
-    stratum_codes,
-    top_k,
     uncertainty_score,
 )
+from rorem_data.selection.strata import allocate, quantile_bins, stratum_codes
+from rorem_data.selection.strategies import (
+    STRATEGIES,
+    get_strategy,
+    list_strategies,
+    register_strategy,
+    select,
+)
+from rorem_data.selection.topk import top_k
 
 N = 48
 REVIEWED = np.zeros(N, dtype=bool)
@@ -61,7 +61,7 @@ def _call(name, budget, *, rng=0, reviewed=REVIEWED, drop=(), replace=None, **pa
 
 
 def _needs(name):
-    return STRATEGIES[name].needs({})
+    return get_strategy(name).needs({})
 
 
 NAMES = list_strategies()
@@ -200,7 +200,7 @@ def test_contract_stratified_with_every_inner(inner, allocation):
 def test_registry_lists_the_built_ins():
     assert {"random", "uncertainty", "margin", "entropy", "disagreement", "kcenter", "hybrid",
             "stratified", "score"} <= set(list_strategies())
-    assert list_strategies() == sorted(STRATEGIES)
+    assert list_strategies() == STRATEGIES.names() == sorted(list_strategies())
     for name in NAMES:
         assert get_strategy(name).summary
 
@@ -230,7 +230,7 @@ def test_registered_plugin_goes_through_select():
         with pytest.raises(ConfigError, match="needs proba="):
             select("_test_lowest", 1, features=np.zeros((4, 2)))
     finally:
-        STRATEGIES.pop("_test_lowest")
+        STRATEGIES.unregister("_test_lowest")
 
 
 def test_random_needs_a_size_and_differs_across_seeds():
@@ -249,7 +249,8 @@ def test_inputs_disagreeing_on_n():
 
 def test_strategy_module_imports_only_numpy():
     code = (
-        "import sys, rorem_data.selection.strategies, rorem_data.selection.kcenter;"
+        "import sys, rorem_data.selection.strategies as s; s.get_strategy('hybrid');"
+        "import rorem_data.selection.kcenter, rorem_data.selection.builtin_strategies;"
         "heavy=[m for m in ('torch','fiftyone','scipy','sklearn','open_clip','diffusers')"
         " if m in sys.modules]; print(','.join(heavy))"
     )
