@@ -66,7 +66,7 @@ def test_train_score_evaluate(labelled):
     model = os.path.join(version_dir(project, t.version), "model")
     assert sorted(os.listdir(model)) == ["discriminator.json", "spec.json", "weights.safetensors"]
     # clean fills vs obvious failures: the stats features separate them on held-out labels
-    assert t.agreement["auc"]["value"] >= 0.9
+    assert t.agreement["auc"]["value"] >= 0.8  # (a random discriminator: 0.5)
     s = discriminate.score(project, 1, t.version, progress=False)
     assert s.scored == len(ids)
     by_id = scores_by_id(project, t.version)
@@ -77,7 +77,7 @@ def test_train_score_evaluate(labelled):
     assert np.median(clean) > np.percentile(fail, 75)  # most clean fills rank above failures
     rep = discriminate.evaluate(project, t.version)
     assert rep["n"] == t.n_holdout
-    assert rep["auc"]["value"] >= 0.9 and rep["accuracy"]["value"] >= 0.75
+    assert rep["auc"]["value"] >= 0.8 and rep["accuracy"]["value"] >= 0.7
     # the same spec on the same labels gives the same version name and the same scores
     t2 = discriminate.train(project, 1, "stats-logistic", holdout=0.4, progress=False)
     assert t2.version == t.version

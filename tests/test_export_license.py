@@ -97,8 +97,8 @@ def test_filtered_exports_are_deterministic(licensed, tmp_path):
 @pytest.mark.parametrize("kw,needle", [
     ({"license_allow": ["CC-BY-4.0"], "license_deny": "CC-BY-4.0"}, "both name CC-BY-4.0"),
     ({"license_allow": []}, "at least one license"),
-    ({"license_deny": ["two\nlines"]}, "--license-deny must be"),
-    ({"license_allow": 7}, "--license-allow must be"),
+    ({"license_deny": ["two\nlines"]}, "license_deny must be"),
+    ({"license_allow": 7}, "license_allow must be"),
 ])
 def test_bad_license_filters(licensed, tmp_path, kw, needle):
     with pytest.raises(ConfigError, match=needle):

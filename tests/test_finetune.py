@@ -233,7 +233,7 @@ def test_recipe_main_and_config_file(env, tmp_path, capsys):
     saved = json.load(open(out / "config.json"))
     assert saved["random_flip"] is False and saved["resolution"] == 64
     rc = recipe.main(["--data", env["data"], "--output", str(out)])
-    assert rc == 1 and "--pretrained is required" in capsys.readouterr().err
+    assert rc == 1 and "pretrained is required" in capsys.readouterr().err
 
 
 def test_project_finetune_exports_the_round_and_trains(project, env, tmp_path):

@@ -412,11 +412,11 @@ def export_round(
                           f"not {format!r}")
     if not isinstance(round, int) or isinstance(round, bool) or round < 0:
         raise ConfigError(f"round must be an integer >= 0; got {round!r}")
-    allow = license_list(license_allow, "--license-allow")
-    deny = license_list(license_deny, "--license-deny")
+    allow = license_list(license_allow, "license_allow")
+    deny = license_list(license_deny, "license_deny")
     both = sorted(set(allow or ()) & set(deny or ()))
     if both:
-        raise ConfigError(f"--license-allow and --license-deny both name {', '.join(both)}; "
+        raise ConfigError(f"license_allow and license_deny both name {', '.join(both)}; "
                           "list each license in one of them")
     latest = latest_round(project)
     if round > latest:

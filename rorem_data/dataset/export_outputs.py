@@ -58,7 +58,7 @@ def prepare(out: str, *, overwrite: bool, protected) -> None:
     if not os.path.lexists(out):
         return
     if not overwrite:
-        raise ExportError(f"{out} already exists; choose another --out or pass --overwrite")
+        raise ExportError(f"{out} already exists; choose another output folder, or pass overwrite=True (--overwrite) to replace an earlier export")
     try:
         outputs.check_replaceable(out, KIND, protected=protected)
     except outputs.OutputError as exc:

@@ -91,7 +91,7 @@ def apply_policy(problems: list[Problem], *, skip_invalid: bool, report_path: st
     if not skip_invalid:
         raise ValidationError(
             f"Refusing to import {what}: {len(problems)} problem(s) in {n_items} entries; nothing "
-            "was written. Fix them, or pass --skip-invalid to import the good entries and write "
+            "was written. Fix them, or pass skip_invalid=True (--skip-invalid) to import the good entries and write "
             "this report to a file.",
             problems,
         )

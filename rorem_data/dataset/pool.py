@@ -129,7 +129,7 @@ def import_pool(
     fraction(min_area, "--min-area")
     fraction(max_area, "--max-area")
     if min_area > max_area:
-        raise ConfigError(f"--min-area/--max-area must satisfy 0 <= min <= max <= 1, got "
+        raise ConfigError(f"min_area/max_area must satisfy 0 <= min <= max <= 1, got "
                           f"{min_area} and {max_area}")
     lic = license_name(license)
     lic_url = check_license_url(license_url)

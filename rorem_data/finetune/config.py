@@ -278,7 +278,7 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
     if getattr(args, "config", None):
         return FinetuneConfig.from_file(args.config, **given)
     if "pretrained" not in given:
-        raise ConfigError("--pretrained is required (a base inpainting pipeline folder or hub id)")
+        raise ConfigError("pretrained is required (--pretrained: a base inpainting pipeline folder or hub id)")
     return FinetuneConfig(**given)
 
 

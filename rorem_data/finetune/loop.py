@@ -112,7 +112,7 @@ def trackers(report_to: str) -> list[str]:
     wanted = ["tensorboard", "wandb"] if report_to == "all" else [report_to]
     for w, ok in (("tensorboard", has_tb), ("wandb", has_wandb)):
         if w in wanted and not ok:
-            raise DependencyError(f"--report-to {report_to} needs {w}; pip install {w}, or use "
+            raise DependencyError(f"report_to {report_to} needs {w}; pip install {w}, or use "
                                   "--report-to auto")
     return wanted
 
@@ -130,7 +130,7 @@ def _make_accelerator(cfg: FinetuneConfig, output: str):
     if mp == "auto":
         mp = "fp16" if torch.cuda.is_available() else "no"
     if mp == "fp16" and use_cpu():
-        raise ConfigError("--mixed-precision fp16 needs a GPU; on the CPU use --mixed-precision no "
+        raise ConfigError("mixed_precision fp16 needs a GPU; on the CPU use mixed_precision='no' (--mixed-precision no) "
                           "(or bf16)")
     tracked = trackers(cfg.report_to)
     accelerator = Accelerator(
@@ -324,7 +324,7 @@ def train(config: FinetuneConfig, *, progress: bool = True) -> FinetuneResult:
         else:
             path = os.path.abspath(cfg.resume)
             if not os.path.isdir(path):
-                raise ConfigError(f"--resume {cfg.resume}: no such checkpoint folder; pass 'latest', "
+                raise ConfigError(f"resume {cfg.resume}: no such checkpoint folder; pass 'latest', "
                                   "'none' or <output>/checkpoints/checkpoint-<step>")
         if path:
             checkpoints.check_checkpoint(path, identity)

@@ -66,13 +66,13 @@ def inspect_base(pretrained: str, *, resolution: int, unet: str | None = None) -
     sdxl = "text_encoder_2" in components
     for name in REQUIRED_COMPONENTS:
         if name not in components:
-            raise ConfigError(f"--pretrained {base} has no {name!r} component; fine-tuning needs a "
+            raise ConfigError(f"pretrained {base} has no {name!r} component; fine-tuning needs a "
                               "Stable Diffusion (XL) inpainting pipeline")
     vae_cfg = jsonfile.load(os.path.join(base, "vae", "config.json"))
     vae_scale = 2 ** (len(vae_cfg.get("block_out_channels") or [0]) - 1)
     if resolution % vae_scale:
         lo = resolution // vae_scale * vae_scale
-        raise ConfigError(f"--resolution {resolution} is not divisible by the VAE scale factor "
+        raise ConfigError(f"resolution {resolution} is not divisible by the VAE scale factor "
                           f"{vae_scale} of {base}; use {lo or vae_scale} or {lo + vae_scale}")
     unet_dir = (model_files.resolve_unet_folder(unet, what="--unet") if unet
                 else os.path.join(base, "unet"))

@@ -365,7 +365,7 @@ def evaluate(project, version: str | None = None, *, round: int | None = None, t
     keep = [i for i, (sid, y) in enumerate(zip(ids, labels)) if y is not None and sid not in skip]
     if len(keep) < 2:
         raise ConfigError("fewer than 2 human-labelled candidates to evaluate on (training labels "
-                          "excluded); review more, or pass --include-training")
+                          "excluded); review more, or pass exclude_training=False (--include-training)")
     sub_ids = [ids[i] for i in keep]
     p = predict(project, version, sub_ids, [items[i] for i in keep], trust_code=trust_code,
                 progress=progress)
