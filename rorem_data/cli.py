@@ -346,12 +346,21 @@ def disc_evaluate(
     trust_code: bool = typer.Option(False, "--trust-code",
                                     help="Load a version whose head is a user class."),
 ):
-    """Agreement with human labels: AUC, accuracy, precision/recall, success rates, with intervals."""
+    """Agreement with human labels: AUC, accuracy, precision/recall, success rates, with
+    intervals - overall and per remover of each round."""
+    from rorem_data.dataset import store
     from rorem_data.rounds.discriminator import evaluate
+    from rorem_data.rounds.estimates import per_remover_agreement
+    from rorem_data.rounds.versions import latest_version
 
-    _echo(json.dumps(evaluate(_open(), version, round=round, threshold=threshold,
-                              exclude_training=not include_training, **_opt(trust_code=trust_code)),
-                     indent=1, default=str))
+    p = _open()
+    out = evaluate(p, version, round=round, threshold=threshold,
+                   exclude_training=not include_training, **_opt(trust_code=trust_code))
+    version = out["version"] or latest_version(p)
+    rounds = [round] if round is not None else [r["round"] for r in store.get_round_records(p.dataset_name)
+                                                if r.get("round")]
+    out["per_remover"] = {r: per_remover_agreement(p, r, version)["removers"] for r in rounds}
+    _echo(json.dumps(out, indent=1, default=str))
 
 
 @app.command()

@@ -46,9 +46,15 @@ def reviewer_quality(project, *, round: int | None = None, min_accuracy: float =
     (Estimate dict or None, over items shared with other reviewers), ``seconds_per_decision``
     (``median``, ``p90``, ``n``), ``judgments_per_hour``, ``excluded``.
     """
+    return dataset_reviewer_quality(project.dataset, round=round, min_accuracy=min_accuracy,
+                                    confidence=confidence)
+
+
+def dataset_reviewer_quality(ds, *, round: int | None = None, min_accuracy: float = 0.8,
+                             confidence: float = 0.95) -> dict:
+    """:func:`reviewer_quality` for a FiftyOne dataset (what the App's Review panel has)."""
     from rorem_data.stats.intervals import proportion
 
-    ds = project.dataset
     excluded = ledger.excluded_reviewers(ds)
     gold = defaultdict(lambda: [0, 0])
     agree = defaultdict(lambda: [0, 0])

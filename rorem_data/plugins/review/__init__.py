@@ -17,6 +17,7 @@ import fiftyone.operators.types as types
 from rorem_data.core import schema
 from rorem_data.dataset import queries
 from rorem_data.rounds import review
+from rorem_data.rounds.reviewer_quality import dataset_reviewer_quality
 
 REASONS = list(schema.FAILURE_REASON_LABELS.items())
 
@@ -141,7 +142,21 @@ class ReviewPanel(foo.Panel):
             "accepted": sum(s == schema.ACCEPTED for s in statuses)}
 
     def on_load(self, ctx):
+        self._quality(ctx)
         self._refresh(ctx)
+
+    def _quality(self, ctx):
+        """The reviewer's accuracy on gold items so far (once per panel load: it reads every
+        judged item of the round)."""
+        d = queries.review_state(ctx.dataset, ctx.current_sample) if ctx.current_sample else None
+        rnd = (d or {}).get("queue_round")
+        q = dataset_reviewer_quality(ctx.dataset, round=rnd).get(_reviewer()) or {}
+        acc = (q.get("gold") or {}).get("accuracy")
+        ctx.panel.state.quality = (
+            "%d/%d gold items right (%.0f%% [%.0f, %.0f])%s" % (
+                q["gold"]["correct"], q["gold"]["n"], 100 * acc["value"], 100 * acc["lo"],
+                100 * acc["hi"], " - flagged: please slow down" if q.get("flag") == "flagged" else "")
+            if acc else "no gold items judged yet")
 
     def on_change_current_sample(self, ctx):
         ctx.panel.state.shown_at_ms = datetime.now(timezone.utc).timestamp() * 1000.0
@@ -184,10 +199,11 @@ class ReviewPanel(foo.Panel):
         done, total, acc = prog.get("done", 0), prog.get("total", 0), prog.get("accepted", 0)
         rate = (100.0 * acc / done) if done else 0.0
         panel.md(
-            "**Reviewer:** %s%s  \n**Progress:** %d / %d judged, %.0f%% accepted  \n"
+            "**Reviewer:** %s%s - %s  \n**Progress:** %d / %d judged, %.0f%% accepted  \n"
             "**Candidate:** %s (#%s)  \n**Status:** %s%s  \n**Reviews:** %s  \n"
             "Keys: **y** accept, **n** reject, **1-5** reject with a reason, **u** undo"
-            % (_reviewer(), " (adjudicating)" if _adjudicating() else "", done, total, rate,
+            % (_reviewer(), " (adjudicating)" if _adjudicating() else "",
+               ctx.panel.state.quality or "no gold items judged yet", done, total, rate,
                info.get("key") or "(open a candidate)", info.get("rank"), info.get("status") or "-",
                " - reviewers disagree, needs adjudication" if info.get("adjudicate") else "",
                "; ".join(info.get("reviews") or []) or "none"),
