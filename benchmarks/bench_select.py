@@ -33,7 +33,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from rorem_data.selection.kcenter import covering_radius, kcenter_greedy  # noqa: E402
-from rorem_data.selection.strategies import select, top_k, uncertainty_score  # noqa: E402
+from rorem_data.selection.scores import uncertainty_score  # noqa: E402
+from rorem_data.selection.strategies import select  # noqa: E402
+from rorem_data.selection.topk import top_k  # noqa: E402
 
 
 def clustered_features(n: int, d: int, *, seed: int = 0, spread: float = 0.6) -> np.ndarray:

@@ -233,7 +233,8 @@ def finetune(
     _echo(r.summary())
 
 
-DEFAULT_STRATEGY = "hybrid"
+# the winner of benchmarks/active_learning.py (labels to random's AUC and automation yield)
+DEFAULT_STRATEGY = "hybrid-audit"
 
 
 @app.command()
@@ -247,7 +248,8 @@ def select(
     version: Optional[str] = typer.Option(None, "--version", help="Discriminator version whose scores to use."),
     committee: Optional[str] = typer.Option(None, help="Comma-separated discriminator versions (disagreement)."),
     threshold: float = typer.Option(0.5, help="Accept threshold the uncertainty is measured around."),
-    featurizer: Optional[str] = typer.Option(None, help="Feature key for kcenter / hybrid."),
+    featurizer: Optional[str] = typer.Option(None, help="Feature key for kcenter / hybrid / hybrid-audit "
+                                             "(default: the stats featurizer's)."),
     strata: Optional[str] = typer.Option(None, help="Comma-separated: area, category, origin."),
     double_share: float = typer.Option(0.0, help="Share of the queue judged by two reviewers."),
     floor: float = typer.Option(0.05, help="active-inference: smallest inclusion probability."),
@@ -260,6 +262,15 @@ def select(
     if strategy == "active-inference":
         sel = queue.build_active_sample(p, round, budget, version=version, floor=floor, rng=seed)
     else:
+        from rorem_data.selection.strategies import get_strategy
+
+        needs = set(get_strategy(strategy).needs({}))
+        if "proba" in needs and version is None:
+            from rorem_data.rounds.versions import latest_version
+
+            version = latest_version(p)  # the latest discriminator's scores (--version overrides)
+        if "features" in needs and featurizer is None:
+            featurizer = "stats"
         sel = queue.build_queue(p, round, budget, strategy=strategy, discriminator=version,
                                 committee=_csv(committee), threshold=threshold, featurizer=featurizer,
                                 strata=_csv(strata), double_share=double_share, rng=seed)

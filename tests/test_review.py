@@ -201,3 +201,10 @@ def test_annotation_backend_labels_apply_as_reviews(queued):
     ds.select(sel.sample_ids[2]).set_values(annotation.LABEL_FIELD, [fo.Classification(label="meh")])
     with pytest.raises(ConfigError, match="is not one of"):
         annotation.apply_annotations(project, 1, reviewer="cvat-team")
+
+
+def test_stratified_queue_over_mask_area(project):
+    """``select --strategy stratified --strata area``: every area quartile is represented."""
+    ids, _modes = add_candidates(project, 1, ["clean", "residue"] * 8, seed=21)
+    sel = build_queue(project, 1, 8, strategy="stratified", strata=["area"], rng=0, previews=False)
+    assert len(sel.sample_ids) == 8 and len(set(sel.sample_ids)) == 8

@@ -110,6 +110,43 @@ def test_contract_same_rng_same_selection(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_contract_inputs_are_not_modified(name):
+    arrays = {k: v.copy() for k, v in INPUTS.items()}
+    reviewed = REVIEWED.copy()
+    _call(name, 9, rng=4)
+    assert np.array_equal(reviewed, REVIEWED)
+    for k, v in arrays.items():
+        assert np.array_equal(v, INPUTS[k]), k
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contract_summary_and_order_are_documented(name):
+    strategy = get_strategy(name)
+    assert strategy.name and strategy.summary and strategy.order
+    assert strategy is get_strategy(name)  # loaded once, then the same object
+
+
+SCORE_STRATEGIES = {
+    "uncertainty": lambda: uncertainty_score(INPUTS["proba"]),
+    "margin": lambda: margin_score(INPUTS["proba"]),
+    "entropy": lambda: entropy_score(INPUTS["proba"]),
+    "disagreement": lambda: disagreement_score(INPUTS["committee"]),
+    "score": lambda: INPUTS["scores"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCORE_STRATEGIES))
+def test_score_strategies_pick_the_highest_need_first(name):
+    """One direction everywhere: higher score = more in need of a human, picked first."""
+    need = SCORE_STRATEGIES[name]()
+    out = _call(name, 12, rng=2)
+    assert get_strategy(name).order == "highest need first"
+    assert np.all(np.diff(need[out]) <= 0)
+    free = np.flatnonzero(~REVIEWED)
+    assert need[out].min() >= np.sort(need[free])[::-1][11]
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_contract_reviewed_as_positions_equals_mask(name):
     a = _call(name, 10, reviewed=REVIEWED)
     b = _call(name, 10, reviewed=np.flatnonzero(REVIEWED))
@@ -199,7 +236,7 @@ def test_contract_stratified_with_every_inner(inner, allocation):
 
 def test_registry_lists_the_built_ins():
     assert {"random", "uncertainty", "margin", "entropy", "disagreement", "kcenter", "hybrid",
-            "stratified", "score"} <= set(list_strategies())
+            "hybrid-audit", "stratified", "score"} <= set(list_strategies())
     assert list_strategies() == STRATEGIES.names() == sorted(list_strategies())
     for name in NAMES:
         assert get_strategy(name).summary
@@ -231,6 +268,23 @@ def test_registered_plugin_goes_through_select():
             select("_test_lowest", 1, features=np.zeros((4, 2)))
     finally:
         STRATEGIES.unregister("_test_lowest")
+
+
+def test_register_by_target_string_loads_lazily_and_checks_the_type():
+    register_strategy("_test_margin_alias", "rorem_data.selection.builtin_strategies:margin")
+    register_strategy("_test_not_a_strategy", "rorem_data.selection.topk:top_k")
+    try:
+        assert "_test_margin_alias" in list_strategies()
+        p = INPUTS["proba"]
+        assert np.array_equal(select("_test_margin_alias", 5, proba=p), select("margin", 5, proba=p))
+        with pytest.raises(ConfigError, match="not a rorem_data.selection.strategies.Strategy"):
+            select("_test_not_a_strategy", 1, n=3)
+        with pytest.raises(ConfigError, match="already registered"):
+            register_strategy("_test_margin_alias", "rorem_data.selection.builtin_strategies:entropy")
+    finally:
+        STRATEGIES.unregister("_test_margin_alias")
+        STRATEGIES.unregister("_test_not_a_strategy")
+    assert "_test_margin_alias" not in list_strategies()
 
 
 def test_random_needs_a_size_and_differs_across_seeds():
@@ -431,7 +485,7 @@ def test_fast_kcenter_matches_exact_on_clustered_data(with_reviewed, tuning):
     reviewed = np.zeros(len(X), bool)
     if with_reviewed:
         reviewed[::37] = True
-    kw = dict(exclude=reviewed, initial=reviewed, rng=5)
+    kw = {"exclude": reviewed, "initial": reviewed, "rng": 5}
     exact = kcenter_greedy(X, 150, method="exact", **kw)
     fast = kcenter_greedy(X, 150, method="fast", **tuning, **kw)
     r_exact = covering_radius(X, np.concatenate([exact, np.flatnonzero(reviewed)]))

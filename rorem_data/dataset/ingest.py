@@ -127,7 +127,8 @@ def read_listing(path: str, *, item: str, fix: str) -> tuple[object, list[Proble
         return None, [Problem(item, path, msg, fix)]
 
 
-_TMP = re.compile(r"^(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{6}$")
+# <name>.tmp-<pid>-<host>-<token> (core.images.write_bytes_atomic; older files lack the host)
+_TMP = re.compile(r"^(?P<name>.+)\.tmp-(?P<pid>\d+)-(?:(?P<host>[A-Za-z0-9_]+)-)?[0-9a-f]{6}$")
 
 
 def _pid_gone(pid: int) -> bool:
@@ -157,7 +158,7 @@ class MaskWriter:
                 names = []
             for n in names:
                 m = _TMP.match(n)
-                if m and _pid_gone(int(m["pid"])):
+                if m and m["host"] in (None, media.HOST) and _pid_gone(int(m["pid"])):
                     self._stale.setdefault(m["name"], []).append(n)
         return self._stale
 

@@ -134,6 +134,7 @@ def build_queue(
         From the strategy (missing inputs, budget too large, ...), or no candidates in the round.
     """
     from rorem_data.selection import strategies
+    from rorem_data.selection.strata import quantile_bins
 
     t0 = time.perf_counter()
     if not 0.0 <= double_share <= 1.0:
@@ -173,7 +174,7 @@ def build_queue(
         table = {}
         for s in strata:
             if s == "area":
-                table["area"] = strategies.quantile_bins(arr["mask_area"], 4)
+                table["area"] = quantile_bins(arr["mask_area"], 4)
             elif s in ("category", "origin"):
                 table[s] = arr[s]
             else:

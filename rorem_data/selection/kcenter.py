@@ -29,7 +29,7 @@ Two implementations return the same greedy sequence (up to floating-point near-t
 
     Probing pays off when features are clustered (the nearest groups then hold the points a
     centre can move); on unclustered data more bounds stay loose and more checks are needed.
-    ``benchmarks/select.py`` measures it against the exact loop.
+    ``benchmarks/bench_select.py`` measures it against the exact loop.
 
 Memory beyond ``features``: O(N) bounds plus (initial + k) stored centres, the front and one
 chunk x pending block: a few tens of MB at 200,000 x 512 with k = 10,000. Positions in,
@@ -40,9 +40,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from rorem_data.core.checks import bad
 from rorem_data.core.errors import ConfigError
+from rorem_data.selection.arrays import as_features, as_mask, as_rng
 
-__all__ = ["KCENTER_METHODS", "covering_radius", "kcenter_greedy", "min_distances"]
+__all__ = ["KCENTER_METHODS", "check_method", "covering_radius", "kcenter_greedy", "min_distances"]
 
 KCENTER_METHODS = ("auto", "exact", "fast")
 
@@ -50,90 +52,16 @@ KCENTER_METHODS = ("auto", "exact", "fast")
 #: pass no longer sits in cache; measured break-even here is between 10 and 24 MB).
 AUTO_FAST_MIN_VALUES = 4_000_000
 
+
+def check_method(method) -> str:
+    """``method`` if it is one of :data:`KCENTER_METHODS`, else a ConfigError."""
+    if not isinstance(method, str) or method not in KCENTER_METHODS:
+        raise bad("method", f"one of {', '.join(KCENTER_METHODS)}", method)
+    return method
+
+
 _ROW_CHUNK = 4096  # rows of `features` per matrix-matrix block (chunk x pending floats)
 _CENTRE_CHUNK = 2048  # centres per block when folding many initial centres at once
-
-
-# --------------------------------------------------------------------------- validation helpers
-
-
-def as_rng(rng, *, name: str = "rng") -> np.random.Generator:
-    """Return a ``numpy.random.Generator`` for an int seed, a SeedSequence or a Generator.
-
-    ``None`` is refused: selections must be reproducible, so pass a seed.
-    """
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, (bool, np.bool_)) or rng is None:
-        raise ConfigError(
-            f"{name} must be an int seed or a numpy.random.Generator, got {rng!r}; "
-            f"pass e.g. {name}=0 so the same call gives the same selection"
-        )
-    if isinstance(rng, (int, np.integer, np.random.SeedSequence)):
-        if isinstance(rng, (int, np.integer)) and rng < 0:
-            raise ConfigError(
-                f"{name} must be a non-negative int seed, got {rng}; pass e.g. {name}=0")
-        return np.random.default_rng(rng)
-    raise ConfigError(
-        f"{name} must be an int seed or a numpy.random.Generator, got {type(rng).__name__}; "
-        f"pass e.g. {name}=0"
-    )
-
-
-def as_features(features, *, name: str = "features") -> np.ndarray:
-    """Validate an (n, d) real matrix and return it as C-contiguous float32 (no copy if it is)."""
-    arr = np.asarray(features)
-    if arr.ndim != 2 or arr.shape[1] == 0:
-        raise ConfigError(
-            f"{name} must be a 2-D array of shape (n_candidates, n_dims), got shape {arr.shape}; "
-            "pass one feature row per candidate"
-        )
-    if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
-        raise ConfigError(
-            f"{name} must hold real numbers, got dtype {arr.dtype}; cast it to float32")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    # a finite sum proves every value finite without an (n, d) boolean temporary; only when
-    # it is not (a NaN/inf, or an overflow) look row by row
-    if not np.isfinite(arr.sum()):
-        for r0 in range(0, len(arr), _ROW_CHUNK):
-            ok = np.isfinite(arr[r0:r0 + _ROW_CHUNK]).all(axis=1)
-            if not ok.all():
-                bad = r0 + int(np.flatnonzero(~ok)[0])
-                raise ConfigError(
-                    f"{name} has NaN or infinite values (first in row {bad}); "
-                    "re-run featurization for those candidates or drop them"
-                )
-    return arr
-
-
-def as_mask(positions, n: int, *, name: str) -> np.ndarray:
-    """Turn a boolean mask of length ``n`` or an array of int positions into a boolean mask."""
-    if positions is None:
-        return np.zeros(n, dtype=bool)
-    arr = np.asarray(positions)
-    if arr.dtype == np.bool_:
-        if arr.shape != (n,):
-            raise ConfigError(
-                f"{name} as a boolean mask must have shape ({n},) (one flag per candidate), "
-                f"got shape {arr.shape}; pass a mask of the same length as the other inputs"
-            )
-        return arr.copy()
-    if arr.size == 0:
-        return np.zeros(n, dtype=bool)
-    if arr.ndim != 1 or arr.dtype.kind not in "iu":
-        raise ConfigError(
-            f"{name} must be a boolean mask of shape ({n},) or a 1-D array of int positions, "
-            f"got dtype {arr.dtype} and shape {arr.shape}; pass positions (not sample ids)"
-        )
-    if arr.min() < 0 or arr.max() >= n:
-        bad = arr[(arr < 0) | (arr >= n)][0]
-        raise ConfigError(
-            f"{name} holds position {int(bad)}, outside 0..{n - 1}; "
-            "pass positions into the candidate arrays (sample ids are converted elsewhere)"
-        )
-    mask = np.zeros(n, dtype=bool)
-    mask[arr] = True
-    return mask
 
 
 # --------------------------------------------------------------------------- distance kernels
@@ -547,13 +475,12 @@ def kcenter_greedy(features, k: int, *, exclude=None, initial=None, initial_feat
     """
     X = as_features(features)
     n, d = X.shape
-    if method not in KCENTER_METHODS:
-        raise ConfigError(f"method must be one of {KCENTER_METHODS}, got {method!r}")
+    method = check_method(method)
     for pname, val, low in (("front_size", front_size, 1), ("max_pending", max_pending, 1),
                             ("n_groups", 0 if n_groups is None else n_groups, 0),
                             ("n_probe", n_probe, 1)):
         if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer)) or val < low:
-            raise ConfigError(f"{pname} must be an int >= {low}, got {val!r}")
+            raise bad(pname, f"an integer >= {low}", val)
     excluded = as_mask(exclude, n, name="exclude")
     init_mask = as_mask(initial, n, name="initial")
     extra = None
