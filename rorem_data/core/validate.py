@@ -99,30 +99,34 @@ def map_checks(
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["rorem_data.core.validate"])  # not the caller's script
     in_flight = max(2, 3 * workers)
+    pending: deque = deque()
     with _main_not_rerun(), ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool, \
             progress(total=n, desc=desc, unit="item") as bar:
-        pending: deque = deque()
         it = iter(starts)
-        for start in it:
-            pending.append((start, pool.submit(_run_chunk, (fn, tasks[start : start + chunk_size]))))
-            if len(pending) >= in_flight:
-                break
-        while pending:
-            start, fut = pending.popleft()
-            try:
+        try:
+            for start in it:
+                pending.append((start, pool.submit(_run_chunk, (fn, tasks[start : start + chunk_size]))))
+                if len(pending) >= in_flight:
+                    break
+            while pending:
+                start, fut = pending[0]
                 res = fut.result()
-            except BrokenProcessPool:
-                raise ValidationError(
-                    f"{desc}: a worker process died while checking items {start}-"
-                    f"{min(n, start + chunk_size) - 1} (first: {_shown(tasks[start])}): it ran "
-                    "out of memory, was killed, or a decoder crashed on a file there. Nothing was "
-                    "written; run again, with --workers 1 to find the file, or drop those "
-                    "items") from None
-            out.extend(res)
-            bar.update(len(res))
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append((nxt, pool.submit(_run_chunk, (fn, tasks[nxt : nxt + chunk_size]))))
+                pending.popleft()
+                out.extend(res)
+                bar.update(len(res))
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append((nxt, pool.submit(_run_chunk, (fn, tasks[nxt : nxt + chunk_size]))))
+        except BrokenProcessPool:
+            # the pool can break while a chunk is being submitted as well as while one is awaited;
+            # either way the oldest unfinished chunk is the first suspect
+            start = pending[0][0] if pending else len(out)
+            raise ValidationError(
+                f"{desc}: a worker process died while checking items {start}-"
+                f"{min(n, start + chunk_size) - 1} (first: {_shown(tasks[start])}): it ran "
+                "out of memory, was killed, or a decoder crashed on a file there. Nothing was "
+                "written; run again, with --workers 1 to find the file, or drop those "
+                "items") from None
     return out
 
 
