@@ -5,93 +5,21 @@ real `rorem-data review` command in its own process group; every App process is 
 """
 
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
 from helpers import add_candidates
+from rorem_data.testing.app_process import CHROMIUM_ARGS, AppProcess, chromium_path, free_port, poll
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class AppProcess:
-    """`rorem-data review` in the background; remembers every descendant PID to end them."""
-
-    def __init__(self, argv, env):
-        import psutil
-
-        self.proc = subprocess.Popen(argv, env=env, start_new_session=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.pids = {self.proc.pid}
-        self.psutil = psutil
-
-    def track(self):
-        try:
-            for c in self.psutil.Process(self.proc.pid).children(recursive=True):
-                self.pids.add(c.pid)
-        except self.psutil.NoSuchProcess:
-            pass
-
-    def stop(self):
-        self.track()
-        procs = []
-        for pid in self.pids:
-            try:
-                procs.append(self.psutil.Process(pid))
-            except self.psutil.NoSuchProcess:
-                pass
-        for p in procs:
-            try:
-                p.terminate()
-            except self.psutil.NoSuchProcess:
-                pass
-        _gone, alive = self.psutil.wait_procs(procs, timeout=5)
-        for p in alive:
-            try:
-                p.kill()
-            except self.psutil.NoSuchProcess:
-                pass
-
-
-def _wait_http(url, app, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        app.track()
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        if app.proc.poll() is not None:
-            raise RuntimeError("review command exited:\n" + app.proc.stdout.read())
-        time.sleep(0.5)
-    raise TimeoutError(f"App did not answer at {url}")
+CHROMIUM = chromium_path()
 
 
 def _poll(fn, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    return fn()
+    return poll(fn, timeout)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
@@ -109,14 +37,14 @@ def test_review_in_the_app_with_keys_and_panel(project, tmp_path):
     def stored(sid):
         return coll.find_one({"_id": ObjectId(sid)}, {"status": 1, "decision": 1, "reviews": 1})
 
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     app = AppProcess([sys.executable, "-m", "rorem_data.cli", "-p", project.root, "review", "--round", "1",
                       "--port", str(port), "--reviewer", "e2e"], env)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/", app)
+        app.wait_http(f"http://127.0.0.1:{port}/", timeout=120)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             pg = browser.new_page(viewport={"width": 1400, "height": 900})
             pg.add_init_script("window.IS_PLAYWRIGHT = true")
             first = sel.sample_ids[0]
@@ -155,8 +83,5 @@ def test_review_in_the_app_with_keys_and_panel(project, tmp_path):
             assert stored(sel.sample_ids[3])["status"] == "pending"
             browser.close()
     finally:
-        app.stop()
-    import psutil
-
-    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-                   for pid in app.pids)
+        left = app.stop()
+    assert left == [], f"App processes outlived the test: {left}"

@@ -175,7 +175,10 @@ def active_design(project, round: int) -> ActiveDesign | None:
     for i, d in enumerate(pop):
         for v, s in (d.get("scores") or {}).items():
             if isinstance(s, (int, float)):
-                scores.setdefault(v, np.full(len(pop), np.nan))[i] = float(s)
+                col = scores.get(v)
+                if col is None:  # one array per version, not one per (candidate, version)
+                    col = scores[v] = np.full(len(pop), np.nan)
+                col[i] = float(s)
     return ActiveDesign(round=int(round), selection=sel, ids=ids, pi=pi, drawn=drawn, known=known,
                         labels=labels, removers=np.array([remover_of(d) for d in pop], dtype=object),
                         scores=scores)
