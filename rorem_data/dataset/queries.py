@@ -266,3 +266,46 @@ def review_state(ds, sample_id: str) -> dict | None:
         return None
     d["id"] = str(d.pop("_id"))
     return d
+
+
+def _ordered_by_queue_rank(view) -> bool:
+    """Whether ``view``'s order is ascending ``queue_rank`` and nothing after that sort reorders,
+    skips or limits (the saved review queues are: match round, sort by rank, hide fields)."""
+    import fiftyone.core.stages as fos
+
+    keeps_order = (fos.Match, fos.MatchTags, fos.Exists, fos.ExcludeFields, fos.SelectFields)
+    stages = list(getattr(view, "_stages", None) or [])
+    for i in range(len(stages) - 1, -1, -1):
+        st = stages[i]
+        if isinstance(st, fos.SortBy):
+            return (st.field_or_expr == "queue_rank" and not st.reverse
+                    and all(isinstance(t, keeps_order) for t in stages[i + 1:]))
+    return False
+
+
+def next_in_view(view, sample_id: str) -> str | None:
+    """The id of the sample after ``sample_id`` in ``view``'s order (None at the end).
+
+    A view in queue order (the review queues the App opens) is answered by one query on the
+    ``(queue_round, queue_rank)`` index, whatever the queue's size; any other view lists its
+    ids, so its cost grows with the view.
+    """
+    try:
+        oid = ObjectId(sample_id)
+    except Exception:  # noqa: BLE001 - any malformed id from the browser: no next sample
+        return None
+    if _ordered_by_queue_rank(view):
+        from fiftyone import ViewField as F
+
+        d = view._dataset._sample_collection.find_one({"_id": oid}, {"queue_rank": 1})
+        if d is None or d.get("queue_rank") is None:
+            return None
+        ids = view.match(F("queue_rank") > d["queue_rank"]).limit(1).values("id")
+        return ids[0] if ids else None
+    ids = view.values("id")
+    try:
+        i = ids.index(str(oid))
+    except ValueError:
+        return None
+    return ids[i + 1] if i + 1 < len(ids) else None
+

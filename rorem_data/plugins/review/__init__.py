@@ -43,12 +43,7 @@ def _shown_at(ms):
 
 def _next_id(ctx, sample_id):
     """The next sample after ``sample_id`` in the App's view (queue order)."""
-    ids = ctx.view.values("id")
-    try:
-        i = ids.index(sample_id)
-    except ValueError:
-        return None
-    return ids[i + 1] if i + 1 < len(ids) else None
+    return queries.next_in_view(ctx.view, sample_id)
 
 
 def decide(ctx, decision, reason=None, sample_id=None, advance=True, shown_at=None):
