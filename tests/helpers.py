@@ -90,3 +90,17 @@ def scored_round(project, n=40, seed=1, version="sim_r1", round=1, base=None):
     scores = np.where(truth, rng.uniform(0.75, 1.0, n), rng.uniform(0.0, 0.4, n))
     store.set_field_values(project.dataset, f"scores.{version}", ids, scores.tolist())
     return ids, truth, scores
+
+
+def run_cli(capsys, *argv):
+    """Run ``rorem-data *argv`` in this process: (exit code, stdout, stderr), never a traceback."""
+    from rorem_data import cli
+
+    try:
+        cli.main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err and "This is a bug in rorem-data" not in out.err, out.err
+    return code, out.out, out.err

@@ -14,8 +14,10 @@ import sys
 
 import pytest
 
-from rorem_data import cli
 from rorem_data.core import outputs
+
+from helpers import run_cli
+
 
 pytestmark = pytest.mark.slow  # real processes, killed and rerun: ~1 min in all
 
@@ -70,17 +72,6 @@ cli.main(argv)
 """
 
 
-def run(capsys, *argv):
-    try:
-        cli.main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err and "This is a bug in rorem-data" not in out.err, out.err
-    return code, out.out, out.err
-
-
 def _tree(root, *, skip=()):
     out = {}
     for dp, _d, files in os.walk(root):
@@ -106,10 +97,10 @@ def test_killed_export_leaves_old_or_new_and_the_rerun_cleans_up(project, seed_m
     parent = tmp_path / "exports"
     out = parent / "round-0"
     ref = tmp_path / "reference"
-    assert run(capsys, "-p", project.root, "export", "--round", "0", "--out", str(ref))[0] == 0
+    assert run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out", str(ref))[0] == 0
     new_tree = _tree(ref)
     if old:  # an existing export of another format, to be replaced
-        assert run(capsys, "-p", project.root, "export", "--round", "0", "--out", str(out), "-f",
+        assert run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out", str(out), "-f",
                    "imagefolder")[0] == 0
     old_tree = _tree(out) if old else None
     argv = ["-p", project.root, "export", "--round", "0", "--out", str(out), "--overwrite"]
@@ -130,7 +121,7 @@ def test_killed_export_leaves_old_or_new_and_the_rerun_cleans_up(project, seed_m
         assert not old, "an existing export vanished"
 
     # the next run repairs and finishes: exactly the uninterrupted export, nothing else around
-    code, _out, err = run(capsys, *argv)
+    code, _out, err = run_cli(capsys, *argv)
     assert code == 0, err
     assert _tree(out) == new_tree
     assert os.listdir(parent) == ["round-0"]
@@ -141,7 +132,7 @@ def test_restore_after_a_kill_between_renames_without_rerunning_export(project, 
     old export back before anything else: ``recover`` runs first in every export."""
     project.import_seeds(seed_meta)
     out = tmp_path / "exports" / "round-0"
-    assert run(capsys, "-p", project.root, "export", "--round", "0", "--out", str(out), "-f",
+    assert run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out", str(out), "-f",
                "imagefolder")[0] == 0
     old_tree = _tree(out)
     argv = ["-p", project.root, "export", "--round", "0", "--out", str(out), "--overwrite"]
@@ -152,7 +143,7 @@ def test_restore_after_a_kill_between_renames_without_rerunning_export(project, 
     assert not out.exists()
     # an export without --overwrite to the same folder: the old one is restored first, then
     # the refusal says it exists - the old export is back, untouched
-    code, _out, err = run(capsys, "-p", project.root, "export", "--round", "0", "--out", str(out))
+    code, _out, err = run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out", str(out))
     assert code == 1 and "already exists" in err
     assert _tree(out) == old_tree
     assert os.listdir(out.parent) == ["round-0"]

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rorem_data import cli
+from helpers import run_cli
+
 
 pytestmark = pytest.mark.slow  # real processes, killed and rerun: ~1 min in all
 
@@ -66,17 +67,6 @@ else:
 from rorem_data import cli
 cli.main(argv)
 """
-
-
-def run(capsys, *argv):
-    try:
-        cli.main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err and "This is a bug in rorem-data" not in out.err, out.err
-    return code, out.out, out.err
 
 
 def run_killed(point, nth, argv):
@@ -171,13 +161,13 @@ def _assert_consistent_after_kill(project):
 def test_killed_seed_import_reruns_to_the_uninterrupted_state(projects, tmp_path, capsys, point, nth):
     meta = _seed_data(str(tmp_path / "data"))
     ref, victim = projects("ref"), projects("victim")
-    assert run(capsys, "-p", ref.root, "import", "seeds", meta)[0] == 0
+    assert run_cli(capsys, "-p", ref.root, "import", "seeds", meta)[0] == 0
     argv = ["-p", victim.root, "import", "seeds", meta]
     run_killed(point, nth, argv)
     _assert_consistent_after_kill(victim)
     partial = victim.dataset.count()
     assert partial < 8 or point == "round-record"
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code == 0, err
     assert f"imported {8 - partial}" in out
     a, b = _state(ref), _state(victim)
@@ -191,11 +181,11 @@ def test_killed_seed_import_reruns_to_the_uninterrupted_state(projects, tmp_path
 def test_killed_pool_import_reruns_to_the_uninterrupted_state(projects, tmp_path, capsys, point, nth):
     pool = _pool_data(str(tmp_path / "pool"))
     ref, victim = projects("ref"), projects("victim")
-    assert run(capsys, "-p", ref.root, "import", "pool", pool)[0] == 0
+    assert run_cli(capsys, "-p", ref.root, "import", "pool", pool)[0] == 0
     argv = ["-p", victim.root, "import", "pool", pool]
     run_killed(point, nth, argv)
     _assert_consistent_after_kill(victim)
-    assert run(capsys, *argv)[0] == 0
+    assert run_cli(capsys, *argv)[0] == 0
     a, b = _state(ref), _state(victim)
     assert a == b and len(a[0]) == 8 and len(a[1]) == 8
     assert not [f for f in b[1] if ".tmp-" in f]

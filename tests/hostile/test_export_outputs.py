@@ -10,21 +10,12 @@ import time
 
 import pytest
 
-from rorem_data import cli
 from rorem_data.core import outputs
 
+from helpers import run_cli
+
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def run(capsys, *argv):
-    try:
-        cli.main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err and "This is a bug in rorem-data" not in out.err, out.err
-    return code, out.out, out.err
 
 
 def _tree(root):
@@ -39,7 +30,7 @@ def _tree(root):
 
 @pytest.fixture
 def seeded(project, seed_meta, capsys):
-    assert run(capsys, "-p", project.root, "import", "seeds", seed_meta)[0] == 0
+    assert run_cli(capsys, "-p", project.root, "import", "seeds", seed_meta)[0] == 0
     return project
 
 
@@ -47,7 +38,7 @@ def test_overwrite_keeps_a_folder_it_did_not_write(seeded, tmp_path, capsys):
     mine = tmp_path / "thesis"
     (mine / "chapters").mkdir(parents=True)
     (mine / "chapters" / "1.tex").write_text("years of work")
-    code, _out, err = run(capsys, "-p", seeded.root, "export", "--round", "0", "--out", str(mine),
+    code, _out, err = run_cli(capsys, "-p", seeded.root, "export", "--round", "0", "--out", str(mine),
                           "--overwrite")
     assert code == 1 and "not written by rorem-data" in err and "left untouched" in err
     assert (mine / "chapters" / "1.tex").read_text() == "years of work"
@@ -59,7 +50,7 @@ def test_overwrite_never_removes_the_project_or_its_media(seeded, tmp_path, caps
     folder = {"root": seeded.root, "media": seeded.media_dir, "parent": str(tmp_path)}[which]
     outputs.write_marker(folder, "export")            # even a folder that looks like an export
     before = sorted(os.listdir(folder))
-    code, _out, err = run(capsys, "-p", seeded.root, "export", "--round", "0", "--out", folder,
+    code, _out, err = run_cli(capsys, "-p", seeded.root, "export", "--round", "0", "--out", folder,
                           "--overwrite")
     assert code == 1 and "never removes" in err
     assert sorted(os.listdir(folder)) == before
@@ -69,10 +60,10 @@ def test_overwrite_never_removes_the_project_or_its_media(seeded, tmp_path, caps
 
 def test_overwrite_refuses_a_symlink_and_another_kind_of_output(seeded, tmp_path, capsys):
     real = tmp_path / "real-export"
-    assert run(capsys, "-p", seeded.root, "export", "--round", "0", "--out", str(real))[0] == 0
+    assert run_cli(capsys, "-p", seeded.root, "export", "--round", "0", "--out", str(real))[0] == 0
     before = _tree(real)
     os.symlink(real, tmp_path / "link")
-    code, _out, err = run(capsys, "-p", seeded.root, "export", "--round", "0", "--out",
+    code, _out, err = run_cli(capsys, "-p", seeded.root, "export", "--round", "0", "--out",
                           str(tmp_path / "link"), "--overwrite")
     assert code == 1 and "symlink" in err
     assert _tree(real) == before and os.path.islink(tmp_path / "link")
@@ -80,7 +71,7 @@ def test_overwrite_refuses_a_symlink_and_another_kind_of_output(seeded, tmp_path
     report.mkdir()
     outputs.write_marker(str(report), "report")
     (report / "index.html").write_text("<p>report</p>")
-    code, _out, err = run(capsys, "-p", seeded.root, "export", "--round", "0", "--out",
+    code, _out, err = run_cli(capsys, "-p", seeded.root, "export", "--round", "0", "--out",
                           str(report), "--overwrite")
     assert code == 1 and "'report'" in err
     assert (report / "index.html").exists()
@@ -88,11 +79,11 @@ def test_overwrite_refuses_a_symlink_and_another_kind_of_output(seeded, tmp_path
 
 def test_overwrite_replaces_its_own_export_and_stays_deterministic(seeded, tmp_path, capsys):
     out = tmp_path / "e"
-    assert run(capsys, "-p", seeded.root, "export", "--round", "0", "--out", str(out), "-f",
+    assert run_cli(capsys, "-p", seeded.root, "export", "--round", "0", "--out", str(out), "-f",
                "imagefolder")[0] == 0
-    assert run(capsys, "-p", seeded.root, "export", "--round", "0", "--out", str(out),
+    assert run_cli(capsys, "-p", seeded.root, "export", "--round", "0", "--out", str(out),
                "--overwrite")[0] == 0
-    assert run(capsys, "-p", seeded.root, "export", "--round", "0", "--out", str(tmp_path / "f"))[0] == 0
+    assert run_cli(capsys, "-p", seeded.root, "export", "--round", "0", "--out", str(tmp_path / "f"))[0] == 0
     assert _tree(out) == _tree(tmp_path / "f")            # marker included, byte for byte
     assert json.loads((out / outputs.MARKER).read_text())["kind"] == "export"
     assert outputs.MARKER not in json.loads((out / "manifest.json").read_text())["files"]
@@ -135,8 +126,8 @@ def test_concurrent_exports_leave_each_others_staging_alone(seeded, tmp_path, ca
         staging = [p for p in os.listdir(out.parent) if p.startswith(".round-0.partial-")]
         assert len(staging) == 1
         # a second export to the same folder, and a third beside it, while the first runs
-        assert run(capsys, "-p", seeded.root, "export", "--round", "0", "--out", str(out))[0] == 0
-        assert run(capsys, "-p", seeded.root, "export", "--round", "0", "--out",
+        assert run_cli(capsys, "-p", seeded.root, "export", "--round", "0", "--out", str(out))[0] == 0
+        assert run_cli(capsys, "-p", seeded.root, "export", "--round", "0", "--out",
                    str(out.parent / "round-0b"))[0] == 0
         assert os.path.isdir(out.parent / staging[0])
         assert outputs.read_marker(str(out.parent / staging[0]))["pid"] == proc.pid

@@ -9,18 +9,7 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from rorem_data import cli
-
-
-def run(capsys, *argv):
-    try:
-        cli.main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err and "This is a bug in rorem-data" not in out.err, out.err
-    return code, out.out, out.err
+from helpers import run_cli
 
 
 def _seeds(root, n=3, size=24, rgb_masks=False):
@@ -58,7 +47,7 @@ def _key_of(project, filepath):
 def test_stored_file_replaced_by_a_symlink_is_refused(project, tmp_path, capsys):
     data = tmp_path / "data"
     meta = _seeds(str(data))
-    assert run(capsys, "-p", project.root, "import", "seeds", meta)[0] == 0
+    assert run_cli(capsys, "-p", project.root, "import", "seeds", meta)[0] == 0
     target = str(data / "GT" / "1.png")
     key = _key_of(project, str(data / "source" / "1.png"))
     secret = tmp_path / "secret.png"
@@ -66,7 +55,7 @@ def test_stored_file_replaced_by_a_symlink_is_refused(project, tmp_path, capsys)
     os.remove(target)
     os.symlink(secret, target)
     out = tmp_path / "export"
-    code, _out, err = run(capsys, "-p", project.root, "export", "--round", "0", "--out", str(out))
+    code, _out, err = run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out", str(out))
     assert code == 1
     assert f"pair {key}" in err and target in err and "now a symlink to" in err
     assert "Fix:" in err and "nothing was written" in err
@@ -75,12 +64,12 @@ def test_stored_file_replaced_by_a_symlink_is_refused(project, tmp_path, capsys)
     # even a link to a file inside the data folder is not what was imported
     os.remove(target)
     os.symlink(data / "GT" / "0.png", target)
-    code, _out, err = run(capsys, "-p", project.root, "export", "--round", "0", "--out", str(out))
+    code, _out, err = run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out", str(out))
     assert code == 1 and f"pair {key}" in err
     # restoring the file makes the export work, and the secret never travels
     os.remove(target)
     shutil.copy(data / "GT" / "0.png", target)
-    code, _out, err = run(capsys, "-p", project.root, "export", "--round", "0", "--out", str(out))
+    code, _out, err = run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out", str(out))
     assert code == 0, err
     assert secret.read_bytes() not in _all_bytes(out)
 
@@ -88,12 +77,12 @@ def test_stored_file_replaced_by_a_symlink_is_refused(project, tmp_path, capsys)
 def test_stored_folder_replaced_by_a_symlink_is_refused(project, tmp_path, capsys):
     data = tmp_path / "data"
     meta = _seeds(str(data))
-    assert run(capsys, "-p", project.root, "import", "seeds", meta)[0] == 0
+    assert run_cli(capsys, "-p", project.root, "import", "seeds", meta)[0] == 0
     elsewhere = tmp_path / "elsewhere"
     shutil.copytree(data / "source", elsewhere)
     shutil.rmtree(data / "source")
     os.symlink(elsewhere, data / "source")
-    code, _out, err = run(capsys, "-p", project.root, "export", "--round", "0", "--out",
+    code, _out, err = run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out",
                           str(tmp_path / "export"))
     assert code == 1
     assert err.count("its folder") == 3 and "became a symlink" in err
@@ -103,10 +92,10 @@ def test_stored_folder_replaced_by_a_symlink_is_refused(project, tmp_path, capsy
 def test_stored_file_gone_is_refused_by_pair(project, tmp_path, capsys):
     data = tmp_path / "data"
     meta = _seeds(str(data))
-    assert run(capsys, "-p", project.root, "import", "seeds", meta)[0] == 0
+    assert run_cli(capsys, "-p", project.root, "import", "seeds", meta)[0] == 0
     key = _key_of(project, str(data / "source" / "2.png"))
     os.remove(data / "mask" / "2.png")
-    code, _out, err = run(capsys, "-p", project.root, "export", "--round", "0", "--out",
+    code, _out, err = run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out",
                           str(tmp_path / "export"))
     assert code == 1 and f"pair {key}" in err and "mask file" in err
     assert "has since been moved or deleted" in err and "mark the pair rejected" in err
@@ -128,10 +117,10 @@ def test_a_symlinked_media_folder_is_fine(tmp_path, capsys):
                                       media_dir=str(tmp_path / "media-link"))
     try:
         meta = _seeds(str(tmp_path / "data"), rgb_masks=True)   # masks are rewritten into media
-        assert run(capsys, "-p", project.root, "import", "seeds", meta)[0] == 0
+        assert run_cli(capsys, "-p", project.root, "import", "seeds", meta)[0] == 0
         assert all(p.startswith(str(tmp_path / "media-link"))
                    for p in project.dataset.values("mask.mask_path"))
-        code, _out, err = run(capsys, "-p", project.root, "export", "--round", "0", "--out",
+        code, _out, err = run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out",
                               str(tmp_path / "export"))
         assert code == 0, err
     finally:

@@ -16,20 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rorem_data import cli
+from helpers import run_cli
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def run(capsys, *argv):
-    try:
-        cli.main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err and "This is a bug in rorem-data" not in out.err, out.err
-    return code, out.out, out.err
 
 
 def run_process(*argv):
@@ -89,7 +79,7 @@ def test_decompression_bomb_mask_is_refused_by_name(project, tmp_path, capsys):
     os.makedirs(pool / "masks")
     Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(pool / "images" / "x.png")
     _png_header_only(str(pool / "masks" / "x_0.png"), 20000, 20000)
-    code, _out, err = run(capsys, "-p", project.root, "import", "pool", str(pool))
+    code, _out, err = run_cli(capsys, "-p", project.root, "import", "pool", str(pool))
     assert code == 1 and "masks/x_0.png" in err and "too large" in err
     assert project.dataset.count() == 0
 
@@ -98,7 +88,7 @@ def test_decompression_bomb_source_is_refused(project, tmp_path, capsys):
     root = str(tmp_path / "d")
     entries = _seeds(root)
     _png_header_only(os.path.join(root, "source", "0.png"), 30000, 30000)
-    code, _out, err = run(capsys, "-p", project.root, "import", "seeds", _write_meta(root, entries))
+    code, _out, err = run_cli(capsys, "-p", project.root, "import", "seeds", _write_meta(root, entries))
     assert code == 1 and "meta.json entry 0" in err and "too large" in err
     assert project.dataset.count() == 0
 
@@ -110,7 +100,7 @@ def test_truncated_images_are_refused(project, tmp_path, capsys, which):
     p = os.path.join(root, which, "1.png")
     data = open(p, "rb").read()
     open(p, "wb").write(data[: len(data) // 2])
-    code, _out, err = run(capsys, "-p", project.root, "import", "seeds", _write_meta(root, entries))
+    code, _out, err = run_cli(capsys, "-p", project.root, "import", "seeds", _write_meta(root, entries))
     assert code == 1 and "meta.json entry 1" in err and f"{which}/1.png" in err
     assert ("truncated" in err) or ("not a readable" in err)
     assert project.dataset.count() == 0
@@ -124,7 +114,7 @@ def test_deeply_nested_json_is_one_clear_error(project, tmp_path, capsys):
     assert code == 1 and "meta.json" in err and "nests deeper than" in err
     coco = root / "ann.json"
     coco.write_bytes(b'{"images": ' + b"[" * 200_000 + b"]" * 200_000 + b"}")
-    code, _out, err = run(capsys, "-p", project.root, "import", "pool", str(coco))
+    code, _out, err = run_cli(capsys, "-p", project.root, "import", "pool", str(coco))
     assert code == 1 and "ann.json" in err and "nests deeper than" in err
     assert project.dataset.count() == 0
 
@@ -145,7 +135,7 @@ def test_wrong_json_types_in_meta_json(project, tmp_path, capsys, meta, needle):
     root = str(tmp_path / "d")
     _seeds(root, n=1)
     path = _write_meta(root, None, raw=json.dumps(meta).encode())
-    code, _out, err = run(capsys, "-p", project.root, "import", "seeds", path)
+    code, _out, err = run_cli(capsys, "-p", project.root, "import", "seeds", path)
     assert code == 1 and needle in err and "Fix:" in err, err
     assert project.dataset.count() == 0
 
@@ -154,7 +144,7 @@ def test_utf8_bom_in_meta_json_is_accepted(project, tmp_path, capsys):
     root = str(tmp_path / "d")
     entries = _seeds(root)
     path = _write_meta(root, None, raw=b"\xef\xbb\xbf" + json.dumps(entries).encode())
-    code, out, err = run(capsys, "-p", project.root, "import", "seeds", path)
+    code, out, err = run_cli(capsys, "-p", project.root, "import", "seeds", path)
     assert code == 0 and "imported 2" in out, err
     assert project.dataset.count() == 2
 

@@ -11,18 +11,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from rorem_data import cli
-
-
-def run(capsys, *argv):
-    try:
-        cli.main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err and "This is a bug in rorem-data" not in out.err, out.err
-    return code, out.out, out.err
+from helpers import run_cli
 
 
 def _img(path, seed, size=24):
@@ -64,7 +53,7 @@ def test_seed_source_folder_linking_outside_is_refused_and_never_exported(projec
         _img(str(data / "GT" / n), seed=s + 10)
     os.symlink(outside, data / "source")          # source/ -> a folder outside data/
     meta = _meta(str(data), ["a.png"])
-    code, _out, err = run(capsys, "-p", project.root, "import", "seeds", meta)
+    code, _out, err = run_cli(capsys, "-p", project.root, "import", "seeds", meta)
     assert code == 1
     assert "meta.json entry 0" in err and "leads outside" in err and "nothing was written" in err
     assert project.dataset.count() == 0
@@ -75,12 +64,12 @@ def test_seed_source_folder_linking_outside_is_refused_and_never_exported(projec
     entries = [{"source": "source/a.png", "mask": "mask/a.png", "GT": "GT/a.png"},
                {"source": "real/b.png", "mask": "mask/b.png", "GT": "GT/b.png"}]
     (data / "meta.json").write_text(json.dumps(entries))
-    code, out, err = run(capsys, "-p", project.root, "import", "seeds", meta, "--skip-invalid",
+    code, out, err = run_cli(capsys, "-p", project.root, "import", "seeds", meta, "--skip-invalid",
                          "--report", str(tmp_path / "report.json"))
     assert code == 0 and "imported 1" in out
     assert project.dataset.count() == 1
     assert json.load(open(tmp_path / "report.json"))[0]["item"] == "meta.json entry 0"
-    code, _out, _err = run(capsys, "-p", project.root, "export", "--round", "0", "--out",
+    code, _out, _err = run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out",
                            str(tmp_path / "export"))
     assert code == 0
     assert secret not in _tree_bytes(tmp_path / "export")
@@ -94,7 +83,7 @@ def test_seed_file_linking_outside_is_refused(project, tmp_path, capsys):
     _img(str(tmp_path / "private.png"), seed=7)
     os.makedirs(data / "GT")
     os.symlink(tmp_path / "private.png", data / "GT" / "a.png")
-    code, _out, err = run(capsys, "-p", project.root, "import", "seeds", _meta(str(data), ["a.png"]))
+    code, _out, err = run_cli(capsys, "-p", project.root, "import", "seeds", _meta(str(data), ["a.png"]))
     assert code == 1
     assert "meta.json entry 0" in err and "symlink to" in err and "private.png" in err
     assert project.dataset.count() == 0
@@ -108,12 +97,12 @@ def test_links_that_stay_inside_keep_working_and_store_real_paths(project, tmp_p
     os.symlink("store/src", data / "source")                      # folder link, inside
     os.makedirs(data / "GT")
     os.symlink("../store/gt/a.png", data / "GT" / "a.png")        # file link, inside
-    code, out, err = run(capsys, "-p", project.root, "import", "seeds", _meta(str(data), ["a.png"]))
+    code, out, err = run_cli(capsys, "-p", project.root, "import", "seeds", _meta(str(data), ["a.png"]))
     assert code == 0, err
     ds = project.dataset
     assert ds.values("filepath") == [str(data / "store" / "src" / "a.png")]
     assert ds.values("target_path") == [str(data / "store" / "gt" / "a.png")]
-    code, _out, err = run(capsys, "-p", project.root, "export", "--round", "0", "--out",
+    code, _out, err = run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out",
                           str(tmp_path / "e"))
     assert code == 0, err
     assert (data / "store" / "gt" / "a.png").read_bytes() in _tree_bytes(tmp_path / "e")
@@ -131,7 +120,7 @@ def test_pool_images_folder_linking_outside_is_refused(project, tmp_path, capsys
     os.makedirs(root)
     os.symlink(tmp_path / "elsewhere" / "images", root / "images")
     os.symlink(tmp_path / "elsewhere" / "masks", root / "masks")
-    code, _out, err = run(capsys, "-p", project.root, "import", "pool", str(root))
+    code, _out, err = run_cli(capsys, "-p", project.root, "import", "pool", str(root))
     assert code == 1 and "images/" in err and "outside" in err
     assert project.dataset.count() == 0
 
@@ -141,10 +130,10 @@ def test_pool_mask_file_linking_outside_is_refused_by_name(project, tmp_path, ca
     _pool(str(root))
     _mask(str(tmp_path / "private" / "m.png"))
     os.symlink(tmp_path / "private" / "m.png", root / "masks" / "a_1.png")
-    code, _out, err = run(capsys, "-p", project.root, "import", "pool", str(root))
+    code, _out, err = run_cli(capsys, "-p", project.root, "import", "pool", str(root))
     assert code == 1 and "masks/a_1.png" in err and "symlink to" in err
     assert project.dataset.count() == 0
-    code, out, _err = run(capsys, "-p", project.root, "import", "pool", str(root), "--skip-invalid",
+    code, out, _err = run_cli(capsys, "-p", project.root, "import", "pool", str(root), "--skip-invalid",
                           "--report", str(tmp_path / "r.json"))
     assert code == 0 and project.dataset.count() == 2
     assert str(tmp_path / "private") not in " ".join(project.dataset.values("mask.mask_path"))
@@ -157,7 +146,7 @@ def test_pool_linked_folder_inside_and_a_link_loop(project, tmp_path, capsys):
     os.symlink("../more", root / "images" / "extra")          # inside the pool folder: followed
     os.symlink(".", root / "images" / "loop")                 # a loop: listed once, no hang
     _mask(str(root / "masks" / "extra" / "c_0.png"))
-    code, out, err = run(capsys, "-p", project.root, "import", "pool", str(root))
+    code, out, err = run_cli(capsys, "-p", project.root, "import", "pool", str(root))
     assert code == 0, err
     assert "imported 3" in out
     assert str(root / "more" / "c.png") in project.dataset.values("filepath")
@@ -175,7 +164,7 @@ def test_coco_image_folder_link_outside_is_refused(project, tmp_path, capsys):
                        {"id": 3, "file_name": "c.png", "width": 10, "height": 10}],
             "annotations": [{"id": i, "image_id": i, "segmentation": poly} for i in (1, 2, 3)]}
     (root / "ann.json").write_text(json.dumps(coco))
-    code, _out, err = run(capsys, "-p", project.root, "import", "pool", str(root / "ann.json"))
+    code, _out, err = run_cli(capsys, "-p", project.root, "import", "pool", str(root / "ann.json"))
     assert code == 1
     assert "ann.json images[1]" in err and "leads outside" in err
     assert "ann.json annotation 3" in err and "symlink to" in err
