@@ -34,3 +34,7 @@ bench: setup
 	$(PY) benchmarks/featurize.py
 	$(PY) benchmarks/score.py
 	$(PY) benchmarks/bench_select.py
+	$(PY) benchmarks/active_inference.py
+	$(PY) benchmarks/active_learning.py
+	$(PY) benchmarks/paper_scale.py
+	$(PY) benchmarks/real_size.py
