@@ -19,7 +19,7 @@ SHAPES = {
     "200k": {"seeds": 60_000, "pools": (50_000, 70_000, 80_000), "budgets": (10_000, 2_000, 2_000)},
 }
 IMAGE_SIZE = 48
-PROJECT_MARKER = ".paper-scale-project"
+PROJECT_MARKER = ".paper-scale-project"  # folders this benchmark made (and may replace)
 REVIEWER = "sim-reviewer"
 LICENSE_SEEDS = "CC0-1.0"
 LICENSE_POOL = "CC-BY-4.0"
@@ -174,11 +174,15 @@ def step_finetune(root: str, shape: str, clock, **_):
         return {"status": f"not run: {exc}"}
     project = rorem_data.open_project(project_dir(root, shape))
     models = os.path.join(root, f"models-{shape}")
+    if os.path.exists(models) and not os.path.exists(os.path.join(models, PROJECT_MARKER)):
+        raise SystemExit(f"{models} exists but was not made by this benchmark; remove it yourself")
+    os.makedirs(models, exist_ok=True)
+    open(os.path.join(models, PROJECT_MARKER), "w").close()
     base = os.path.join(models, "tiny-sd-inpaint")
     if not os.path.exists(os.path.join(base, "model_index.json")):
         build_tiny_sd_inpaint(base)
     out = os.path.join(models, "remover-r3")
-    if os.path.exists(out):
+    if os.path.exists(out):  # the previous run's output, inside this benchmark's own folder
         shutil.rmtree(out)
     clock.mark("(build the tiny model)", setup=True)
     try:
