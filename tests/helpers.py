@@ -104,3 +104,34 @@ def run_cli(capsys, *argv):
     out = capsys.readouterr()
     assert "Traceback" not in out.err and "This is a bug in rorem-data" not in out.err, out.err
     return code, out.out, out.err
+
+
+#: Python source that a kill-test child runs before its own patches: with ``nth`` defined, a
+#: function wrapped by ``after(fn)`` / ``before(fn)`` kills the process (SIGKILL, no cleanup)
+#: right after / before its ``nth`` call for which ``when(*args)`` holds.
+KILL_HOOKS = r"""
+import os as _os, signal as _signal
+_calls = {"n": 0}
+
+def hit():
+    _calls["n"] += 1
+    return _calls["n"] == nth
+
+def die():
+    _os.kill(_os.getpid(), _signal.SIGKILL)
+
+def after(fn, when=lambda *a, **k: True):
+    def wrapped(*a, **k):
+        out = fn(*a, **k)
+        if when(*a, **k) and hit():
+            die()
+        return out
+    return wrapped
+
+def before(fn, when=lambda *a, **k: True):
+    def wrapped(*a, **k):
+        if when(*a, **k) and hit():
+            die()
+        return fn(*a, **k)
+    return wrapped
+"""

@@ -16,7 +16,7 @@ import pytest
 
 from rorem_data.core import outputs
 
-from helpers import run_cli
+from helpers import KILL_HOOKS, run_cli
 
 
 pytestmark = pytest.mark.slow  # real processes, killed and rerun: ~1 min in all
@@ -29,31 +29,7 @@ point, nth, argv = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 out = os.path.abspath(argv[argv.index("--out") + 1])
 from rorem_data.core import outputs
 from rorem_data.dataset import export as export_mod, export_outputs
-
-calls = {"n": 0}
-
-def hit():
-    calls["n"] += 1
-    return calls["n"] == nth
-
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
-
-def after(fn, when=lambda *a, **k: True):
-    def wrapped(*a, **k):
-        res = fn(*a, **k)
-        if when(*a, **k) and hit():
-            die()
-        return res
-    return wrapped
-
-def before(fn):
-    def wrapped(*a, **k):
-        if hit():
-            die()
-        return fn(*a, **k)
-    return wrapped
-
+# KILL_HOOKS: hit, die, after, before
 if point == "files":               # some files copied into the staging folder
     export_mod._copy = after(export_mod._copy)
 elif point == "before-publish":    # staging complete (manifest written), not swapped in
@@ -70,6 +46,7 @@ else:
 from rorem_data import cli
 cli.main(argv)
 """
+DRIVER = DRIVER.replace("# KILL_HOOKS: hit, die, after, before\n", KILL_HOOKS)
 
 
 def _tree(root, *, skip=()):

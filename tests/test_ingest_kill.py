@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import run_cli
+from helpers import KILL_HOOKS, run_cli
 
 
 pytestmark = pytest.mark.slow  # real processes, killed and rerun: ~1 min in all
@@ -30,30 +30,7 @@ from rorem_data.core import images as media
 from rorem_data.dataset import ingest, store
 
 ingest.COMMIT_CHUNK = 3
-calls = {"n": 0}
-
-def hit():
-    calls["n"] += 1
-    return calls["n"] == nth
-
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
-
-def after(fn, when=lambda *a, **k: True):
-    def wrapped(*a, **k):
-        out = fn(*a, **k)
-        if when(*a, **k) and hit():
-            die()
-        return out
-    return wrapped
-
-def before(fn, when=lambda *a, **k: True):
-    def wrapped(*a, **k):
-        if when(*a, **k) and hit():
-            die()
-        return fn(*a, **k)
-    return wrapped
-
+# KILL_HOOKS: hit, die, after, before
 if point == "mask-tmp":          # a mask's temporary file is written, not yet renamed in place
     os.replace = before(os.replace, lambda src, dst, *a, **k: "/masks/" in str(dst))
 elif point == "mask-written":    # some canonical masks are written, no record yet
@@ -67,6 +44,7 @@ else:
 from rorem_data import cli
 cli.main(argv)
 """
+DRIVER = DRIVER.replace("# KILL_HOOKS: hit, die, after, before\n", KILL_HOOKS)
 
 
 def run_killed(point, nth, argv):
