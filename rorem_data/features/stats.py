@@ -53,14 +53,21 @@ _STATS_ABS = ("logstd_L", "logstd_a", "logstd_b", "log_grad_ratio", "log_lap_rat
 STATS_NAMES = _SIGNAL_NAMES + tuple(f"abs_{k}" for k in _STATS_ABS)
 
 
+# Reductions run in float64: numpy's float32 sums take SIMD paths that depend on where an array
+# happens to sit in memory, so the same item could get features differing in the last bit from
+# one call to the next; in float64 those differences vanish when the feature is stored as float32.
+
+
 def _mmean(a: np.ndarray, m: np.ndarray) -> float:
     n = int(m.sum())
-    return float(a[m].mean()) if n else 0.0
+    return float(a[m].mean(dtype=np.float64)) if n else 0.0
 
 
 def _safe_corr(a: np.ndarray, b: np.ndarray) -> float:
     if a.size < 3:
         return 0.0
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
     a = a - a.mean()
     b = b - b.mean()
     den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
@@ -70,13 +77,13 @@ def _safe_corr(a: np.ndarray, b: np.ndarray) -> float:
 def _mahalanobis(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Distance of rows of ``x`` (k, 3) from the distribution of ``ref`` (N, 3)."""
     if len(x) == 0:
-        return np.zeros(0, np.float32)
+        return np.zeros(0, np.float64)
     mu = ref.mean(axis=0)
     cov = np.cov(ref.T) if len(ref) > 3 else np.zeros((3, 3))
     cov = cov + np.eye(3) * 4.0  # a floor of 2 Lab units: flat rings do not blow up distances
     inv = np.linalg.inv(cov)
     d = x - mu
-    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, inv, d), 0)).astype(np.float32)
+    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, inv, d), 0))
 
 
 def stats_features(source: np.ndarray, result: np.ndarray, mask: np.ndarray, *,
@@ -115,7 +122,7 @@ def stats_features(source: np.ndarray, result: np.ndarray, mask: np.ndarray, *,
     # distance of every pixel from the mask (0 inside): the ring and the "outside" follow from it
     dist = cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, 3)
     d_out = (np.abs(result.astype(np.int16) - source.astype(np.int16)).max(axis=2)[dist > 2.0]
-             .astype(np.float32) * (1 / 255))
+             .astype(np.float64) * (1 / 255))
     # everything else only looks at the mask and its ring: crop to them (+3 px for the filters)
     region = dist <= rw + 3
     rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
@@ -138,9 +145,9 @@ def stats_features(source: np.ndarray, result: np.ndarray, mask: np.ndarray, *,
 
     f: dict[str, float] = {"mask_area_frac": area / mask.size}
 
-    # colour of the fill vs ring
-    in_r = lab_r[m]
-    ring_r = lab_r[ring_m] if have_ring else in_r
+    # colour of the fill vs ring (pixel lists in float64, see _mmean)
+    in_r = lab_r[m].astype(np.float64)
+    ring_r = lab_r[ring_m].astype(np.float64) if have_ring else in_r
     mu_in, mu_ring = in_r.mean(0), ring_r.mean(0)
     sd_in, sd_ring = in_r.std(0), ring_r.std(0)
     for c, ch in enumerate("Lab"):
@@ -183,8 +190,8 @@ def stats_features(source: np.ndarray, result: np.ndarray, mask: np.ndarray, *,
     f["log_seam_ratio"] = log_ratio(g_r, boundary, ref)
 
     # colour outliers in the fill against the ring distribution
-    d_in = _mahalanobis(in_r.astype(np.float64), ring_r.astype(np.float64))
-    d_src = _mahalanobis(lab_s[m].astype(np.float64), ring_r.astype(np.float64))
+    d_in = _mahalanobis(in_r, ring_r)
+    d_src = _mahalanobis(lab_s[m].astype(np.float64), ring_r)
     f["maha_mean"] = float(d_in.mean())
     f["maha_p90"] = float(np.percentile(d_in, 90))
     f["maha_frac_gt3"] = float((d_in > 3).mean())
@@ -195,7 +202,7 @@ def stats_features(source: np.ndarray, result: np.ndarray, mask: np.ndarray, *,
     f["maha_largest_blob"] = (float(st[1:, cv2.CC_STAT_AREA].max()) / area) if n_lab > 1 else 0.0
     # the same, calibrated on how far the ring's own pixels stray from the ring distribution
     # (textured surroundings have wide distributions; a foreign blob still stands out)
-    d_ring = _mahalanobis(ring_r.astype(np.float64), ring_r.astype(np.float64))
+    d_ring = _mahalanobis(ring_r, ring_r)
     thr = max(3.0, float(np.percentile(d_ring, 99)))
     out_map[:] = 0
     out_map[m] = d_in > thr
@@ -208,7 +215,7 @@ def stats_features(source: np.ndarray, result: np.ndarray, mask: np.ndarray, *,
     f["log_maha_ratio"] = math.log((f["maha_mean"] + 1.0) / (f["src_maha_mean"] + 1.0))
 
     # residue: how close the fill stays to the removed object
-    in_s = lab_s[m]
+    in_s = lab_s[m].astype(np.float64)
     diff_in = np.linalg.norm(in_r - in_s, axis=1)
     f["change_in_mean"] = float(diff_in.mean()) / 100.0
     contrast = float(np.linalg.norm(in_s - mu_ring, axis=1).mean())
@@ -228,7 +235,7 @@ def stats_features(source: np.ndarray, result: np.ndarray, mask: np.ndarray, *,
         f["change_out_mean"] = f["change_out_p99"] = f["change_out_frac"] = 0.0
 
     # the object itself (source): how distinct it was from its surroundings
-    ring_s = lab_s[ring_m] if have_ring else in_s
+    ring_s = lab_s[ring_m].astype(np.float64) if have_ring else in_s
     f["src_dmean_lab"] = float(np.linalg.norm(in_s.mean(0) - ring_s.mean(0))) / 100.0
     f["src_log_grad_ratio"] = log_ratio(g_s, m, ref)
 
