@@ -22,7 +22,6 @@ Run: ``python benchmarks/featurize.py [--items 96] [--b32-items 24] [--runs 3]``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -176,22 +175,11 @@ def ours_rate(featurizer, items, batch_size: int, num_workers: int) -> float:
 
 
 def tiny_clip_dir(folder: str) -> str:
-    import open_clip
-    import torch
-    from safetensors.torch import save_file
+    """A random open_clip at a CLIP-like text config (77 tokens, the real vocabulary size)."""
+    from rorem_data.testing.tiny import build_tiny_clip
 
-    cfg = {"embed_dim": 64,
-           "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
-           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2,
-                        "layers": 2}}
-    os.makedirs(folder, exist_ok=True)
-    torch.manual_seed(0)
-    model = open_clip.CLIP(**cfg)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-              os.path.join(folder, "open_clip_model.safetensors"))
-    with open(os.path.join(folder, "open_clip_config.json"), "w") as fh:
-        json.dump({"model_cfg": cfg, "preprocess_cfg": {}}, fh)
-    return folder
+    return build_tiny_clip(folder, embed_dim=64, context_length=77, vocab_size=49408,
+                           text_width=64, text_layers=2)
 
 
 def median(xs):

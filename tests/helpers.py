@@ -135,3 +135,13 @@ def before(fn, when=lambda *a, **k: True):
         return fn(*a, **k)
     return wrapped
 """
+
+
+def file_bytes(root: str) -> set:
+    """The contents of every file under ``root`` (to ask: did an outside file's bytes get in?)."""
+    out = set()
+    for dp, _d, files in os.walk(root):
+        for f in files:
+            with open(os.path.join(dp, f), "rb") as fh:
+                out.add(fh.read())
+    return out

@@ -10,7 +10,6 @@ in process (random weights) and loaded from a ``local-dir:`` folder through the 
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -39,21 +38,11 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
     """A tiny random open_clip model in a local-dir folder (config + safetensors)."""
-    import open_clip
-    import torch
-    from safetensors.torch import save_file
+    from rorem_data.testing.tiny import build_tiny_clip
 
-    cfg = {"embed_dim": 16,
-           "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
-           "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 2,
-                        "layers": 1}}
-    folder = tmp_path_factory.mktemp("tiny-clip")
-    torch.manual_seed(0)
-    model = open_clip.CLIP(**cfg)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-              str(folder / "open_clip_model.safetensors"))
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg,
-                                                               "preprocess_cfg": {}}))
+    folder = build_tiny_clip(str(tmp_path_factory.mktemp("tiny-clip")), embed_dim=16,
+                             image_size=32, layers=1, context_length=8, vocab_size=64,
+                             text_width=16)
     return f"local-dir:{folder}"
 
 

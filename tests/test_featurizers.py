@@ -6,7 +6,6 @@ Offline and small: 64 px synthetic scenes with known truth, a tiny open_clip mod
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import subprocess
@@ -73,22 +72,9 @@ def write_pairs(folder, S, R, M):
 @pytest.fixture(scope="module")
 def tiny_clip_dir(tmp_path_factory):
     """A tiny random open_clip model saved as a local-dir folder (config + safetensors)."""
-    import open_clip
-    import torch
-    from safetensors.torch import save_file
+    from rorem_data.testing.tiny import build_tiny_clip
 
-    cfg = {"embed_dim": 32,
-           "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
-           "text_cfg": {"context_length": 16, "vocab_size": 256, "width": 32, "heads": 2,
-                        "layers": 1}}
-    folder = tmp_path_factory.mktemp("tiny-clip")
-    torch.manual_seed(0)
-    model = open_clip.CLIP(**cfg)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-              str(folder / "open_clip_model.safetensors"))
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg,
-                                                               "preprocess_cfg": {}}))
-    return str(folder)
+    return build_tiny_clip(str(tmp_path_factory.mktemp("tiny-clip")))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -288,3 +288,37 @@ class RecordingPipeline:
 
     def __getattr__(self, name):
         return getattr(self.pipe, name)
+
+
+def build_tiny_clip(out_dir: str, *, embed_dim: int = 32, image_size: int = 64, layers: int = 2,
+                    width: int = 64, context_length: int = 16, vocab_size: int = 256,
+                    text_width: int = 32, text_layers: int = 1, seed: int = 0) -> str:
+    """Save a random open_clip model as a ``local-dir`` folder (``open_clip_config.json`` and
+    ``open_clip_model.safetensors``), loadable by the ``clip`` featurizer with
+    ``model="local-dir:<out_dir>"``. No download, no pickle.
+
+    Returns
+    -------
+    str
+        ``out_dir``.
+    """
+    import json
+    import os
+
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    cfg = {"embed_dim": embed_dim,
+           "vision_cfg": {"image_size": image_size, "layers": layers, "width": width,
+                          "patch_size": 16},
+           "text_cfg": {"context_length": context_length, "vocab_size": vocab_size,
+                        "width": text_width, "heads": 2, "layers": text_layers}}
+    os.makedirs(out_dir, exist_ok=True)
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**cfg)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              os.path.join(out_dir, "open_clip_model.safetensors"))
+    with open(os.path.join(out_dir, "open_clip_config.json"), "w") as fh:
+        json.dump({"model_cfg": cfg, "preprocess_cfg": {}}, fh)
+    return out_dir

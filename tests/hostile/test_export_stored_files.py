@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from helpers import run_cli
+from helpers import file_bytes, run_cli
 
 
 def _seeds(root, n=3, size=24, rgb_masks=False):
@@ -29,15 +29,6 @@ def _seeds(root, n=3, size=24, rgb_masks=False):
     with open(path, "w") as fh:
         json.dump(entries, fh)
     return path
-
-
-def _all_bytes(root):
-    out = set()
-    for dp, _d, files in os.walk(root):
-        for f in files:
-            with open(os.path.join(dp, f), "rb") as fh:
-                out.add(fh.read())
-    return out
 
 
 def _key_of(project, filepath):
@@ -71,7 +62,7 @@ def test_stored_file_replaced_by_a_symlink_is_refused(project, tmp_path, capsys)
     shutil.copy(data / "GT" / "0.png", target)
     code, _out, err = run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out", str(out))
     assert code == 0, err
-    assert secret.read_bytes() not in _all_bytes(out)
+    assert secret.read_bytes() not in file_bytes(out)
 
 
 def test_stored_folder_replaced_by_a_symlink_is_refused(project, tmp_path, capsys):

@@ -11,7 +11,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from helpers import run_cli
+from helpers import file_bytes, run_cli
 
 
 def _img(path, seed, size=24):
@@ -32,15 +32,6 @@ def _meta(root, names):
     with open(path, "w") as fh:
         json.dump(entries, fh)
     return path
-
-
-def _tree_bytes(root):
-    out = set()
-    for dp, _d, files in os.walk(root):
-        for f in files:
-            with open(os.path.join(dp, f), "rb") as fh:
-                out.add(fh.read())
-    return out
 
 
 def test_seed_source_folder_linking_outside_is_refused_and_never_exported(project, tmp_path, capsys):
@@ -72,7 +63,7 @@ def test_seed_source_folder_linking_outside_is_refused_and_never_exported(projec
     code, _out, _err = run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out",
                            str(tmp_path / "export"))
     assert code == 0
-    assert secret not in _tree_bytes(tmp_path / "export")
+    assert secret not in file_bytes(tmp_path / "export")
     assert len(json.load(open(tmp_path / "export" / "meta.json"))) == 1
 
 
@@ -105,7 +96,7 @@ def test_links_that_stay_inside_keep_working_and_store_real_paths(project, tmp_p
     code, _out, err = run_cli(capsys, "-p", project.root, "export", "--round", "0", "--out",
                           str(tmp_path / "e"))
     assert code == 0, err
-    assert (data / "store" / "gt" / "a.png").read_bytes() in _tree_bytes(tmp_path / "e")
+    assert (data / "store" / "gt" / "a.png").read_bytes() in file_bytes(tmp_path / "e")
 
 
 def _pool(root, stems=("a", "b")):
