@@ -3,6 +3,10 @@
     python benchmarks/active_learning.py                     # both pools, every strategy, 40 seeds
     python benchmarks/active_learning.py --quick             # 3 seeds, 6 batches: a sanity run
     python benchmarks/active_learning.py --pools mixed --strategies random,hybrid --seeds 8
+    python benchmarks/active_learning.py --spec stats-hgb --seeds 12 --no-ablations \
+        --strategies random,uncertainty,hybrid,hybrid-audit            # another head
+
+Results and what they mean: ``docs/label-efficiency.md``.
 
 Not part of the test run; prints markdown tables. The loop is simulated on synthetic pools whose
 truth is known exactly:
@@ -24,7 +28,20 @@ truth is known exactly:
   ``stratified`` choose it themselves. After each batch the ``stats-logistic`` head is trained
   the way ``rorem-data discriminator train`` does it (a stratified 30% held-out split, Platt
   calibration on it); its calibrated scores drive the next selection (``proba``), as the
-  stored scores of a version drive ``rorem-data select``.
+  stored scores of a version drive ``rorem-data select``. ``--spec`` trains another
+  discriminator spec's head instead (``--head-params`` overrides its parameters).
+* **Designs from the literature** (rows, not registered strategies): *typical clusters*
+  (Hacohen et al., ICML 2022, TypiClust: k-means with as many clusters as labels after the
+  batch, the most typical candidate - nearest its centre - of each of the largest clusters no
+  label covers yet) and *importance-weighted uncertainty* (Beygelzimer et al., ICML 2009,
+  IWAL: candidates drawn with probability rising with uncertainty from a floor of 0.3, the
+  head trained with weights 1/q, which removes the sampling bias uncertainty sampling gives a
+  misspecified model; scikit-learn's weighted logistic regression on the standardised
+  features, as the ``logistic`` head, since heads take no weights). With ``--spec`` other than
+  a logistic head the IWAL row is skipped.
+* **References** per pool: the head's AUC with every candidate labelled by the noisy reviewer
+  (the most labels could ever give) and with ``2 x`` the budget drawn at random, so that
+  "half of random's labels" can be read against what doubling the labels is worth.
 * **(a) AUC**: a head trained on every label so far, against the noise-free truth on all
   candidates.
 * **(b) Automation yield**: the share of all candidates auto-accepted at ``--target``
@@ -78,6 +95,21 @@ ABLATIONS = {
                                           {"audit_share": 0.5, "region_share": 0.4}, None),
     "hybrid-audit share=0.4 region=0.4": ("hybrid-audit",
                                           {"audit_share": 0.4, "region_share": 0.4}, None),
+    # the whole batch in the accept region: labels for the threshold test, none for learning
+    "hybrid-audit share=1": ("hybrid-audit", {"audit_share": 1.0}, None),
+    # the default until the version certifies an accept threshold, then the whole batch
+    # uniformly among the candidates at or above it
+    "hybrid-audit share=1 once certified": ("hybrid-audit", {}, lambda version: (
+        {"audit_share": 1.0, "accept_threshold": version["threshold"]}
+        if version["threshold"] is not None else {})),
+}
+
+#: Designs from the literature that are not registered strategies (they did not beat the
+#: registered ones here); label -> function(loop, version, reviewed, rng, batch) -> (picks,
+#: training weights of the picks or None). See :meth:`Loop.typical` and :meth:`Loop.iwal`.
+DESIGNS = {
+    "typical clusters (TypiClust)": "typical",
+    "importance-weighted uncertainty (IWAL)": "iwal",
 }
 
 
@@ -158,16 +190,80 @@ class Loop:
         self.truth = pool["truth"]
         self.n = len(self.truth)
         self.args = args
-        self.spec = get_spec("stats-logistic")
+        self.spec = get_spec(args.spec)
+        self.head_params = json.loads(args.head_params) if args.head_params else {}
         self.strata = {"category": pool["category"], "area": quantile_bins(pool["area"], 4)}
         mean, std = self.X.mean(axis=0), self.X.std(axis=0)
-        self.z_norm = np.linalg.norm((self.X - mean) / np.where(std > 0, std, 1.0), axis=1)
+        self.Z = (self.X - mean) / np.where(std > 0, std, 1.0)
+        self.z_norm = np.linalg.norm(self.Z, axis=1)
 
     def _fit(self, idx, y):
-        return self.spec.build().fit(self.X[idx], y)
+        return self.spec.build(**self.head_params).fit(self.X[idx], y)
 
-    def version(self, idx, y, seed: int, step: int) -> dict:
-        """The discriminator versions after a batch: AUC (all labels), yield (held-out splits)."""
+    def _fit_weighted(self, idx, y, w):
+        """The ``logistic`` head's model (z-scored features, L2 logistic regression, its C)
+        with sample weights, which :class:`LogisticHead` does not take."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        params = {**self.spec.params, **self.head_params}
+        model = make_pipeline(StandardScaler(), LogisticRegression(
+            C=float(params.get("C", 1.0)), max_iter=int(params.get("max_iter", 1000))))
+        return model.fit(self.X[idx], y, logisticregression__sample_weight=w)
+
+    def typical(self, version, reviewed, rng, batch):
+        """TypiClust: the most typical candidate of each of the largest uncovered clusters."""
+        from sklearn.cluster import MiniBatchKMeans
+
+        k = int(reviewed.sum()) + batch
+        km = MiniBatchKMeans(k, random_state=int(rng.integers(2**31)), n_init=1,
+                             batch_size=2048).fit(self.Z)
+        lab = km.labels_
+        covered = np.zeros(k, dtype=bool)
+        covered[lab[reviewed]] = True
+        dist = np.linalg.norm(self.Z - km.cluster_centers_[lab], axis=1)
+        dist[reviewed] = np.inf
+        best = np.full(k, -1)
+        order = np.lexsort((dist, lab))  # by cluster, then nearest the centre first
+        first = order[np.r_[True, lab[order][1:] != lab[order][:-1]]]
+        best[lab[first]] = first
+        sizes = np.bincount(lab, minlength=k)
+        picks = [int(best[c]) for c in np.argsort(-sizes, kind="stable")
+                 if not covered[c] and best[c] >= 0 and np.isfinite(dist[best[c]])][:batch]
+        if len(picks) < batch:  # fewer uncovered clusters than the batch: fill at random
+            free = np.flatnonzero(~reviewed)
+            free = free[~np.isin(free, picks)]
+            picks += rng.choice(free, batch - len(picks), replace=False).tolist()
+        return np.asarray(picks, dtype=np.int64), None
+
+    def iwal(self, version, reviewed, rng, batch, floor: float = 0.3):
+        """IWAL: draw by uncertainty from a floor; weights 1/q for training (mean 1)."""
+        free = np.flatnonzero(~reviewed)
+        u = 1.0 - 2.0 * np.abs(version["p_all"][free] - 0.5)
+        q = floor + (1.0 - floor) * u
+        q = q / q.sum()
+        pos = rng.choice(len(free), batch, replace=False, p=q)
+        return free[pos], 1.0 / (q[pos] * len(free))
+
+    def references(self, seed: int) -> tuple[float, float]:
+        """AUC with every candidate labelled by the noisy reviewer, and with 2x the budget."""
+        from sklearn.metrics import roc_auc_score
+
+        a = self.args
+        noise = np.random.default_rng([seed, 0xF11B]).random(self.n) < a.noise
+        reviewer = (self.truth ^ noise).astype(np.int64)
+        every = np.arange(self.n)
+        double = np.random.default_rng([seed, 0xD0]).permutation(self.n)[
+            :min(self.n, 2 * a.batches * a.batch_size)]
+        return tuple(float(roc_auc_score(self.truth,
+                                         self._fit(i, reviewer[i]).predict_proba(self.X)[:, 1]))
+                     for i in (every, double))
+
+    def version(self, idx, y, seed: int, step: int, weights=None) -> dict:
+        """The discriminator versions after a batch: AUC (all labels), yield (held-out splits).
+
+        ``weights`` (IWAL): training weights of the labels, used by every fit."""
         from sklearn.metrics import roc_auc_score
         from sklearn.model_selection import train_test_split
 
@@ -177,7 +273,13 @@ class Loop:
         from rorem_data.stats.thresholds import choose_accept_threshold
 
         a = self.args
-        p_all = self._fit(idx, y).predict_proba(self.X)[:, 1]
+
+        def fit(pos):  # the head on the labels at positions ``pos`` of ``idx``
+            if weights is None:
+                return self._fit(idx[pos], y[pos])
+            return self._fit_weighted(idx[pos], y[pos], weights[pos])
+
+        p_all = fit(np.arange(len(idx))).predict_proba(self.X)[:, 1]
         out = {"auc": float(roc_auc_score(self.truth, p_all)), "p_all": p_all, "labels": idx,
                "y": y, "scores": p_all, "threshold": None}
         free = np.ones(self.n, dtype=bool)
@@ -192,7 +294,7 @@ class Loop:
                 break
             if len(set(y[tr].tolist())) < 2:
                 break
-            raw = self._fit(idx[tr], y[tr]).predict_proba(self.X)[:, 1]
+            raw = fit(tr).predict_proba(self.X)[:, 1]
             scores = get_calibrator("platt").fit(raw[idx[ho]], y[ho]).predict(raw)
             threshold = None
             try:
@@ -247,20 +349,28 @@ class Loop:
         return kw
 
     def run(self, strategy: str, params: dict, dynamic, seed: int) -> np.ndarray:
-        """Per batch: labels, AUC, yield, failure share, threshold found; shape (batches, 5)."""
+        """Per batch: labels, AUC, yield, failure share, threshold found; shape (batches, 5).
+
+        ``strategy`` is a registered strategy, or ``"design:typical"`` / ``"design:iwal"``."""
         a = self.args
+        design = getattr(self, strategy.split(":", 1)[1]) if strategy.startswith("design:") \
+            else None
+        weights: list[float] = []
         noise = np.random.default_rng([seed, 0xF11B]).random(self.n) < a.noise
         reviewer = self.truth ^ noise
         reviewed = np.zeros(self.n, dtype=bool)
         order: list[int] = []
-        needs_model = any(x in get_strategy(strategy).needs(params)
-                          for x in ("proba", "committee", "scores"))
+        needs_model = design is not None or any(
+            x in get_strategy(strategy).needs(params) for x in ("proba", "committee", "scores"))
         version = None
         rows = []
         for step in range(a.batches):
             rng = np.random.default_rng([seed, step])
+            w = None
             if version is None and needs_model:
                 picks = select("random", a.batch_size, n=self.n, reviewed=reviewed, rng=rng)
+            elif design is not None:
+                picks, w = design(version, reviewed, rng, a.batch_size)
             else:
                 extra = dynamic(version) if (dynamic is not None and version) else {}
                 kw = self.inputs(strategy, {**params, **extra}, version, rng)
@@ -270,8 +380,10 @@ class Loop:
                 raise RuntimeError(f"{strategy} broke the contract at step {step}")
             reviewed[picks] = True
             order.extend(picks.tolist())
+            weights.extend(np.ones(len(picks)) if w is None else w)
             idx = np.asarray(order)
-            version = self.version(idx, reviewer[idx].astype(np.int64), seed, step)
+            weighted = np.asarray(weights) if strategy == "design:iwal" else None
+            version = self.version(idx, reviewer[idx].astype(np.int64), seed, step, weighted)
             rows.append((len(idx), version["auc"], version["yield"], version["fail"],
                          version["found"]))
         return np.asarray(rows)
@@ -281,6 +393,15 @@ class Loop:
 
 _STATE: dict = {}
 
+#: The row of per-seed reference AUCs (every candidate labelled; twice the budget at random).
+REFERENCES = "__references__"
+
+
+def get_spec_head(name: str) -> str:
+    from rorem_data.discriminators.specs import get_spec
+
+    return get_spec(name).head
+
 
 def _init_worker(pools, args):
     warnings.simplefilter("ignore")
@@ -289,6 +410,10 @@ def _init_worker(pools, args):
 
 def _task(job):
     pool_name, label, strategy, params, seed = job
+    if strategy == "references":
+        t0 = time.perf_counter()
+        res = np.asarray(_STATE["loops"][pool_name].references(seed))
+        return pool_name, label, seed, res, time.perf_counter() - t0
     dynamic = ABLATIONS[label][2] if label in ABLATIONS else None
     t0 = time.perf_counter()
     res = _STATE["loops"][pool_name].run(strategy, params, dynamic, seed)
@@ -395,8 +520,11 @@ def _ratio(res, base, col, idx, step):
     return res[idx, step, col].mean() / b if b > 0 else float("nan")
 
 
-def summarise(pool_name: str, results: dict, args) -> dict:
-    """Print the tables of one pool; return the headline numbers per row."""
+def summarise(pool_name: str, results: dict, args, refs: np.ndarray) -> dict:
+    """Print the tables of one pool; return the headline numbers per row.
+
+    ``refs`` (seeds, 2): AUC with every candidate labelled, and with twice the budget at random.
+    """
     base = results["random"]
     labels = base[0, :, 0]
     n_seeds = base.shape[0]
@@ -437,6 +565,15 @@ def summarise(pool_name: str, results: dict, args) -> dict:
               f"{res[:, :, 4].mean():.2f} | {res[:, :, 3].mean():.3f} |")
     final_auc = base[:, -1, 1].mean()
     final_yield = base[:, -1, 2].mean()
+    every, double = (t_interval(refs[:, 0]), t_interval(refs[:, 1]))
+    budget = int(labels[-1])
+    half = base[:, len(labels) // 2 - 1, 1].mean()
+    print(f"\nReferences (the same head): every candidate labelled by the reviewer, AUC "
+          f"{every[0]:.3f} [{every[1]:.3f}, {every[2]:.3f}]; random labels {budget // 2} -> "
+          f"{budget} -> {2 * budget}: {half:.3f} -> {final_auc:.3f} -> {double[0]:.3f} "
+          f"[{double[1]:.3f}, {double[2]:.3f}]. Reaching random's final AUC with half the "
+          f"labels means gaining by the choice of labels what random gains by doubling them "
+          f"({final_auc - half:+.3f}; the next doubling gives {double[0] - final_auc:+.3f}).")
     print(f"\nLabels each strategy needs, as a multiple of random's {int(labels[-1])}, to reach "
           f"random's final AUC ({final_auc:.3f}) and final yield ({final_yield:.3f}); yield at "
           "equal labels as a multiple of random's (final budget, and averaged over budgets); "
@@ -477,6 +614,8 @@ def main(argv=None) -> int:
     ap.add_argument("--strategies", default=None,
                     help="comma-separated strategy names (default: every registered one)")
     ap.add_argument("--no-ablations", action="store_true", help="skip the parameter variants")
+    ap.add_argument("--no-designs", action="store_true",
+                    help="skip the literature designs that are not registered strategies")
     ap.add_argument("--seeds", type=int, default=40)
     ap.add_argument("--batches", type=int, default=12)
     ap.add_argument("--batch-size", type=int, default=50)
@@ -487,6 +626,9 @@ def main(argv=None) -> int:
     ap.add_argument("--splits", type=int, default=5, help="held-out splits averaged per step")
     ap.add_argument("--boot", type=int, default=1000, help="bootstrap resamples")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--spec", default="stats-logistic",
+                    help="discriminator spec whose head is trained after each batch")
+    ap.add_argument("--head-params", default=None, help="JSON overrides of the spec's params")
     ap.add_argument("--default", default="hybrid-audit",
                     help="the strategy checked against the targets")
     ap.add_argument("--cache-dir", default="/tmp")
@@ -499,6 +641,11 @@ def main(argv=None) -> int:
     if not args.no_ablations:
         rows.update({label: (strat, params) for label, (strat, params, _) in ABLATIONS.items()
                      if strat in names or args.strategies is None})
+    if not args.no_designs:
+        logistic = get_spec_head(args.spec) == "logistic"
+        rows.update({label: ("design:" + name, {}) for label, name in DESIGNS.items()
+                     if name != "iwal" or logistic})
+    rows[REFERENCES] = ("references", {})
     t0 = time.perf_counter()
     pools = {}
     args.pool_sizes, args.pool_success = {}, {}
@@ -517,7 +664,8 @@ def main(argv=None) -> int:
           f"cpus={os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
     results = run_all(pools, rows, list(range(args.seeds)), args)
     for name in pools:
-        head = summarise(name, results[name], args)
+        refs = results[name].pop(REFERENCES)
+        head = summarise(name, results[name], args, refs)
         d = head.get(args.default)
         if d is not None:
             ok_auc = d["auc_labels_x"] <= 0.5

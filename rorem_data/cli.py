@@ -63,6 +63,32 @@ def _json_option(value: Optional[str], flag: str):
     return data
 
 
+def _params_option(values: Optional[list], flag: str = "--param") -> dict:
+    """``KEY=VALUE`` pairs; a value that reads as JSON (number, true/false, null) is that value,
+    otherwise the text itself. A key given twice is an error (no silent last-one-wins)."""
+    import json
+
+    from rorem_data.core.errors import ConfigError
+
+    out: dict = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE with a parameter name as KEY, "
+                              f"e.g. {flag} audit_share=1")
+        if key in out:
+            raise ConfigError(f"{flag} {key} is given twice; give each parameter once")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        if isinstance(value, (list, dict)):
+            value = raw
+        out[key] = value
+    return out
+
+
 def _opt(**kw):
     """Only the options the user set (so the library's defaults apply otherwise)."""
     return {k: v for k, v in kw.items() if v not in (None, False)}
@@ -254,17 +280,33 @@ def select(
     double_share: float = typer.Option(0.0, help="Share of the queue judged by two reviewers."),
     floor: float = typer.Option(0.05, help="active-inference: smallest inclusion probability."),
     seed: int = typer.Option(0, help="Random seed (same seed, same queue)."),
+    param: Optional[List[str]] = typer.Option(
+        None, "--param", "-p", help="A strategy parameter KEY=VALUE, repeatable (e.g. --param "
+        "audit_share=1 --param accept_threshold=0.8); the strategy's own checks apply."),
 ):
     """Build the round's human review queue (a saved view named review-round-N)."""
+    from rorem_data.core.errors import ConfigError
     from rorem_data.rounds import queue
 
+    params = _params_option(param)
     p = _open()
     if strategy == "active-inference":
+        if params:
+            raise ConfigError(f"--param {', '.join(params)}: the active-inference sample takes "
+                              "--floor and --version, not strategy parameters")
         sel = queue.build_active_sample(p, round, budget, version=version, floor=floor, rng=seed)
     else:
         from rorem_data.selection.strategies import get_strategy
 
-        needs = set(get_strategy(strategy).needs({}))
+        import inspect
+
+        taken = set(inspect.signature(queue.build_queue).parameters) | set(queue.COMPUTED_INPUTS)
+        clash = sorted(set(params) & taken)
+        if clash:
+            raise ConfigError(f"--param {', '.join(clash)}: set by select itself (use its own "
+                              "options, e.g. --seed, --threshold, --version); --param is for the "
+                              f"strategy's parameters: {', '.join(get_strategy(strategy).params) or 'none'}")
+        needs = set(get_strategy(strategy).needs(params))
         if "proba" in needs and version is None:
             from rorem_data.rounds.versions import latest_version
 
@@ -273,7 +315,7 @@ def select(
             featurizer = "stats"
         sel = queue.build_queue(p, round, budget, strategy=strategy, discriminator=version,
                                 committee=_csv(committee), threshold=threshold, featurizer=featurizer,
-                                strata=_csv(strata), double_share=double_share, rng=seed)
+                                strata=_csv(strata), double_share=double_share, rng=seed, **params)
     _echo(sel.summary())
 
 

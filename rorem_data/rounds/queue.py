@@ -83,6 +83,10 @@ def load_round_arrays(project, round: int, *, score_keys=(), extra_fields=()) ->
     return out
 
 
+#: Strategy inputs :func:`build_queue` computes from the round; never accepted as parameters.
+COMPUTED_INPUTS = ("n", "reviewed", "proba", "committee", "features", "strata", "scores")
+
+
 def build_queue(
     project,
     round: int,
@@ -139,6 +143,10 @@ def build_queue(
     t0 = time.perf_counter()
     if not 0.0 <= double_share <= 1.0:
         raise ConfigError(f"double_share must be in [0, 1]; got {double_share}")
+    computed = sorted(set(params) & set(COMPUTED_INPUTS))
+    if computed:
+        raise ConfigError(f"build_queue computes {', '.join(computed)} from round {round}; "
+                          "they are not strategy parameters")
     plain = {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))}
     sel_id = _selection_id(round=int(round), budget=budget, strategy=strategy, discriminator=discriminator,
                            committee=committee, threshold=threshold, featurizer=featurizer, strata=strata,
