@@ -38,7 +38,9 @@ truth is known exactly:
   head trained with weights 1/q, which removes the sampling bias uncertainty sampling gives a
   misspecified model; scikit-learn's weighted logistic regression on the standardised
   features, as the ``logistic`` head, since heads take no weights). With ``--spec`` other than
-  a logistic head the IWAL row is skipped.
+  a logistic head the IWAL row is skipped. And one row no real loop can run, as a check on the
+  idea that labels at the boundary are what a head lacks: *oracle boundary* takes the candidates
+  nearest 0.5 under the head trained on every candidate's noise-free truth.
 * **References** per pool: the head's AUC with every candidate labelled by the noisy reviewer
   (the most labels could ever give) and with ``2 x`` the budget drawn at random, so that
   "half of random's labels" can be read against what doubling the labels is worth.
@@ -104,12 +106,13 @@ ABLATIONS = {
         if version["threshold"] is not None else {})),
 }
 
-#: Designs from the literature that are not registered strategies (they did not beat the
-#: registered ones here); label -> function(loop, version, reviewed, rng, batch) -> (picks,
-#: training weights of the picks or None). See :meth:`Loop.typical` and :meth:`Loop.iwal`.
+#: Designs that are not registered strategies - two from the literature (they did not beat the
+#: registered ones here) and an oracle no real loop can run: label -> the :class:`Loop` method
+#: ``method(version, reviewed, rng, batch) -> (picks, training weights of the picks or None)``.
 DESIGNS = {
     "typical clusters (TypiClust)": "typical",
     "importance-weighted uncertainty (IWAL)": "iwal",
+    "oracle boundary (knows the all-label head)": "oracle_boundary",
 }
 
 
@@ -245,6 +248,15 @@ class Loop:
         q = q / q.sum()
         pos = rng.choice(len(free), batch, replace=False, p=q)
         return free[pos], 1.0 / (q[pos] * len(free))
+
+    def oracle_boundary(self, version, reviewed, rng, batch):
+        """The free candidates nearest P = 0.5 under the head fit on all noise-free truth."""
+        if getattr(self, "_p_star", None) is None:
+            every = np.arange(self.n)
+            self._p_star = self._fit(every, self.truth.astype(np.int64)).predict_proba(self.X)[:, 1]
+        free = np.flatnonzero(~reviewed)
+        gap = np.abs(self._p_star[free] - 0.5)
+        return free[np.argsort(gap, kind="stable")[:batch]], None
 
     def references(self, seed: int) -> tuple[float, float]:
         """AUC with every candidate labelled by the noisy reviewer, and with 2x the budget."""
