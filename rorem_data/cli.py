@@ -281,7 +281,7 @@ def select(
     floor: float = typer.Option(0.05, help="active-inference: smallest inclusion probability."),
     seed: int = typer.Option(0, help="Random seed (same seed, same queue)."),
     param: Optional[List[str]] = typer.Option(
-        None, "--param", "-p", help="A strategy parameter KEY=VALUE, repeatable (e.g. --param "
+        None, "--param", help="A strategy parameter KEY=VALUE, repeatable (e.g. --param "
         "audit_share=1 --param accept_threshold=0.8); the strategy's own checks apply."),
 ):
     """Build the round's human review queue (a saved view named review-round-N)."""
@@ -296,9 +296,9 @@ def select(
                               "--floor and --version, not strategy parameters")
         sel = queue.build_active_sample(p, round, budget, version=version, floor=floor, rng=seed)
     else:
-        from rorem_data.selection.strategies import get_strategy
-
         import inspect
+
+        from rorem_data.selection.strategies import get_strategy
 
         taken = set(inspect.signature(queue.build_queue).parameters) | set(queue.COMPUTED_INPUTS)
         clash = sorted(set(params) & taken)

@@ -53,6 +53,7 @@ def test_text_values_stay_text(project, capsys, featurized):
     (["--param", "proba=0.5"], ["proba", "set by select"]),
     (["--param", "bogus=1"], ["bogus", "audit_share"]),
     (["--param", "audit_share=2"], ["audit_share", "2"]),
+    (["--param", "audit_share=NaN"], ["audit_share", "nan"]),
 ])
 def test_bad_parameters_are_one_clear_error_and_queue_nothing(project, capsys, featurized,
                                                               args, words):
