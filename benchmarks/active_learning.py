@@ -199,6 +199,12 @@ class Loop:
         mean, std = self.X.mean(axis=0), self.X.std(axis=0)
         self.Z = (self.X - mean) / np.where(std > 0, std, 1.0)
         self.z_norm = np.linalg.norm(self.Z, axis=1)
+        self._p_star = None  # the all-truth head's P(success), for the oracle row
+
+    def reviewer(self, seed: int) -> np.ndarray:
+        """The simulated reviewer's judgments of every candidate: the truth, flipped with
+        probability ``--noise``, drawn once per seed so every row meets the same mistakes."""
+        return self.truth ^ (np.random.default_rng([seed, 0xF11B]).random(self.n) < self.args.noise)
 
     def _fit(self, idx, y):
         return self.spec.build(**self.head_params).fit(self.X[idx], y)
@@ -251,7 +257,7 @@ class Loop:
 
     def oracle_boundary(self, version, reviewed, rng, batch):
         """The free candidates nearest P = 0.5 under the head fit on all noise-free truth."""
-        if getattr(self, "_p_star", None) is None:
+        if self._p_star is None:
             every = np.arange(self.n)
             self._p_star = self._fit(every, self.truth.astype(np.int64)).predict_proba(self.X)[:, 1]
         free = np.flatnonzero(~reviewed)
@@ -263,8 +269,7 @@ class Loop:
         from sklearn.metrics import roc_auc_score
 
         a = self.args
-        noise = np.random.default_rng([seed, 0xF11B]).random(self.n) < a.noise
-        reviewer = (self.truth ^ noise).astype(np.int64)
+        reviewer = self.reviewer(seed).astype(np.int64)
         every = np.arange(self.n)
         double = np.random.default_rng([seed, 0xD0]).permutation(self.n)[
             :min(self.n, 2 * a.batches * a.batch_size)]
@@ -363,13 +368,15 @@ class Loop:
     def run(self, strategy: str, params: dict, dynamic, seed: int) -> np.ndarray:
         """Per batch: labels, AUC, yield, failure share, threshold found; shape (batches, 5).
 
-        ``strategy`` is a registered strategy, or ``"design:typical"`` / ``"design:iwal"``."""
+        ``strategy`` is a registered strategy, or ``"design:<name>"`` with a :class:`Loop`
+        method name from :data:`DESIGNS`; a design that returns training weights (IWAL) has
+        every fit of the run weighted."""
         a = self.args
         design = getattr(self, strategy.split(":", 1)[1]) if strategy.startswith("design:") \
             else None
-        weights: list[float] = []
-        noise = np.random.default_rng([seed, 0xF11B]).random(self.n) < a.noise
-        reviewer = self.truth ^ noise
+        weights: list[np.ndarray] = []  # training weights per batch (1 unless the design sets them)
+        weighted_run = False
+        reviewer = self.reviewer(seed)
         reviewed = np.zeros(self.n, dtype=bool)
         order: list[int] = []
         needs_model = design is not None or any(
@@ -392,9 +399,10 @@ class Loop:
                 raise RuntimeError(f"{strategy} broke the contract at step {step}")
             reviewed[picks] = True
             order.extend(picks.tolist())
-            weights.extend(np.ones(len(picks)) if w is None else w)
+            weights.append(np.ones(len(picks)) if w is None else w)
+            weighted_run |= w is not None
             idx = np.asarray(order)
-            weighted = np.asarray(weights) if strategy == "design:iwal" else None
+            weighted = np.concatenate(weights) if weighted_run else None
             version = self.version(idx, reviewer[idx].astype(np.int64), seed, step, weighted)
             rows.append((len(idx), version["auc"], version["yield"], version["fail"],
                          version["found"]))
@@ -407,12 +415,6 @@ _STATE: dict = {}
 
 #: The row of per-seed reference AUCs (every candidate labelled; twice the budget at random).
 REFERENCES = "__references__"
-
-
-def get_spec_head(name: str) -> str:
-    from rorem_data.discriminators.specs import get_spec
-
-    return get_spec(name).head
 
 
 def _init_worker(pools, args):
@@ -654,7 +656,9 @@ def main(argv=None) -> int:
         rows.update({label: (strat, params) for label, (strat, params, _) in ABLATIONS.items()
                      if strat in names or args.strategies is None})
     if not args.no_designs:
-        logistic = get_spec_head(args.spec) == "logistic"
+        from rorem_data.discriminators.specs import get_spec
+
+        logistic = get_spec(args.spec).head == "logistic"
         rows.update({label: ("design:" + name, {}) for label, name in DESIGNS.items()
                      if name != "iwal" or logistic})
     rows[REFERENCES] = ("references", {})

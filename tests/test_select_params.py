@@ -43,6 +43,10 @@ def test_text_values_stay_text(project, capsys, featurized):
                            "--param", "score=margin", "--param", "standardize=true")
     assert code == 0, err
     assert len(_queued(project)) == 4
+    from rorem_data.dataset import store
+
+    params = store.round_record(project.dataset_name, 1)["selections"][-1]["params"]
+    assert params == {"score": "margin", "standardize": True}  # text stays text, JSON is JSON
 
 
 @pytest.mark.parametrize("args, words", [
