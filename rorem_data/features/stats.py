@@ -167,14 +167,17 @@ def stats_features(source: np.ndarray, result: np.ndarray, mask: np.ndarray, *,
     f["hist_bhatt_L"] = float(cv2.compareHist(hl_in, hl_ring, cv2.HISTCMP_BHATTACHARYYA))
     f["hist_bhatt_ab"] = float(cv2.compareHist(hab_in, hab_ring, cv2.HISTCMP_BHATTACHARYYA))
 
-    # texture / sharpness
+    # texture / sharpness, filtered in float64: a float32 gradient could differ in its last bit
+    # from one call to the next (OpenCV's vector and scalar paths), which reached the features
+    L_r, L_s = (np.ascontiguousarray(x, dtype=np.float64) for x in (L_r, L_s))
+
     def grad_mag(L):
-        gx = cv2.Sobel(L, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(L, cv2.CV_32F, 0, 1, ksize=3)
-        return cv2.magnitude(gx, gy)
+        gx = cv2.Sobel(L, cv2.CV_64F, 1, 0, ksize=3)
+        gy = cv2.Sobel(L, cv2.CV_64F, 0, 1, ksize=3)
+        return np.sqrt(gx * gx + gy * gy)
 
     g_r, g_s = grad_mag(L_r), grad_mag(L_s)
-    lap_r = np.abs(cv2.Laplacian(L_r, cv2.CV_32F, ksize=3))
+    lap_r = np.abs(cv2.Laplacian(L_r, cv2.CV_64F, ksize=3))
     mean5 = cv2.blur(L_r, (5, 5))
     lstd = np.sqrt(np.maximum(cv2.blur(L_r * L_r, (5, 5)) - mean5 * mean5, 0))
     edges = cv2.Canny(cv2.cvtColor(result, cv2.COLOR_RGB2GRAY), 50, 150) > 0
