@@ -33,7 +33,10 @@ def add_candidates(project, round: int, modes, *, size: int = 48, seed: int = 0,
         Image.fromarray(sc.source).save(src)
         Image.fromarray(np.where(sc.masks[0], 255, 0).astype(np.uint8)).save(msk)
         Image.fromarray(synthetic.degrade(sc.source, sc.truths[0], sc.masks[0], mode, seed=i)).save(res)
-        pkey = schema.make_key(schema.KIND_POOL, src, msk)
+        # keys from paths relative to the project: the same test draws the same candidates in
+        # every run (candidates are read in key order; the temporary root differs per run)
+        pkey = schema.make_key(schema.KIND_POOL, os.path.relpath(src, project.root),
+                               os.path.relpath(msk, project.root))
         pdoc = documents.sample_doc(key=pkey, kind=schema.KIND_POOL, filepath=src, width=size,
                                  height=size, mask_path=msk, mask_area=float(sc.masks[0].mean()),
                                  origin=origin)

@@ -147,11 +147,17 @@ def test_ipw_estimate_and_certified_thresholds_from_one_sample(project):
     act = est["active"]
     assert act["version"] == "prev_r0" and act["method"] == "active-ppi++"
     assert act["population"] == N and act["known_at_draw"] == 10 and act["pending"] == 0
-    assert act["lo"] <= truth.mean() <= act["hi"] and act["hi"] - act["lo"] < 0.15
     d = active_design(project, 1)
     y = np.where(d.xi, d.labels, np.nan)
     same = active_mean(y, d.xi, d.pi, np.where(d.known, 0.5, d.version_scores("prev_r0")))
     assert act["value"] == pytest.approx(same.value) and act["n"] == len(sel.sample_ids) + 10
+    assert (act["lo"], act["hi"]) == (pytest.approx(same.lo), pytest.approx(same.hi))
+    # One draw: candidates sit in key order, and keys hold the temporary project path, so the
+    # draw differs from run to run and a 95% interval misses the truth in 1 run of 20 - its
+    # coverage over 2,000 draws is tests/test_active_inference.py's. Here: narrow, and the truth
+    # within twice its half-width (a miss by ~4 standard errors: 1 run in 10,000).
+    half = (act["hi"] - act["lo"]) / 2
+    assert 2 * half < 0.15 and abs(act["value"] - truth.mean()) <= 2 * half
     assert est["best"]["source"] == "active" and est["best"]["value"] == act["value"]
 
     # (b) auto-label thresholds certified on the same labels, for the version that drew them
