@@ -21,12 +21,18 @@ from __future__ import annotations
 
 import importlib
 
+import logging
+
 from rorem_data.core.errors import (  # noqa: F401 - public names (see __all__)
     ConfigError,
     DependencyError,
+    EnvironmentProblem,
     ExportError,
+    PlanChanged,
     ProjectError,
     RoremError,
+    RoundBusy,
+    RoundInterrupted,
     ValidationError,
 )
 from rorem_data.core.version import __version__  # noqa: F401
@@ -43,7 +49,7 @@ _API = {
     "train_discriminator": "rorem_data.rounds.discriminator:train",
     "score": "rorem_data.rounds.discriminator:score",
     "evaluate_discriminator": "rorem_data.rounds.discriminator:evaluate",
-    "select": "rorem_data.rounds.queue:build_queue",
+    "select": "rorem_data.rounds.queue:select",
     "estimate_sample": "rorem_data.rounds.queue:build_estimate_sample",
     "active_sample": "rorem_data.rounds.queue:build_active_sample",
     "review": "rorem_data.rounds.reviewers:review",
@@ -55,6 +61,9 @@ _API = {
     "report": "rorem_data.rounds.report:write_report",
     "status": "rorem_data.rounds.status:round_table",
     "run_round": "rorem_data.rounds.driver:run_round",
+    "load_round": "rorem_data.rounds.record:load_round",
+    "RoundPlan": "rorem_data.rounds.plan:RoundPlan",
+    "candidates": "rorem_data.rounds.browse:candidates",
     "list_discriminators": "rorem_data.discriminators.specs:list_discriminators",
     "get_discriminator": "rorem_data.discriminators.specs:get_discriminator",
     "list_strategies": "rorem_data.selection.strategies:list_strategies",
@@ -62,8 +71,16 @@ _API = {
     "list_removers": "rorem_data.removers.kinds:list_removers",
 }
 
-__all__ = sorted([*_API, "__version__", "ConfigError", "DependencyError", "ExportError",
-                  "ProjectError", "RoremError", "ValidationError"])
+# front-door names handed out as they are (listing plug-ins touches no project or database)
+_PLAIN = {"list_discriminators", "get_discriminator", "list_strategies", "list_featurizers",
+          "list_removers"}
+
+__all__ = sorted([*_API, "__version__", "ConfigError", "DependencyError", "EnvironmentProblem",
+                  "ExportError", "PlanChanged", "ProjectError", "RoremError", "RoundBusy",
+                  "RoundInterrupted", "ValidationError"])
+
+# a library logs, the application decides what to show (the CLI prints INFO step lines)
+logging.getLogger("rorem_data").addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str):
@@ -72,6 +89,10 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'rorem_data' has no attribute {name!r}")
     module, _, attr = target.partition(":")
     value = getattr(importlib.import_module(module), attr)
+    if callable(value) and not isinstance(value, type) and name not in _PLAIN:
+        from rorem_data.rounds.project import front_door
+
+        value = front_door(value)  # a path for project; environment failures named
     globals()[name] = value  # later lookups skip this function
     return value
 

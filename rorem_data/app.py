@@ -103,21 +103,36 @@ def launch_review(project, round: int, *, port: int = 5151, address: str = "127.
     return session
 
 
+_SESSIONS: dict = {}  # (dataset, round, port) -> an App session left open (a notebook)
+
+
 def review_in_app(project, round: int, *, purposes=None, reviewer_name: str | None = None,
                   port: int = 5151, address: str = "127.0.0.1", poll: float = 2.0,
-                  timeout: float | None = None) -> dict:
+                  timeout: float | None = None, block: bool = True) -> dict:
     """The ``"app"`` reviewer of :func:`rorem_data.rounds.reviewers.review`: open the App on the
     round's queue and wait until every open item (of ``purposes``) has a human verdict.
 
     Ctrl-C stops waiting (the judgments so far are stored; the round resumes where it was).
-    Returns ``{"open": n}`` with what is still open when it returns.
+    With ``block=False`` (a notebook) the App stays open and this returns at once; a second
+    call for the same round and port finds that App instead of opening another.
+    Returns ``{"open": n, "url": ...}`` with what is still open when it returns.
     """
     import time
 
     from rorem_data.rounds.reviewers import open_items
 
-    session = launch_review(project, round, port=port, address=address, reviewer=reviewer_name,
-                            wait=False)
+    url = f"http://{address}:{port}/datasets/{project.dataset_name}"
+    key = (project.dataset_name, int(round), int(port))
+    if not block:
+        left = open_items(project, round, purposes=purposes)
+        if left and key not in _SESSIONS:
+            _SESSIONS[key] = launch_review(project, round, port=port, address=address,
+                                           reviewer=reviewer_name, wait=False)
+        elif not left and key in _SESSIONS:
+            _SESSIONS.pop(key).close()
+        return {"open": len(left), "url": url}
+    session = _SESSIONS.pop(key, None) or launch_review(project, round, port=port, address=address,
+                                                        reviewer=reviewer_name, wait=False)
     start = time.monotonic()
     try:
         left = open_items(project, round, purposes=purposes)
@@ -132,4 +147,4 @@ def review_in_app(project, round: int, *, purposes=None, reviewer_name: str | No
             left = open_items(project, round, purposes=purposes)
     finally:
         session.close()
-    return {"open": len(left)}
+    return {"open": len(left), "url": url}

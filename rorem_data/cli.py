@@ -14,7 +14,8 @@ from typing import List, Optional
 
 import typer
 
-from rorem_data.core.errors import RoremError
+from rorem_data.core.errors import RoremError, RoundInterrupted
+from rorem_data.rounds import defaults as D
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Build paired object-removal training data with a human in the loop.")
@@ -259,18 +260,14 @@ def finetune(
     _echo(r.summary())
 
 
-# the winner of benchmarks/active_learning.py (labels to random's AUC and automation yield)
-DEFAULT_STRATEGY = "hybrid-audit"
-
-
 @app.command()
 def select(
     round: int = typer.Option(..., "--round", "-r", help="Round whose candidates to queue."),
     budget: int = typer.Option(..., "--budget", "-b", help="How many candidates to add to the queue."),
-    strategy: str = typer.Option(DEFAULT_STRATEGY, "--strategy", "-s",
-                                 help="A query strategy (rorem-data select --help lists them; "
-                                 "'active-inference' draws a Poisson sample with known probabilities "
-                                 "that also gives unbiased estimates)."),
+    strategy: str = typer.Option(D.STRATEGY, "--strategy", "-s",
+                                 help="'active-inference' (default: a Poisson sample with known "
+                                 "probabilities, uniform before the first discriminator, that also "
+                                 "gives unbiased estimates) or a query strategy (e.g. hybrid-audit)."),
     version: Optional[str] = typer.Option(None, "--version", help="Discriminator version whose scores to use."),
     committee: Optional[str] = typer.Option(None, help="Comma-separated discriminator versions (disagreement)."),
     threshold: float = typer.Option(0.5, help="Accept threshold the uncertainty is measured around."),
@@ -278,44 +275,29 @@ def select(
                                              "(default: the stats featurizer's)."),
     strata: Optional[str] = typer.Option(None, help="Comma-separated: area, category, origin."),
     double_share: float = typer.Option(0.0, help="Share of the queue judged by two reviewers."),
-    floor: float = typer.Option(0.05, help="active-inference: smallest inclusion probability."),
-    seed: int = typer.Option(0, help="Random seed (same seed, same queue)."),
+    floor: float = typer.Option(D.FLOOR, help="active-inference: smallest inclusion probability."),
+    seed: int = typer.Option(D.RNG, help="Random seed (same seed, same queue)."),
     param: Optional[List[str]] = typer.Option(
         None, "--param", help="A strategy parameter KEY=VALUE, repeatable (e.g. --param "
         "audit_share=1 --param accept_threshold=0.8); the strategy's own checks apply."),
 ):
     """Build the round's human review queue (a saved view named review-round-N)."""
+    import inspect
+
     from rorem_data.core.errors import ConfigError
     from rorem_data.rounds import queue
 
     params = _params_option(param)
-    p = _open()
-    if strategy == "active-inference":
-        if params:
-            raise ConfigError(f"--param {', '.join(params)}: the active-inference sample takes "
-                              "--floor and --version, not strategy parameters")
-        sel = queue.build_active_sample(p, round, budget, version=version, floor=floor, rng=seed)
-    else:
-        import inspect
-
-        from rorem_data.selection.strategies import get_strategy
-
-        taken = set(inspect.signature(queue.build_queue).parameters) | set(queue.COMPUTED_INPUTS)
-        clash = sorted(set(params) & taken)
-        if clash:
-            raise ConfigError(f"--param {', '.join(clash)}: set by select itself (use its own "
-                              "options, e.g. --seed, --threshold, --version); --param is for the "
-                              f"strategy's parameters: {', '.join(get_strategy(strategy).params) or 'none'}")
-        needs = set(get_strategy(strategy).needs(params))
-        if "proba" in needs and version is None:
-            from rorem_data.rounds.versions import latest_version
-
-            version = latest_version(p)  # the latest discriminator's scores (--version overrides)
-        if "features" in needs and featurizer is None:
-            featurizer = "stats"
-        sel = queue.build_queue(p, round, budget, strategy=strategy, discriminator=version,
-                                committee=_csv(committee), threshold=threshold, featurizer=featurizer,
-                                strata=_csv(strata), double_share=double_share, rng=seed, **params)
+    taken = (set(inspect.signature(queue.select).parameters)
+             | set(inspect.signature(queue.build_queue).parameters) | set(queue.COMPUTED_INPUTS))
+    clash = sorted(set(params) & taken)
+    if clash:
+        raise ConfigError(f"--param {', '.join(clash)}: set by select itself (use its own options, "
+                          "e.g. --seed, --threshold, --version); --param is for a query strategy's "
+                          "own parameters")
+    sel = queue.select(_open(), round, budget, strategy=strategy, version=version, floor=floor,
+                       threshold=threshold, featurizer=featurizer, committee=_csv(committee),
+                       strata=_csv(strata), double_share=double_share, rng=seed, **params)
     _echo(sel.summary())
 
 
@@ -432,10 +414,10 @@ def score(
 @app.command("auto-label")
 def auto_label_cmd(
     round: int = typer.Option(..., "--round", "-r"),
-    target_precision: float = typer.Option(0.95, help="Required precision of automatic accepts."),
-    confidence: float = typer.Option(0.95, help="Confidence that the precision is met."),
+    target_precision: float = typer.Option(D.TARGET_PRECISION, help="Required precision of automatic accepts."),
+    confidence: float = typer.Option(D.CONFIDENCE, help="Confidence that the precision is met."),
     reject_npv: Optional[float] = typer.Option(None, help="Required precision of automatic rejects."),
-    audit: float = typer.Option(0.05, help="Share of automatic decisions queued for human audit."),
+    audit: float = typer.Option(D.AUDIT, help="Share of automatic decisions queued for human audit."),
     version: Optional[str] = typer.Option(None, "--version", help="Discriminator version (default: latest)."),
     method: str = typer.Option("auto", "--method", help="auto | active | holdout: which labels set the thresholds."),
     allow_unseen_remover: bool = typer.Option(False, "--allow-unseen-remover",
@@ -453,7 +435,7 @@ def auto_label_cmd(
 
 @app.command()
 def audit(round: int = typer.Option(..., "--round", "-r"),
-          confidence: float = typer.Option(0.95)):
+          confidence: float = typer.Option(D.CONFIDENCE)):
     """Measured precision of the round's automatic decisions on the audited items."""
     from rorem_data.rounds.automation import audit_report
 
@@ -558,25 +540,33 @@ def round_run(
     reviewer: str = typer.Option("app", "--reviewer",
                                  help="'app' (open the review App and wait), or a labels file."),
     reviewer_name: Optional[str] = typer.Option(None, "--reviewer-name", help="Name recorded with judgments."),
-    strategy: str = typer.Option("active-inference", "--strategy",
+    strategy: str = typer.Option(D.STRATEGY, "--strategy",
                                  help="active-inference (Poisson sample with known probabilities) or a query strategy."),
-    spec: str = typer.Option("stats-logistic", "--spec", help="Discriminator spec to train."),
-    target_precision: float = typer.Option(0.9, help="Required precision of automatic accepts."),
-    confidence: float = typer.Option(0.9, help="Confidence that the precision is met."),
-    audit: float = typer.Option(0.05, help="Share of automatic decisions queued for audit."),
+    spec: str = typer.Option(D.SPEC, "--spec", help="Discriminator spec to train."),
+    featurizer: str = typer.Option(D.FEATURIZER, "--featurizer", help="Featurizer of the queue and the spec."),
+    candidates: int = typer.Option(D.CANDIDATES, "--candidates", "-k", help="Candidates per pool item."),
+    target_precision: float = typer.Option(D.TARGET_PRECISION, help="Required precision of automatic accepts."),
+    confidence: float = typer.Option(D.CONFIDENCE, help="Confidence that the precision is met."),
+    audit: float = typer.Option(D.AUDIT, help="Share of automatic decisions queued for audit."),
+    floor: float = typer.Option(D.FLOOR, help="active-inference: smallest inclusion probability."),
+    gold_rate: float = typer.Option(D.GOLD_RATE, help="Gold items mixed into the queue (share)."),
     origin: Optional[str] = typer.Option(None, "--origin", help="Only pool items of this origin."),
-    port: int = typer.Option(5151, help="App port for --reviewer app."),
-    seed: int = typer.Option(0),
+    port: int = typer.Option(D.PORT, help="App port for --reviewer app."),
+    seed: int = typer.Option(D.RNG),
+    redo: Optional[str] = typer.Option(None, "--redo", help="Run the round again from this step "
+                                       "(e.g. auto_label) with changed parameters."),
+    allow_gap: bool = typer.Option(False, "--allow-gap", help="Allow skipping round numbers."),
 ):
     """One whole round: generate, featurize, queue, review, train, score, auto-label, audit,
     estimates - each step resumable and recorded in the round record."""
     from rorem_data.rounds.driver import run_round
 
     res = run_round(_open(), round, remover=remover, budget=budget, strategy=strategy,
-                    reviewer=reviewer, reviewer_name=reviewer_name, spec=spec,
-                    target_precision=target_precision, confidence=confidence, audit=audit,
+                    reviewer=reviewer, reviewer_name=reviewer_name, spec=spec, featurizer=featurizer,
+                    candidates=candidates, target_precision=target_precision,
+                    confidence=confidence, audit=audit, floor=floor, gold_rate=gold_rate,
                     pool_filter={"origin": origin} if origin else None, port=port, rng=seed,
-                    echo=_echo)
+                    redo=redo, allow_gap=allow_gap, echo=_echo)
     _echo(res.summary())
 
 
@@ -592,14 +582,23 @@ def demo(
 
 
 def main(argv=None) -> None:
+    import logging
+
+    from rorem_data.core.environment import environment_problem
+
+    _show_step_lines()
     try:
         app(args=argv, standalone_mode=False)
-    except RoremError as exc:
-        typer.secho(f"Error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        typer.secho("Interrupted; rerun the same command to resume.", fg=typer.colors.YELLOW, err=True)
+    except RoundInterrupted as exc:
+        typer.secho(str(exc), fg=typer.colors.YELLOW, err=True)
         sys.exit(130)
+    except KeyboardInterrupt:
+        typer.secho("Interrupted; what was done is stored: run the same command again to resume.",
+                    fg=typer.colors.YELLOW, err=True)
+        sys.exit(130)
+    except RoremError as exc:
+        typer.secho(f"Error: {_cli_words(exc)}", fg=typer.colors.RED, err=True)
+        sys.exit(1)
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code or 0)
@@ -609,12 +608,55 @@ def main(argv=None) -> None:
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
+        named = environment_problem(exc)
+        if named is not None:
+            typer.secho(f"Error: {named}", fg=typer.colors.RED, err=True)
+            sys.exit(1)
         if os.environ.get("ROREM_DEBUG"):
             raise
         typer.secho(f"Error: unexpected {type(exc).__name__}: {exc}\nThis is a bug in rorem-data "
                     "(or an input it does not check yet): please report it with the command you ran. "
                     "Set ROREM_DEBUG=1 to see the traceback.", fg=typer.colors.RED, err=True)
         sys.exit(2)
+    finally:
+        logging.getLogger("rorem_data").handlers[:] = [
+            h for h in logging.getLogger("rorem_data").handlers if not getattr(h, "_rorem_cli", False)]
+
+
+def _show_step_lines() -> None:
+    """Warnings from the ``rorem_data`` logger go to stderr (the step lines are echoed)."""
+    import logging
+
+    log = logging.getLogger("rorem_data")
+    if any(getattr(h, "_rorem_cli", False) for h in log.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler._rorem_cli = True
+    log.addHandler(handler)
+
+
+# Python parameter names in library messages -> the CLI's flags, added in brackets
+_FLAGS = {"target_precision": "--target-precision", "confidence": "--confidence",
+          "budget": "--budget", "strategy": "--strategy", "remover": "--remover", "rng": "--seed",
+          "redo": "--redo", "allow_gap": "--allow-gap", "floor": "--floor", "spec": "--spec",
+          "reviewer": "--reviewer", "gold_rate": "--gold-rate", "audit": "--audit",
+          "featurizer": "--featurizer", "candidates": "--candidates", "round": "--round"}
+
+
+def _cli_words(exc: RoremError) -> str:
+    """The library's message, with the CLI flag after the first Python parameter it names."""
+    import re
+
+    text = str(exc)
+    param = getattr(exc, "parameter", None)
+    m = re.match(r"(\w+) must be ", text)
+    name = param or (m.group(1) if m else None)
+    flag = _FLAGS.get(name or "")
+    if flag and f"({flag})" not in text:
+        text = re.sub(rf"\b{re.escape(name)}\b", f"{name} ({flag})", text, count=1)
+    return text
 
 
 if __name__ == "__main__":

@@ -52,3 +52,55 @@ class ExportError(RoremError, RuntimeError):
 
 class DependencyError(RoremError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+class ImageProblem(RoremError, ValueError):
+    """A file is missing, unreadable or truncated (message says which and why)."""
+
+
+class UnsafePath(RoremError, ValueError):
+    """A path from a data file is absolute, leaves its root folder, or links out of it."""
+
+
+class PlanChanged(ConfigError):
+    """A round is run again with a parameter that differs from the one its finished steps used.
+
+    ``parameter``, ``before`` and ``after`` name the difference; ``step`` is the first finished
+    step that used it (``redo=step`` runs the round again from there).
+    """
+
+    def __init__(self, message: str, *, parameter: str = "", before=None, after=None, step: str = ""):
+        super().__init__(message)
+        self.parameter, self.before, self.after, self.step = parameter, before, after, step
+
+
+class RoundBusy(RoremError, RuntimeError):
+    """Another process holds the round's lease (``holder`` says who: host, pid, step, since)."""
+
+    def __init__(self, message: str, *, holder: dict | None = None):
+        super().__init__(message)
+        self.holder = dict(holder or {})
+
+
+class EnvironmentProblem(RoremError, OSError):
+    """The machine refused: a full disk, a read-only folder, a database that does not answer.
+
+    The message names the resource (a path, the database address) and the fix.
+    """
+
+
+class RoundInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a round; what was done is stored and the same call resumes it.
+
+    A ``KeyboardInterrupt`` (so ``except Exception`` never swallows it), with one line of text:
+    ``round N stopped in STEP (k of n judged, stored); run the same call again to resume``.
+    Jupyter shows that line instead of a traceback.
+    """
+
+    def __init__(self, message: str, *, round: int | None = None, step: str = "",
+                 judged: int | None = None, total: int | None = None):
+        super().__init__(message)
+        self.round, self.step, self.judged, self.total = round, step, judged, total
+
+    def _render_traceback_(self):  # IPython: one line, no traceback
+        return [f"{type(self).__name__}: {self}"]

@@ -22,15 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from rorem_data.core.errors import ImageProblem  # noqa: F401 - raised here, defined there
+
 CANONICAL_OBJECT_VALUE = 255
 HOST = "".join(c if c.isalnum() else "_" for c in __import__("socket").gethostname())[:32]
 
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _JPEG_EOI = b"\xff\xd9"
-
-
-class ImageProblem(Exception):
-    """A file is missing, unreadable or truncated (message says which and why)."""
 
 
 def max_pixels() -> int:

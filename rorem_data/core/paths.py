@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 
 
-class UnsafePath(ValueError):
-    """A path from a data file is absolute, leaves its root folder, or links out of it."""
+from rorem_data.core.errors import UnsafePath  # noqa: F401 - raised here, defined there
 
 
 def safe_join(root: str, rel: object) -> str:

@@ -1,18 +1,89 @@
-"""Progress bars (tqdm), shown on terminals and silenced elsewhere unless forced."""
+"""Progress bars (tqdm) that show where a person is watching: a terminal or a notebook.
+
+Every long function takes ``progress``: ``True`` shows a bar (a widget in Jupyter when
+``ipywidgets`` is installed, text otherwise), ``False`` hides it, ``None`` (the default)
+decides: the ``ROREM_PROGRESS`` environment variable when set (``1`` / ``0``), else shown on a
+terminal and in a notebook, hidden elsewhere (logs, CI, pipes).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+import sys
+
+_SCOPE: contextvars.ContextVar = contextvars.ContextVar("rorem_progress", default=None)
 
 
-def progress(*, total: int | None, desc: str, unit: str = "it", disable: bool | None = None):
-    """A tqdm progress bar; ``ROREM_PROGRESS=1`` forces it on, ``=0`` off."""
-    from tqdm.auto import tqdm
+@contextlib.contextmanager
+def scope(enabled: bool | None):
+    """Within the block, bars asked for with ``enabled=None`` follow ``enabled`` (a public
+    function's ``progress=`` reaches the helpers it calls without threading it through)."""
+    token = _SCOPE.set(enabled) if enabled is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _SCOPE.reset(token)
 
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (IPython's ZMQ shell)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # noqa: BLE001 - an IPython too old or half-imported: not a kernel
+        return False
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _has_widgets() -> bool:
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def show(enabled: bool | None = None) -> bool:
+    """Whether a bar is shown for ``progress=enabled`` (see the module docstring)."""
+    if enabled is None:
+        enabled = _SCOPE.get()
+    if enabled is not None:
+        return bool(enabled)
     env = os.environ.get("ROREM_PROGRESS")
-    if disable is None and env is not None:
-        disable = env in ("0", "false", "no")
-    elif disable is None:
-        disable = None  # tqdm: off when not a terminal
-    return tqdm(total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True,
-                smoothing=0.1, mininterval=0.5)
+    if env is not None:
+        return env.strip().lower() not in ("0", "false", "no", "off", "")
+    if in_notebook():
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def progress(*, total: int | None, desc: str, unit: str = "it", disable: bool | None = None,
+             enabled: bool | None = None):
+    """A tqdm progress bar (a context manager with ``update(n)``).
+
+    Parameters
+    ----------
+    total : int or None
+    desc, unit : str
+    enabled : bool, optional
+        ``progress=`` as the caller's user passed it (see the module docstring).
+    disable : bool, optional
+        The opposite of ``enabled`` (older spelling); ``enabled`` wins when both are given.
+    """
+    if enabled is None and disable is not None:
+        enabled = not disable
+    on = show(enabled)
+    if on and in_notebook() and _has_widgets():
+        from tqdm.notebook import tqdm
+    else:
+        from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, disable=not on, dynamic_ncols=True,
+                smoothing=0.1, mininterval=0.5, file=sys.stderr)

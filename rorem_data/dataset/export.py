@@ -359,6 +359,7 @@ def export_round(
     license_allow=None,
     license_deny=None,
     workers: int = 8,
+    progress: bool | None = None,
 ) -> ExportResult:
     """Write the training set as it stood after ``round``.
 
@@ -385,6 +386,9 @@ def export_round(
         Leave out pairs with these licenses.
     workers : int
         Threads copying files.
+    progress : bool, optional
+        Progress bars: True shows them (terminal and Jupyter), False hides them, None
+        decides by itself.
 
     Returns
     -------
@@ -405,6 +409,28 @@ def export_round(
     --------
     >>> export_round(project, 2, "exports/r2", license_deny="CC-BY-NC-4.0")  # doctest: +SKIP
     """
+    from rorem_data.core.progress import scope
+
+    with scope(progress):
+        return _export_round(project, round, out, format=format, with_rejected=with_rejected,
+                             embed_images=embed_images, overwrite=overwrite,
+                             license_allow=license_allow, license_deny=license_deny,
+                             workers=workers)
+
+
+def _export_round(
+    project,
+    round: int,
+    out: str,
+    *,
+    format: str = "rorem",
+    with_rejected: bool = False,
+    embed_images: bool = False,
+    overwrite: bool = False,
+    license_allow=None,
+    license_deny=None,
+    workers: int = 8,
+) -> ExportResult:
     writer = EXPORT_FORMATS.get(format)
     if embed_images and not getattr(writer, "embeds_images", False):
         raise ConfigError(f"embed_images applies to formats that embed images "

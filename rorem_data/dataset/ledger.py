@@ -431,6 +431,24 @@ def decide_automatically(ds, sample_ids: Sequence[str], decisions: Sequence[dict
     return sum(1 for f in out.values() if f.get("decided_by") == schema.BY_DISCRIMINATOR)
 
 
+REASON_REDO = "withdrawn: the round's automatic decisions are being made again"
+
+
+def withdraw_automatic(ds, round: int, *, reason: str = REASON_REDO) -> int:
+    """Withdraw the automatic decisions of ``round`` (a redo): each candidate the discriminator
+    decides now gets a pending marker by the discriminator appended to its history, so it is
+    pending again; a standing human verdict is never touched. Returns how many were withdrawn."""
+    coll = ds._sample_collection
+    ids = [d["_id"] for d in coll.find({"kind": schema.KIND_CANDIDATE, "round": int(round),
+                                        "decided_by": schema.BY_DISCRIMINATOR}, {"_id": 1})]
+    if not ids:
+        return 0
+    marker = schema.decision_doc(round=int(round), phase=schema.PHASE_AUTO, status=schema.PENDING,
+                                 by=schema.BY_DISCRIMINATOR, reason=reason)
+    out = apply_changes(coll, [Change(oid, [], {**marker, "op": secrets.token_hex(6)}) for oid in ids])
+    return sum(1 for f in out.values() if f.get("status") == schema.PENDING)
+
+
 def resettle(ds, sample_ids: Sequence[str]) -> dict:
     """Re-derive and store the current decision of samples (repairs data written before the
     ledger existed; a no-op where the invariant holds)."""

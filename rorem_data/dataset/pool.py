@@ -89,6 +89,7 @@ def import_pool(
     report_path: str | None = None,
     full_decode: bool = False,
     workers: int | None = None,
+    progress: bool | None = None,
 ) -> ImportResult:
     """Import pool items from a folder (``images/`` + ``masks/``) or a COCO JSON.
 
@@ -109,6 +110,10 @@ def import_pool(
     skip_invalid, report_path, full_decode, workers
         As in :func:`rorem_data.dataset.seeds.import_seeds`.
 
+    progress : bool, optional
+        Progress bars: True shows them (terminal and Jupyter), False hides them, None
+        decides by itself.
+
     Returns
     -------
     ImportResult
@@ -125,6 +130,30 @@ def import_pool(
     --------
     >>> project.import_pool("openimages/", license="CC-BY-2.0")  # doctest: +SKIP
     """
+    from rorem_data.core.progress import scope
+
+    with scope(progress):
+        return _import_pool(project, source, origin=origin, images_dir=images_dir,
+                            min_area=min_area, max_area=max_area, license=license,
+                            license_url=license_url, skip_invalid=skip_invalid,
+                            report_path=report_path, full_decode=full_decode, workers=workers)
+
+
+def _import_pool(
+    project,
+    source: str,
+    *,
+    origin: str | None = None,
+    images_dir: str | None = None,
+    min_area: float = 0.0,
+    max_area: float = 1.0,
+    license: str | None = None,
+    license_url: str | None = None,
+    skip_invalid: bool = False,
+    report_path: str | None = None,
+    full_decode: bool = False,
+    workers: int | None = None,
+) -> ImportResult:
     t0 = time.perf_counter()
     fraction(min_area, "--min-area")
     fraction(max_area, "--max-area")

@@ -36,7 +36,8 @@ def enqueue(ds, round: int, sample_ids: Sequence[str], *, purpose: str, double=(
     oids = [ObjectId(s) for s in sample_ids]
     free = {str(d["_id"]) for d in coll.find({"_id": {"$in": oids}, "queue_round": None}, {"_id": 1})}
     todo = [(j, sid) for j, sid in enumerate(sample_ids) if sid in free]
-    start = coll.count_documents({"queue_round": int(round)})
+    last = coll.find_one({"queue_round": int(round)}, {"queue_rank": 1}, sort=[("queue_rank", -1)])
+    start = int(last["queue_rank"]) + 1 if last and last.get("queue_rank") is not None else 0
     now = schema.utcnow()
     double = set(double)
     paths = preview_paths or {}
@@ -52,17 +53,55 @@ def enqueue(ds, round: int, sample_ids: Sequence[str], *, purpose: str, double=(
         coll.update_many({"_id": {"$in": [ObjectId(sid) for _j, sid in todo]}, "status": None},
                          {"$set": {"status": schema.PENDING}})
     _save_views(ds, round)
-    return start + len(ops)
+    return coll.count_documents({"queue_round": int(round)})
+
+
+def withdraw_open(ds, round: int, purposes: Sequence[str]) -> dict:
+    """Take the round's queue items of ``purposes`` that nobody has judged out of the queue (a
+    redo draws again); unjudged gold items, which exist only for the queue, are deleted.
+    Judged items stay, with their judgments. Returns ``{"dequeued", "gold_deleted"}``."""
+    coll = ds._sample_collection
+    q = {"queue_round": int(round), "queue_purpose": {"$in": list(purposes)},
+         "reviews.0": {"$exists": False}}
+    gold = coll.delete_many({**q, "kind": schema.KIND_GOLD}).deleted_count
+    res = coll.update_many(q, {"$unset": {"queue_round": "", "queue_rank": "", "queue_purpose": "",
+                                          "review_quota": "", "inclusion_probability": "",
+                                          "estimate_sample": ""},
+                               "$set": {"last_modified_at": schema.utcnow()}})
+    _save_views(ds, round)
+    return {"dequeued": int(res.modified_count), "gold_deleted": int(gold)}
 
 
 def _save_views(ds, round: int) -> None:
+    """Save the round's queue and adjudication views, once: an existing view with the same
+    definition is left alone (two processes saving at once made FiftyOne list a view twice),
+    and duplicates that an older version left behind are removed."""
     from fiftyone import ViewField as F
 
     hidden = [f for f in schema.HIDDEN_IN_REVIEW if f in ds.get_field_schema()]
     queue = ds.match(F("queue_round") == int(round)).sort_by("queue_rank").exclude_fields(hidden)
-    ds.save_view(queue_view_name(round), queue, overwrite=True)
     adj = queue.match(F("needs_adjudication") == True)  # noqa: E712 - a Mongo expression
-    ds.save_view(adjudication_view_name(round), adj, overwrite=True)
+    for name, view in ((queue_view_name(round), queue), (adjudication_view_name(round), adj)):
+        _save_view_once(ds, name, view)
+
+
+def _save_view_once(ds, name: str, view) -> None:
+    import json
+
+    from bson import json_util
+
+    def stages(dicts) -> str:
+        return json.dumps([{k: v for k, v in d.items() if k != "_uuid"} for d in dicts],
+                          sort_keys=True, default=str)
+
+    ds._doc.reload("saved_views")
+    same = [v for v in ds._doc.get_saved_views() if v.name == name]
+    if len(same) == 1 and stages([json_util.loads(s) for s in same[0].view_stages]) == \
+            stages(view._serialize()):
+        return
+    for _ in same[1:]:  # duplicates an older version left behind: keep one
+        ds.delete_saved_view(name)
+    ds.save_view(name, view, overwrite=True)
 
 
 def mix_in(ds, round: int, sample_ids: Sequence[str], *, purpose: str, rng: int = 0,

@@ -158,6 +158,7 @@ def import_seeds(
     report_path: str | None = None,
     full_decode: bool = False,
     workers: int | None = None,
+    progress: bool | None = None,
 ) -> ImportResult:
     """Import RORem-layout triplets as round-0 seed pairs.
 
@@ -181,6 +182,9 @@ def import_seeds(
         Decode every pixel of sources and targets (default: header and end-of-file checks).
     workers : int, optional
         Processes for the file checks (default: all cores).
+    progress : bool, optional
+        Progress bars: True shows them (terminal and Jupyter), False hides them, None
+        decides by itself.
 
     Returns
     -------
@@ -198,6 +202,26 @@ def import_seeds(
     --------
     >>> project.import_seeds("RORD/meta.json", license="CC-BY-4.0")  # doctest: +SKIP
     """
+    from rorem_data.core.progress import scope
+
+    with scope(progress):
+        return _import_seeds(project, meta_paths, origin=origin, license=license,
+                             license_url=license_url, skip_invalid=skip_invalid,
+                             report_path=report_path, full_decode=full_decode, workers=workers)
+
+
+def _import_seeds(
+    project,
+    meta_paths,
+    *,
+    origin: str | None = None,
+    license: str | None = None,
+    license_url: str | None = None,
+    skip_invalid: bool = False,
+    report_path: str | None = None,
+    full_decode: bool = False,
+    workers: int | None = None,
+) -> ImportResult:
     t0 = time.perf_counter()
     lic = license_name(license)
     lic_url = check_license_url(license_url)

@@ -270,6 +270,34 @@ def update_round_record(dataset_name: str, round: int, *, set: dict | None = Non
     coll.update_one({"_id": f"{dataset_name}:{int(round)}"}, update, upsert=True)
 
 
+def round_field_once(dataset_name: str, round: int, field: str, value):
+    """Set a field of a round's record only if it is not set yet; returns the stored value
+    (the first writer's, when two race)."""
+    update_round_record(dataset_name, round)
+    rounds_collection().update_one({"_id": f"{dataset_name}:{int(round)}", field: {"$exists": False}},
+                                   {"$set": {field: value}})
+    rec = rounds_collection().find_one({"_id": f"{dataset_name}:{int(round)}"}, {field: 1})
+    return rec.get(field, value) if rec else value
+
+
+def unset_round_fields(dataset_name: str, round: int, fields: Sequence[str]) -> None:
+    """Remove fields (dotted paths) from one round's record."""
+    if fields:
+        rounds_collection().update_one({"_id": f"{dataset_name}:{int(round)}"},
+                                       {"$unset": {f: "" for f in fields},
+                                        "$set": {"updated_at": schema.utcnow()}})
+
+
+def withdraw_selections(dataset_name: str, round: int, purposes: Sequence[str]) -> int:
+    """Mark the round's selections of these purposes ``withdrawn`` (a redo draws again);
+    returns how many selections the record holds in all."""
+    coll = rounds_collection()
+    coll.update_one({"_id": f"{dataset_name}:{int(round)}"},
+                    {"$set": {"selections.$[s].status": "withdrawn", "updated_at": schema.utcnow()}},
+                    array_filters=[{"s.purpose": {"$in": list(purposes)}}])
+    return len(round_record(dataset_name, round).get("selections") or [])
+
+
 def round_record(dataset_name: str, round: int) -> dict:
     """The record of one round (an empty dict before anything was recorded)."""
     rec = rounds_collection().find_one({"_id": f"{dataset_name}:{int(round)}"}, {"_id": 0})
@@ -279,15 +307,15 @@ def round_record(dataset_name: str, round: int) -> dict:
 def find_selection(dataset_name: str, round: int, selection_id: str) -> dict | None:
     """A selection recorded in a round record (queue, estimation sample), by its id."""
     for s in round_record(dataset_name, round).get("selections") or []:
-        if s.get("id") == selection_id:
+        if s.get("id") == selection_id and s.get("status") != "withdrawn":
             return s
     return None
 
 
 def mark_selection_done(dataset_name: str, round: int, selection_id: str) -> None:
     rounds_collection().update_one(
-        {"_id": f"{dataset_name}:{int(round)}", "selections.id": selection_id},
-        {"$set": {"selections.$.status": "done"}})
+        {"_id": f"{dataset_name}:{int(round)}"}, {"$set": {"selections.$[s].status": "done"}},
+        array_filters=[{"s.id": selection_id, "s.status": {"$ne": "withdrawn"}}])
 
 
 def delete_round_records(dataset_name: str) -> None:

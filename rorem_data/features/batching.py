@@ -121,7 +121,7 @@ def _check_ids(ids, n: int) -> list[str]:
 
 def featurize_paths(featurizer: Featurizer | str, items: Sequence[tuple[str, str, str]], *,
                     ids: Sequence[str] | None = None, cache=None, batch_size: int = 32,
-                    num_workers: int = 2, progress: bool = True,
+                    num_workers: int = 2, progress: bool | None = None,
                     chunk_size: int | None = None,
                     num_threads: int | None = None) -> np.ndarray:
     """Features of (source, result, mask) image files, batched through a torch DataLoader.
@@ -215,7 +215,7 @@ def featurize_paths(featurizer: Featurizer | str, items: Sequence[tuple[str, str
         torch_threads = torch.get_num_threads()
         torch.set_num_threads(positive_int(num_threads, "num_threads"))
     bar = progress_factory(total=len(todo), desc=f"featurize {featurizer.key}", unit="pair",
-                           disable=None if progress else True)
+                           enabled=progress)
     pend_idx: list[int] = []
     pend_feat: list[np.ndarray] = []
 

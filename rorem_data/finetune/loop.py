@@ -225,7 +225,7 @@ def _quiet_hf_bars() -> None:
         pass
 
 
-def train(config: FinetuneConfig, *, progress: bool = True) -> FinetuneResult:
+def train(config: FinetuneConfig, *, progress: bool | None = None) -> FinetuneResult:
     """Run the fine-tuning loop described in the module docstring.
 
     Parameters
@@ -374,7 +374,7 @@ def train(config: FinetuneConfig, *, progress: bool = True) -> FinetuneResult:
                           "supported (epsilon or v_prediction)")
     unet.train()
     bar = progress_bar(total=cfg.max_train_steps, desc="fine-tuning", unit="step",
-                       disable=None if (progress and main) else True)
+                       enabled=progress if main else False)
     bar.update(global_step)
     try:
         while global_step < cfg.max_train_steps:

@@ -62,6 +62,8 @@ from rorem_data.rounds.estimates import (
     remover_of,
     yield_counts,
 )
+from rorem_data.rounds import defaults as D
+from rorem_data.rounds.lease import holds_round
 from rorem_data.rounds.versions import latest_version, load_version_meta
 
 METHODS = ("auto", "active", "holdout")
@@ -129,12 +131,16 @@ def _start(min_all_correct: int, n_labels: int) -> int:
     return int(max(min_all_correct, min(3 * min_all_correct, n_labels // 3)))
 
 
-def _audit_pick(indices: np.ndarray, share: float, gen: np.random.Generator) -> list[int]:
-    if len(indices) == 0 or share <= 0:
-        return []
-    k = max(1, int(np.ceil(share * len(indices))))
-    k = min(k, len(indices))
-    return sorted(gen.choice(indices, size=k, replace=False).tolist())
+def _audit_draws(keys, round: int, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) per candidate, fixed by its key, the round and the seed: a
+    decision is audited when its number is below the audit share."""
+    import hashlib
+
+    out = np.empty(len(keys))
+    for i, k in enumerate(keys):
+        h = hashlib.blake2b(f"{seed}:{int(round)}:{k}".encode(), digest_size=8).digest()
+        out[i] = int.from_bytes(h, "big") / 2.0 ** 64
+    return out
 
 
 def _choose_method(project, round, version, method, design):
@@ -314,15 +320,16 @@ def _active_groups(design, version, *, target, npv, alpha, allow_unseen):
 
 # --- auto-labelling --------------------------------------------------------------------------
 
+@holds_round("auto_label")
 def auto_label(
     project,
     round: int,
     *,
     version: str | None = None,
-    target_precision: float = 0.95,
-    confidence: float = 0.95,
+    target_precision: float = D.TARGET_PRECISION,
+    confidence: float = D.CONFIDENCE,
     reject_npv: float | None = None,
-    audit: float = 0.05,
+    audit: float = D.AUDIT,
     method: str = "auto",
     allow_unseen_remover: bool = False,
     shift_audit: float = 0.25,
@@ -347,6 +354,9 @@ def auto_label(
         Required share of true failures among automatic rejects; default ``target_precision``.
     audit : float
         Share of automatic decisions (accepts and rejects, drawn separately) queued for humans.
+        Each decision is audited or not by a fixed draw (a hash of its key and the round's
+        audit seed), so running auto-label again adds no audit items for decisions it
+        already made; a kind of decision with none audited gets one.
     method : {"auto", "active", "holdout"}
         How the thresholds are calibrated (module docstring). ``"auto"`` picks ``"active"``
         when it is valid.
@@ -357,7 +367,8 @@ def auto_label(
         Audit share for candidates decided by the pooled override and, with held-out
         calibration, of removers the version never saw.
     rng : int
-        Seed of the audit draw.
+        Seed of the audit draw; the round's first auto-label fixes it (later calls reuse the
+        recorded seed, so their audits match the decisions already audited).
     previews : bool
         Write review previews of the audit sample.
 
@@ -400,7 +411,7 @@ def auto_label(
     # Every candidate of the round that humans were not asked about (audits included, so that a
     # rerun after an interruption sees the same set and ends in the same state), minus those a
     # human decided outside an audit.
-    docs = queries.automation_candidates(project.dataset, round, ["scores", "generator", "status"])
+    docs = queries.automation_candidates(project.dataset, round, ["key", "scores", "generator", "status", "queue_purpose"])
     ids = [d["id"] for d in docs]
     scores = np.array([(d.get("scores") or {}).get(version, np.nan) for d in docs], dtype=np.float64)
     groups_of = np.array([remover_of(d) for d in docs], dtype=object)
@@ -485,12 +496,18 @@ def auto_label(
                                             threshold=float(thr), score=float(scores[i])))
     ledger.decide_automatically(project.dataset, dec_ids, dec_docs)  # a rerun adds nothing
 
-    gen = np.random.default_rng(rng)
+    seed = store.round_field_once(project.dataset_name, round, "audit_seed", int(rng))
+    u = _audit_draws([d["key"] for d in docs], round, seed)
+    audited = np.array([d.get("queue_purpose") == schema.QUEUE_AUDIT for d in docs], dtype=bool)
     audit_idx: list[int] = []
     for st in (schema.ACCEPTED, schema.REJECTED):
         for shift in (False, True):
-            pool = np.flatnonzero((status == st) & (shifted == shift))
-            audit_idx += _audit_pick(pool, shift_audit if shift else audit, gen)
+            stratum = (status == st) & (shifted == shift)
+            share = shift_audit if shift else audit
+            pick = np.flatnonzero(stratum & (u < share) & ~audited)
+            if share > 0 and stratum.any() and not (stratum & audited).any() and pick.size == 0:
+                pick = np.flatnonzero(stratum)[[int(np.argmin(u[stratum]))]]
+            audit_idx += pick.tolist()
     audit_ids = [ids[i] for i in sorted(audit_idx)]
     if audit_ids:
         enqueue(project, round, audit_ids, purpose=schema.QUEUE_AUDIT, previews=previews)
@@ -526,6 +543,7 @@ def auto_label(
     return result
 
 
+@holds_round("audit")
 def audit_report(project, round: int, *, confidence: float = 0.95) -> dict:
     """Measured precision of the round's automatic decisions on human-audited items.
 

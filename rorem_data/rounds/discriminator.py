@@ -67,7 +67,7 @@ def _cache(project, featurizer):
 
 
 def featurize(project, featurizer: str = "stats", *, config: dict | None = None, round: int | None = None,
-              shard=None, batch_size: int = 32, num_workers: int = 2, progress: bool = True) -> FeaturizeResult:
+              shard=None, batch_size: int = 32, num_workers: int = 2, progress: bool | None = None) -> FeaturizeResult:
     """Compute (or reuse) features of candidates, cached in the project by featurizer config.
 
     Parameters
@@ -138,7 +138,7 @@ def load_features(project, featurizer_key: str, ids) -> np.ndarray:
     return cache.read(list(ids))
 
 
-def _inputs(project, spec, ids, items, *, progress=True):
+def _inputs(project, spec, ids, items, *, progress=None):
     """What the spec's head takes: features (cached by sample id when ``ids`` are given,
     computing missing ones) or file triples."""
     if spec.featurizer is None:
@@ -188,7 +188,7 @@ class TrainResult:
 
 def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
           calibration: str = "platt", rng: int = 0, trust_code: bool = False,
-          progress: bool = True) -> TrainResult:
+          progress: bool | None = None) -> TrainResult:
     """Train a discriminator version on every human label of rounds <= ``round``.
 
     The labels are split (stratified, ``rng``) into a training part and a held-out part; the
@@ -295,7 +295,7 @@ def _load_version(project, version, *, trust_code: bool = False):
 
 
 def predict(project, version: str, ids, items, *, trust_code: bool = False,
-            progress: bool = True) -> np.ndarray:
+            progress: bool | None = None) -> np.ndarray:
     """Calibrated P(success) of (source, result, mask) file triples under a trained version.
 
     The version is rebuilt from its own folder (saved model + ``spec.json``); ``ids`` (sample
@@ -323,7 +323,7 @@ class ScoreResult:
 
 
 def score(project, round: int, version: str | None = None, *, trust_code: bool = False,
-          progress: bool = True) -> ScoreResult:
+          progress: bool | None = None) -> ScoreResult:
     """Store calibrated scores of a version on every candidate of ``round`` (one bulk write).
 
     ``version`` defaults to the latest trained one; ``trust_code`` allows a saved head class
@@ -345,7 +345,7 @@ def score(project, round: int, version: str | None = None, *, trust_code: bool =
 
 def evaluate(project, version: str | None = None, *, round: int | None = None, threshold: float = 0.5,
              exclude_training: bool = True, confidence: float = 0.95, trust_code: bool = False,
-             progress: bool = True) -> dict:
+             progress: bool | None = None) -> dict:
     """Agreement of a version with human labels on candidates (of ``round``, or all).
 
     Labels the version was trained on are left out by default. Returns the agreement report as

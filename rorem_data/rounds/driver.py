@@ -1,281 +1,270 @@
 """One whole round, as one call: :func:`run_round` (``rorem-data round run``).
 
-generate -> featurize -> score with the previous discriminator -> the round's queue (by default
-an active-inference sample: Poisson sampling with known probabilities, so the same labels
-train the discriminator and give unbiased estimates) -> reviews -> train a new discriminator
-version -> score -> auto-label with a precision guarantee -> audit -> estimates.
+The round is one sound unit:
 
-Every step is idempotent on its own (a rerun adds nothing twice) and the driver records each
-finished step in the round record (``driver.steps``), with the parameters it ran with. Running
-the same call again - after a kill, a Ctrl-C in the review App, a crash - skips the finished
-steps and resumes at the first unfinished one; changing a step's parameters runs it again.
+* **One plan** (:mod:`rorem_data.rounds.plan`): every parameter is validated before any work
+  and stored in the round record; :func:`rorem_data.rounds.record.load_round` gives it back.
+* **Chained steps** (:mod:`rorem_data.rounds.steps`, :mod:`rorem_data.rounds.record`): each
+  finished step is recorded with a fingerprint of its parameters, the items it saw and the step
+  before it. Running the same call again skips the finished steps and resumes at the first
+  unfinished one; a *changed* parameter on a finished step is refused before anything is
+  written (``redo=STEP`` runs the round again from that step, withdrawing what it and the later
+  steps recorded; :mod:`rorem_data.rounds.redo`). A generate step that made no candidate is not
+  recorded as done; pool items imported after it are named in the result.
+* **One writer** (:mod:`rorem_data.dataset.leases`): the run holds the round's lease; a second
+  process is refused and told who holds the round.
+* **Judgments are stored as they are made**; Ctrl-C ends with one line (``round N stopped in
+  STEP (k of n judged, stored); run the same call again to resume``).
+* In a notebook, ``reviewer="app"`` opens the review App and returns at once, in state
+  ``"awaiting review"`` with the URL; the next call goes on from there.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import logging
 import time
-from dataclasses import dataclass, field
 
-from rorem_data.core import checks, schema
-from rorem_data.core.errors import ConfigError
-from rorem_data.dataset import store
+from rorem_data.core import schema
+from rorem_data.core.errors import RoundInterrupted
+from rorem_data.rounds import defaults as D
+from rorem_data.rounds.plan import ACTIVE, STEPS, make_plan  # noqa: F401 - ACTIVE re-exported
+from rorem_data.rounds.result import AWAITING_REVIEW, FINISHED, RoundResult
 
-STEPS = ("generate", "featurize", "score_previous", "queue", "gold", "review", "train", "score",
-         "auto_label", "audit_review")  # then audit and estimates, recomputed on every run
-ACTIVE = "active-inference"
-
-
-@dataclass
-class RoundResult:
-    """What :func:`run_round` did: one line per step, and the numbers a team watches."""
-
-    round: int
-    steps: dict = field(default_factory=dict)  # step -> summary line ("skipped: done" on resume)
-    version: str | None = None
-    estimates: dict = field(default_factory=dict)
-    automation_yield: dict | None = None
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        lines = [f"round {self.round}:"]
-        lines += [f"  {k}: {v}" for k, v in self.steps.items()]
-        best = (self.estimates or {}).get("best") or (self.estimates or {}).get("ppi") or \
-            (self.estimates or {}).get("human")
-        if best and best.get("value") is not None:
-            lines.append(f"  success rate {100 * best['value']:.1f}% [{100 * best['lo']:.1f}, "
-                         f"{100 * best['hi']:.1f}] ({best.get('source') or best.get('method', '')})")
-        y = self.automation_yield or {}
-        if y.get("accept_share") is not None:
-            lines.append(f"  automation yield: {100 * y['accept_share']:.1f}% of candidates accepted "
-                         f"automatically, {100 * (y.get('reject_share') or 0):.1f}% rejected")
-        lines.append(f"  {self.seconds:.0f} s")
-        return "\n".join(lines)
+log = logging.getLogger("rorem_data")
 
 
-def round_up(x: float) -> int:
-    import math
-
-    return int(math.ceil(x))
-
-
-def _fingerprint(params: dict) -> str:
-    return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-class _Record:
-    """The driver's part of the round record: which steps finished with which parameters."""
-
-    def __init__(self, project, round: int):
-        self.project, self.round = project, int(round)
-        rec = store.round_record(project.dataset_name, round).get("driver") or {}
-        self.steps = dict(rec.get("steps") or {})
-
-    def done(self, step: str, fp: str) -> dict | None:
-        s = self.steps.get(step)
-        return s if s and s.get("status") == "done" and s.get("params") == fp else None
-
-    def finish(self, step: str, fp: str, summary: str, **extra) -> None:
-        entry = {"status": "done", "params": fp, "summary": summary, "at": schema.utcnow(), **extra}
-        self.steps[step] = entry
-        store.update_round_record(self.project.dataset_name, self.round,
-                                  set={f"driver.steps.{step}": entry})
-
-
-def _previous_version(project, round: int) -> str | None:
-    """The latest discriminator version trained on rounds before ``round`` (fixed before this
-    round's sample is drawn, so its scores may set the sampling probabilities)."""
-    from rorem_data.rounds import versions
-
-    return versions.latest_version(project, before_round=round)
-
-
-def run_round(project, round: int, *, remover, budget: int, strategy: str = ACTIVE,
-              reviewer="app", reviewer_name: str | None = None, spec: str = "stats-logistic",
-              featurizer: str = "stats", candidates: int = 1, batch_size: int = 4,
-              target_precision: float = 0.9, confidence: float = 0.9, audit: float = 0.05,
-              estimate_budget: int = 0, double_share: float = 0.0, floor: float = 0.05,
-              holdout: float = 0.3, gold_rate: float = 0.05, allow_unseen_remover: bool = False,
-              pool_filter=None,
-              port: int = 5151, rng: int = 0, progress: bool = True, echo=None) -> RoundResult:
+def run_round(project, round: int, *, remover, budget: int, strategy: str = D.STRATEGY,
+              reviewer="app", reviewer_name: str | None = None, spec: str = D.SPEC,
+              featurizer: str = D.FEATURIZER, candidates: int = D.CANDIDATES,
+              batch_size: int = D.BATCH_SIZE, target_precision: float = D.TARGET_PRECISION,
+              confidence: float = D.CONFIDENCE, audit: float = D.AUDIT, estimate_budget: int = 0,
+              double_share: float = 0.0, floor: float = D.FLOOR, holdout: float = D.HOLDOUT,
+              gold_rate: float = D.GOLD_RATE, allow_unseen_remover: bool = False,
+              pool_filter=None, port: int = D.PORT, rng: int = D.RNG, redo: str | None = None,
+              allow_gap: bool = False, progress: bool | None = None, echo=None) -> RoundResult:
     """Run one round of the loop (see the module docstring).
 
     Parameters
     ----------
-    project : Project
+    project : Project or str
+        The project, or the path of its folder.
     round : int
-        The round (>= 1).
+        The round (>= 1); it must follow the project's last round (see ``allow_gap``).
     remover : str, dict or RemoverSpec
-        What :func:`rorem_data.rounds.generate.generate` accepts.
+        What :func:`rorem_data.generate` accepts (``"classical:telea"``, a pipeline folder, a
+        spec file or dict).
     budget : int
         Human judgments to spend on the round's queue (the expected size of an
         active-inference sample; the exact size of a strategy queue).
     strategy : str
         ``"active-inference"`` (default; Poisson sampling with known probabilities rising with
-        the previous discriminator's uncertainty) or a query strategy from
-        :func:`rorem_data.selection.strategies.list_strategies`.
+        the previous discriminator's uncertainty, uniform in round 1) or a query strategy from
+        :func:`rorem_data.list_strategies`.
     reviewer : "app", str path, callable or object
-        Who judges the queue and the audit sample (:func:`rorem_data.rounds.reviewers.review`).
+        Who judges the queue and the audit sample (:func:`rorem_data.review`). A function's
+        judgments are stored in small batches as it goes.
     reviewer_name : str, optional
-        Recorded with the judgments of callables, label files without a reviewer column, the App.
+        Recorded with the judgments of functions, label files without a reviewer column, the App.
     spec : str
-        Discriminator spec to train this round's version from.
+        Discriminator spec to train this round's version from (:func:`rorem_data.list_discriminators`).
     featurizer : str
         Featurizer for the features the queue and the discriminator use.
+    candidates, batch_size : int
+        Candidates per pool item; candidates per remover call.
     target_precision, confidence : float
         Automatic accepts must reach ``target_precision`` with this confidence.
     audit : float
         Share of automatic decisions queued for human audit.
     estimate_budget : int
         With a query strategy: the size of a separate uniform estimation sample (0: none).
+    double_share : float
+        Share of the queue judged by two reviewers.
     floor : float
         Active inference: the smallest inclusion probability.
+    holdout : float
+        Share of labels held out to calibrate the discriminator.
     gold_rate : float
         Gold items (known answers made from seed pairs) mixed into the queue, as a share of its
         size, to measure each reviewer (0: none; skipped when the project has no seeds).
     allow_unseen_remover : bool
         Let the discriminator decide candidates of removers its calibration labels barely cover.
-    pool_filter : dict, optional
+    pool_filter : dict or FiftyOne view, optional
         Only pool items matching this field filter (e.g. ``{"origin": "openimages"}``).
+    port : int
+        Port of the review App.
     rng : int
         Seed of every random draw of the round.
+    redo : str, optional
+        Run the round again from this step (one of ``generate``, ``featurize``, ...,
+        ``audit_review``) with changed parameters; what that step and the later ones recorded
+        is withdrawn first (human judgments stay).
+    allow_gap : bool
+        Allow a round number more than one above the project's last round.
+    progress : bool, optional
+        Progress bars: True shows them (terminal and Jupyter), False hides them, None decides
+        by itself.
     echo : callable, optional
-        Called with a line per finished step (e.g. ``print``).
+        Called with a line per finished step (e.g. ``print``); the lines also go to the
+        ``rorem_data`` logger at INFO.
 
     Returns
     -------
     RoundResult
+        ``state`` is ``"finished"``, or ``"awaiting review"`` when a notebook's review App was
+        opened (judge the queue, then make the same call again).
 
     Raises
     ------
     ConfigError
-        Bad parameters, or a step's own refusal (nothing of that step is half-written; rerun
-        after fixing).
-    KeyboardInterrupt
-        Stopping the review App: the judgments so far are stored; rerun to resume.
+        A bad parameter (before any work), a step's own refusal (nothing of that step is
+        half-written; rerun after fixing). :class:`PlanChanged` (a ``ConfigError``): a finished
+        step ran with other parameters.
+    RoundBusy
+        Another process is running a step of this round.
+    RoundInterrupted
+        Ctrl-C (a ``KeyboardInterrupt``): what was done is stored; the same call resumes.
+
+    Examples
+    --------
+    >>> result = rorem_data.run_round("my-project", 1, remover="classical:telea", budget=200,
+    ...                               reviewer="labels.csv")        # doctest: +SKIP
+    >>> result                                                      # doctest: +SKIP
+    RoundResult(round 1, finished, success 48.2% [40.1, 56.3], version v1-...)
     """
-    from rorem_data.rounds import automation, discriminator, estimates, queue, reviewers
-    from rorem_data.rounds.generate import generate
+    from rorem_data.dataset.leases import lease_wait, round_lease
+    from rorem_data.rounds.project import as_project
+    from rorem_data.rounds.record import RoundRecord
 
-    checks.round_number(round, "round", minimum=1)
-    checks.positive_int(budget, "budget")
-    checks.fraction(target_precision, "target_precision", open_low=True)
-    checks.fraction(confidence, "confidence", open_low=True, open_high=True)
-    checks.fraction(gold_rate, "gold_rate", high=0.5)
     t0 = time.perf_counter()
-    say = echo or (lambda _line: None)
-    rec = _Record(project, round)
-    res = RoundResult(round=int(round))
+    project = as_project(project)
+    plan = make_plan(project, round, remover=remover, budget=budget, allow_gap=allow_gap,
+                     strategy=strategy, spec=spec, featurizer=featurizer, reviewer=reviewer,
+                     reviewer_name=reviewer_name, candidates=candidates,
+                     target_precision=target_precision, confidence=confidence, audit=audit,
+                     estimate_budget=estimate_budget, double_share=double_share, floor=floor,
+                     holdout=holdout, gold_rate=gold_rate, allow_unseen_remover=allow_unseen_remover,
+                     pool_filter=pool_filter, rng=rng, batch_size=batch_size, port=port)
+    if redo is not None and redo not in STEPS:
+        from rorem_data.core.checks import choice
 
-    def step(name: str, params: dict, fn):
-        fp = _fingerprint(params)
-        done = rec.done(name, fp)
-        if done is not None:
-            res.steps[name] = f"done before ({done.get('summary', '')})"
-            say(f"  {name}: already done")
-            return done
-        out = fn()
-        summary = out if isinstance(out, str) else getattr(out, "summary", lambda: str(out))()
-        extra = {k: getattr(out, k) for k in ("version", "key") if hasattr(out, k)}
-        rec.finish(name, fp, summary.splitlines()[0] if summary else "", **extra)
-        res.steps[name] = summary
-        say(f"  {name}: {summary}")
-        return rec.steps[name]
+        choice(redo, "redo", STEPS)
 
-    remover_desc = remover if isinstance(remover, (str, dict)) else repr(remover)
-    step("generate", {"remover": remover_desc, "candidates": candidates, "filter": pool_filter},
-         lambda: generate(project, round, remover, candidates=candidates, batch_size=batch_size,
-                          pool_filter=pool_filter, progress=progress))
-    feats = step("featurize", {"featurizer": featurizer},
-                 lambda: discriminator.featurize(project, featurizer, round=round, progress=progress))
-    feature_key = feats.get("key")
-    prev = _previous_version(project, round)
-    if prev is not None:
-        step("score_previous", {"version": prev},
-             lambda: discriminator.score(project, round, prev, progress=progress))
+    def say(line: str) -> None:
+        log.info(line)
+        if echo is not None:
+            echo(line)
 
-    def build():
-        if strategy == ACTIVE:
-            return queue.build_active_sample(project, round, budget, version=prev, floor=floor,
-                                             double_share=double_share, rng=rng, previews=True)
-        if estimate_budget:
-            queue.build_estimate_sample(project, round, estimate_budget, rng=rng)
-        return queue.build_queue(project, round, budget, strategy=strategy, discriminator=prev,
-                                 featurizer=feature_key, double_share=double_share, rng=rng)
+    with round_lease(project.dataset_name, plan.round, step="run_round", wait=lease_wait()):
+        rec = RoundRecord(project, plan.round)
+        rec.check(plan, redo=redo)
+        res = RoundResult(round=plan.round, plan=plan)
+        if redo is not None:
+            from rorem_data.rounds.redo import withdraw_from
 
-    step("queue", {"strategy": strategy, "budget": budget, "version": prev, "floor": floor,
-                   "estimate_budget": estimate_budget, "double": double_share, "rng": rng}, build)
+            taken = withdraw_from(project, plan.round, redo)
+            rec.forget_from(redo)
+            say(f"  redo from {redo}: withdrew {taken['automatic_withdrawn']} automatic decisions, "
+                f"{taken['dequeued']} unjudged queue items, {taken['gold_deleted']} gold items")
+        rec.save_plan(plan)
+        ctx = _context(project, plan, progress)
+        for name in STEPS:
+            if not _run_step(name, ctx, rec, res, say):
+                res.state = AWAITING_REVIEW
+                res.seconds = time.perf_counter() - t0
+                rec.end(AWAITING_REVIEW, res.to_dict())
+                return res
+        _finish(ctx, res, say)
+        res.seconds = time.perf_counter() - t0
+        rec.end(FINISHED, res.to_dict())
+        return res
 
-    def mix_gold():
-        from rorem_data.dataset import queries, queues
-        from rorem_data.rounds.gold import add_gold
 
-        n = int(round_up(gold_rate * queries.queue_size(project.dataset, round)))
-        try:
-            ids = add_gold(project, round, n, rng=rng)
-        except ConfigError as exc:
-            return f"no gold items ({exc})"
-        queues.mix_in(project.dataset, round, ids, purpose=schema.QUEUE_GOLD, rng=rng)
-        return f"{len(ids)} gold items mixed into the queue"
+def _context(project, plan, progress):
+    from rorem_data.rounds.steps import StepContext
+    from rorem_data.rounds.versions import latest_version
 
-    if gold_rate > 0:
-        step("gold", {"rate": gold_rate, "rng": rng}, mix_gold)
+    # the latest version trained on rounds before this one, fixed before the round's sample is
+    # drawn (so its scores may set the sampling probabilities)
+    prev = latest_version(project, before_round=plan.round)
+    return StepContext(project=project, plan=plan, previous_version=prev, progress=progress)
 
-    def judge(purposes):
-        def fn():
-            out = reviewers.review(project, round, reviewer, purposes=purposes,
-                                   reviewer_name=reviewer_name, port=port)
-            if out["open"]:
-                raise ConfigError(f"{out['open']} queued candidates of round {round} are still "
-                                  "unjudged; judge them, then run the round again to resume")
-            return f"{out['judged']} judged"
-        return fn
 
-    step("review", {"purposes": "queue"},
-         judge([schema.QUEUE_ACTIVE, schema.QUEUE_ESTIMATE, schema.QUEUE_GOLD]))
-    trained = step("train", {"spec": spec, "holdout": holdout, "rng": rng},
-                   lambda: discriminator.train(project, round, spec, holdout=holdout, rng=rng,
-                                               progress=progress))
-    version = trained.get("version")
-    res.version = version
-    step("score", {"version": version},
-         lambda: discriminator.score(project, round, version, progress=progress))
+def _run_step(name: str, ctx, rec, res: RoundResult, say) -> bool:
+    """Run or skip one step; False when the round now awaits review."""
+    from rorem_data.rounds import steps
 
-    def decide():
-        use = prev if (strategy == ACTIVE and prev is not None) else version
-        try:
-            return automation.auto_label(project, round, version=use,
-                                         target_precision=target_precision, confidence=confidence,
-                                         audit=audit, allow_unseen_remover=allow_unseen_remover,
-                                         rng=rng)
-        except ConfigError as exc:  # the labels cannot support the target: decide nothing
-            return f"nothing decided automatically: {exc}"
+    if not steps.applies(name, ctx):
+        return True
+    done = rec.done(name)
+    if done is not None:
+        ctx.feature_key = done.get("key", ctx.feature_key)
+        ctx.version = done.get("version", ctx.version)
+        res.steps[name] = f"done before ({done.get('summary', '')})"
+        if name == "generate":
+            new = steps.new_pool_items(ctx)
+            if new:
+                note = (f"{len(new)} pool items matching this round's filter were imported after "
+                        f"its generate step and are not in round {ctx.plan.round} (e.g. "
+                        f"{', '.join(new[:3])}); they go into the next round")
+                res.notes.append(note)
+                log.warning(note)
+        say(f"  {name}: already done")
+        return True
+    t = time.perf_counter()
+    try:
+        out = steps.STEP_FUNCTIONS[name](ctx)
+    except KeyboardInterrupt:
+        rec.end(f"stopped in {name}")
+        raise _interrupted(ctx, name) from None
+    if out.awaiting is not None:
+        res.review = out.awaiting
+        res.steps[name] = out.summary
+        say(f"  {name}: {out.summary}")
+        return False
+    summary = out.summary.splitlines()[0] if out.summary else ""
+    rec.finish(name, ctx.plan, summary=summary, inputs=out.inputs,
+               seconds=time.perf_counter() - t, **out.extra)
+    res.steps[name] = out.summary
+    say(f"  {name}: {out.summary}")
+    return True
 
-    step("auto_label", {"target": target_precision, "confidence": confidence, "audit": audit,
-                        "version": version, "prev": prev, "unseen": allow_unseen_remover}, decide)
-    step("audit_review", {"purposes": "audit"}, judge([schema.QUEUE_AUDIT]))
 
-    def audit_step():
-        try:
-            out = automation.audit_report(project, round, confidence=confidence)
-        except ConfigError as exc:
-            return f"no audit: {exc}"
-        p = out.get("accept_precision") or {}
-        if p.get("value") is None:
-            return f"audit: {out.get('flag')}"
-        return (f"precision of automatic accepts {100 * p['value']:.1f}% [{100 * p['lo']:.1f}, "
-                f"{100 * p['hi']:.1f}] vs target {100 * out['target_precision']:.0f}%: {out['flag']}")
+def _finish(ctx, res: RoundResult, say) -> None:
+    from rorem_data.rounds import estimates, steps
 
-    res.steps["audit"] = audit_step()  # cheap, and new audit judgments change it: always run
+    p = ctx.plan
+    res.version = ctx.version
+    res.steps["audit"] = steps.audit_line(ctx.project, p.round, p.confidence)
     say(f"  audit: {res.steps['audit']}")
-    res.estimates = estimates.round_estimates(project, round, confidence=confidence)
-    res.automation_yield = estimates.round_yield(project, round)
+    res.estimates = estimates.round_estimates(ctx.project, p.round, confidence=p.confidence)
+    res.automation_yield = estimates.round_yield(ctx.project, p.round)
     res.steps["estimates"] = "recorded"
-    store.update_round_record(project.dataset_name, round, set={
-        "driver.estimates": res.estimates, "driver.version": version,
-        "driver.params": {"remover": remover_desc, "budget": budget, "strategy": strategy,
-                          "spec": spec, "featurizer": featurizer, "target_precision": target_precision,
-                          "confidence": confidence, "audit": audit, "rng": rng}})
-    res.seconds = time.perf_counter() - t0
-    return res
+    from rorem_data.dataset import store
+
+    store.update_round_record(ctx.project.dataset_name, p.round, set={
+        "driver.estimates": res.estimates, "driver.version": ctx.version,
+        "driver.params": p.to_dict()})
+
+
+def _interrupted(ctx, step: str) -> RoundInterrupted:
+    from rorem_data.dataset import queries
+    from rorem_data.rounds.steps import AUDIT_PURPOSES, QUEUE_PURPOSES
+
+    r = ctx.plan.round
+    judged = total = None
+    try:
+        if step in ("review", "audit_review"):
+            purposes = list(QUEUE_PURPOSES if step == "review" else AUDIT_PURPOSES)
+            members = queries.queue_members(ctx.project.dataset, r, ["decided_by"], purpose=purposes)
+            total = len(members)
+            judged = sum(d.get("decided_by") == schema.BY_HUMAN for d in members)
+            what = f"{judged} of {total} judged, stored"
+        elif step == "generate":
+            made = len(queries.candidate_ids(ctx.project.dataset, round=r))
+            what = f"{made} candidates stored"
+        else:
+            what = "nothing of it half-written"
+    except Exception:  # noqa: BLE001 - the line must come out whatever the database says
+        what = "what was done is stored"
+    return RoundInterrupted(f"round {r} stopped in {step} ({what}); run the same call again to "
+                            "resume", round=r, step=step, judged=judged, total=total)

@@ -137,7 +137,7 @@ class ActiveDesign:
 def active_selection(project, round: int) -> dict | None:
     """The round's active-sample selection record (None if the round has none)."""
     for s in store.round_record(project.dataset_name, round).get("selections") or []:
-        if s.get("design") == DESIGN_POISSON:
+        if s.get("design") == DESIGN_POISSON and s.get("status") != "withdrawn":
             return s
     return None
 

@@ -19,7 +19,7 @@ from rorem_data.finetune import FinetuneConfig, FinetuneResult, read_options_fil
 
 
 def finetune(project, round: int, *, pretrained: str | None = None, output: str | None = None,
-             config: str | None = None, progress: bool = True, **options) -> FinetuneResult:
+             config: str | None = None, progress: bool | None = None, **options) -> FinetuneResult:
     """Export the training set as it stood after round ``round`` and fine-tune on it.
 
     Parameters

@@ -221,6 +221,57 @@ def open_project(path: str = ".") -> Project:
     return Project(root, config)
 
 
+def as_project(project, name: str = "project") -> Project:
+    """``project`` as a :class:`Project`: a Project is returned as is, a path (``str`` or
+    ``os.PathLike``) is opened with :func:`open_project`.
+
+    Raises
+    ------
+    ConfigError
+        Anything else (the message names the parameter and what came).
+    ProjectError
+        A path that holds no project.
+    """
+    if isinstance(project, Project):
+        return project
+    if isinstance(project, (str, os.PathLike)):
+        return open_project(os.fspath(project))
+    from rorem_data.core.errors import ConfigError
+
+    raise ConfigError(f"{name} must be a Project (rorem_data.open_project(path)) or the path of a "
+                      f"project folder; got {type(project).__name__} {project!r:.80}")
+
+
+def front_door(fn):
+    """Wrap a library function for the front door (``rorem_data.<name>``): its ``project``
+    may be a Project or a project folder's path, and a full disk, a read-only folder or a
+    database that does not answer comes out as one named
+    :class:`~rorem_data.core.errors.EnvironmentProblem`."""
+    import functools
+    import inspect
+
+    from rorem_data.core.environment import environment_problem
+
+    takes_project = next(iter(inspect.signature(fn).parameters), None) == "project"
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if takes_project:
+            if args:
+                args = (as_project(args[0]), *args[1:])
+            elif "project" in kwargs:
+                kwargs["project"] = as_project(kwargs["project"])
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - only environment failures are translated
+            named = environment_problem(exc)
+            if named is None or named is exc:
+                raise
+            raise named from exc
+
+    return wrapper
+
+
 _NAME_RE = re.compile(r"[^A-Za-z0-9_-]+")
 
 

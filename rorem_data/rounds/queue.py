@@ -18,6 +18,8 @@ import numpy as np
 from rorem_data.core import schema
 from rorem_data.core.errors import ConfigError
 from rorem_data.dataset import queries, queues, store
+from rorem_data.rounds import defaults as D
+from rorem_data.rounds.lease import holds_round
 
 
 @dataclass
@@ -87,12 +89,13 @@ def load_round_arrays(project, round: int, *, score_keys=(), extra_fields=()) ->
 COMPUTED_INPUTS = ("n", "reviewed", "proba", "committee", "features", "strata", "scores")
 
 
+@holds_round("queue")
 def build_queue(
     project,
     round: int,
     budget: int,
     *,
-    strategy: str = "uncertainty",
+    strategy: str,
     discriminator: str | None = None,
     committee: list[str] | None = None,
     threshold: float = 0.5,
@@ -212,16 +215,89 @@ def build_queue(
                      queue_size=size, seconds=time.perf_counter() - t0)
 
 
+def select(project, round: int, budget, *, strategy: str = D.STRATEGY, version: str | None = None,
+           floor: float = D.FLOOR, threshold: float = 0.5, featurizer: str | None = None,
+           committee: list[str] | None = None, strata: list[str] | None = None,
+           double_share: float = 0.0, rng: int = D.RNG, previews: bool = True,
+           **params) -> Selection:
+    """Build the round's human review queue (``rorem-data select``).
+
+    Parameters
+    ----------
+    project : Project or str
+    round : int
+    budget : int
+        How many candidates to queue (the expected number for ``"active-inference"``).
+    strategy : str
+        ``"active-inference"`` (the default, as in :func:`rorem_data.run_round`: a Poisson
+        sample with known probabilities, uniform while the project has no discriminator, that
+        also gives unbiased estimates and certified automation; :func:`build_active_sample`) or
+        a query strategy from :func:`rorem_data.list_strategies` (:func:`build_queue`).
+    version : str, optional
+        Discriminator version whose scores drive the strategy (default: the latest trained).
+    floor : float
+        ``"active-inference"``: the smallest inclusion probability.
+    threshold, featurizer, committee, strata, double_share, rng, previews
+        As in :func:`build_queue`.
+    **params
+        A query strategy's own parameters (e.g. ``audit_share=1`` for ``hybrid-audit``).
+
+    Returns
+    -------
+    Selection
+
+    Raises
+    ------
+    ConfigError
+        An unknown strategy; a strategy that needs a discriminator's scores in a project that
+        has none yet (use ``"active-inference"``, or train one first); parameters the
+        strategy does not take.
+
+    Examples
+    --------
+    >>> rorem_data.select(project, 1, 60)                                  # doctest: +SKIP
+    >>> rorem_data.select(project, 2, 60, strategy="hybrid-audit")         # doctest: +SKIP
+    """
+    from rorem_data.core.checks import choice
+    from rorem_data.rounds.plan import ACTIVE
+    from rorem_data.rounds.versions import latest_version
+    from rorem_data.selection.strategies import get_strategy, list_strategies
+
+    choice(strategy, "strategy", [ACTIVE, *list_strategies()])
+    if strategy == ACTIVE:
+        if params:
+            raise ConfigError(f"the active-inference sample takes floor and version, not strategy "
+                              f"parameters; got {', '.join(sorted(params))}")
+        return build_active_sample(project, round, budget, version=version, floor=floor,
+                                   double_share=double_share, rng=rng, previews=previews)
+    needs = set(get_strategy(strategy).needs(params))
+    if "proba" in needs and version is None:
+        version = latest_version(project)
+        if version is None:
+            raise ConfigError(
+                f"strategy {strategy!r} ranks candidates by a discriminator's scores, and this "
+                "project has no trained discriminator yet. Use strategy='active-inference' (the "
+                "default: uniform in the first round, and its labels train the first "
+                "discriminator), or train one first (rorem_data.train_discriminator)")
+    if "features" in needs and featurizer is None:
+        featurizer = D.FEATURIZER
+    return build_queue(project, round, budget, strategy=strategy, discriminator=version,
+                       committee=committee, threshold=threshold, featurizer=featurizer,
+                       strata=strata, double_share=double_share, rng=rng, previews=previews,
+                       **params)
+
+
 ACTIVE_RULES = ("uncertainty", "threshold", "uniform")
 
 
+@holds_round("queue")
 def build_active_sample(
     project,
     round: int,
     budget,
     *,
     version: str | None = None,
-    floor: float = 0.05,
+    floor: float = D.FLOOR,
     rule: str = "uncertainty",
     double_share: float = 0.0,
     rng: int = 0,
@@ -396,6 +472,7 @@ def enqueue(project, round: int, sample_ids: list, *, purpose: str, double=(), p
                           preview_paths=paths, extra=extra)
 
 
+@holds_round("queue")
 def build_estimate_sample(project, round: int, size: int, *, rng: int = 0, previews: bool = True) -> Selection:
     """Draw a uniform random sample of the round's candidates for unbiased success-rate estimates.
 

@@ -1,0 +1,33 @@
+"""The one set of defaults of a round, shared by ``run_round``, the step functions and the CLI.
+
+Change a default here and every entry point follows (``tests/rounds/test_plan.py`` checks that
+the CLI's options and the library's keyword defaults read these names).
+"""
+
+from __future__ import annotations
+
+#: How the review queue is drawn: a Poisson sample with known inclusion probabilities, which
+#: works in round 1 (uniform, no discriminator yet), gives unbiased estimates, and certifies
+#: automatic decisions (``rorem_data.rounds.queue.build_active_sample``).
+STRATEGY = "active-inference"
+#: Smallest inclusion probability of the active sample.
+FLOOR = 0.05
+#: Discriminator spec trained each round, and the featurizer the queue and the spec use.
+SPEC = "stats-logistic"
+FEATURIZER = "stats"
+#: Share of human labels held out to calibrate the discriminator.
+HOLDOUT = 0.3
+#: Automatic accepts must reach this precision with this confidence.
+TARGET_PRECISION = 0.9
+CONFIDENCE = 0.9
+#: Share of automatic decisions queued for a human audit.
+AUDIT = 0.05
+#: Gold items (known answers made from seed pairs) mixed into the queue, as a share of it.
+GOLD_RATE = 0.05
+#: Candidates per pool item, and per remover call.
+CANDIDATES = 1
+BATCH_SIZE = 4
+#: Seed of every random draw.
+RNG = 0
+#: Port of the review App.
+PORT = 5151

@@ -1,0 +1,236 @@
+"""The steps of one round, each a plain function of a :class:`StepContext`.
+
+generate -> featurize -> score with the previous discriminator -> the queue (by default an
+active-inference sample) -> gold items -> reviews -> train a new discriminator version ->
+score -> auto-label with a precision guarantee -> audit reviews. Each returns a
+:class:`StepOutput`: its summary line, what it saw (``inputs``, recorded and fingerprinted in
+the chain) and what later steps need (``extra``: the feature key, the version). The driver
+(:mod:`rorem_data.rounds.driver`) decides which to run; no step knows about the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+from rorem_data.core import schema
+from rorem_data.core.errors import ConfigError
+from rorem_data.dataset import queries
+
+QUEUE_PURPOSES = (schema.QUEUE_ACTIVE, schema.QUEUE_ESTIMATE, schema.QUEUE_GOLD)
+AUDIT_PURPOSES = (schema.QUEUE_AUDIT,)
+
+
+@dataclass
+class StepContext:
+    """What a step reads: the project, the plan, and what earlier steps produced."""
+
+    project: object
+    plan: object
+    previous_version: str | None = None
+    feature_key: str | None = None
+    version: str | None = None
+    progress: bool | None = None
+
+
+@dataclass
+class StepOutput:
+    summary: str
+    inputs: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    awaiting: dict | None = None  # the review App is open in a notebook: come back later
+
+
+def digest(keys) -> str:
+    h = hashlib.sha1()
+    for k in sorted(keys):
+        h.update(str(k).encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
+
+
+def pool_inputs(ctx: StepContext) -> list[dict]:
+    from rorem_data.rounds.generate import read_pool_items
+
+    return read_pool_items(ctx.project, pool_filter=ctx.plan.pool_filter)
+
+
+def candidate_inputs(ctx: StepContext) -> dict:
+    docs = queries.candidates(ctx.project.dataset, round=ctx.plan.round, fields=["key"])
+    return {"candidates": len(docs), "digest": digest(d["key"] for d in docs)}
+
+
+def _first_line(out) -> str:
+    text = out if isinstance(out, str) else out.summary()
+    return text.splitlines()[0] if text else ""
+
+
+# --- the steps -------------------------------------------------------------------------------
+
+def generate(ctx: StepContext) -> StepOutput:
+    from rorem_data.rounds.generate import generate as run
+
+    p = ctx.plan
+    items = pool_inputs(ctx)
+    res = run(ctx.project, p.round, p.remover, candidates=p.candidates, batch_size=p.batch_size,
+              pool_filter=p.pool_filter, progress=ctx.progress)
+    made = queries.candidate_ids(ctx.project.dataset, round=p.round)
+    if not made:
+        raise ConfigError(
+            f"round {p.round} has no candidates: no pool item matches pool_filter={p.pool_filter!r} "
+            f"({len(items)} pool items matched). Import pool items (rorem_data.import_pool(project, "
+            "DIR)) and run the same call again; nothing of this round was recorded")
+    return StepOutput(res.summary(), inputs={"pool_items": len(items),
+                                             "digest": digest(d["key"] for d in items)},
+                      extra={"candidates": len(made)})
+
+
+def new_pool_items(ctx: StepContext) -> list[str]:
+    """Pool items matching the plan's filter that the round has no candidate of (imported
+    after its generate step), by file name."""
+    import os
+
+    items = pool_inputs(ctx)
+    have = {d.get("pool_item_id") for d in queries.candidates(
+        ctx.project.dataset, round=ctx.plan.round, fields=["pool_item_id"])}
+    return [os.path.basename(d.get("filepath") or d["key"]) for d in items if d["id"] not in have]
+
+
+def featurize(ctx: StepContext) -> StepOutput:
+    from rorem_data.rounds import discriminator
+
+    res = discriminator.featurize(ctx.project, ctx.plan.featurizer, round=ctx.plan.round,
+                                  progress=ctx.progress)
+    ctx.feature_key = res.key
+    return StepOutput(_first_line(res), inputs=candidate_inputs(ctx), extra={"key": res.key})
+
+
+def score_previous(ctx: StepContext) -> StepOutput:
+    from rorem_data.rounds import discriminator
+
+    res = discriminator.score(ctx.project, ctx.plan.round, ctx.previous_version, progress=ctx.progress)
+    return StepOutput(_first_line(res), inputs={"version": ctx.previous_version})
+
+
+def queue(ctx: StepContext) -> StepOutput:
+    from rorem_data.rounds import queue as q
+    from rorem_data.rounds.plan import ACTIVE
+
+    p = ctx.plan
+    if p.strategy == ACTIVE:
+        sel = q.build_active_sample(ctx.project, p.round, p.budget, version=ctx.previous_version,
+                                    floor=p.floor, double_share=p.double_share, rng=p.rng,
+                                    previews=True)
+    else:
+        if p.estimate_budget:
+            q.build_estimate_sample(ctx.project, p.round, p.estimate_budget, rng=p.rng)
+        sel = q.build_queue(ctx.project, p.round, p.budget, strategy=p.strategy,
+                            discriminator=ctx.previous_version, featurizer=ctx.feature_key,
+                            double_share=p.double_share, rng=p.rng)
+    inputs = {**candidate_inputs(ctx), "version": ctx.previous_version}
+    return StepOutput(_first_line(sel), inputs=inputs, extra={"queued": len(sel.sample_ids)})
+
+
+def gold(ctx: StepContext) -> StepOutput:
+    from rorem_data.dataset import queues
+    from rorem_data.rounds.gold import add_gold
+
+    p = ctx.plan
+    n = int(math.ceil(p.gold_rate * queries.queue_size(ctx.project.dataset, p.round)))
+    try:
+        ids = add_gold(ctx.project, p.round, n, rng=p.rng)
+    except ConfigError as exc:
+        return StepOutput(f"no gold items ({exc})")
+    queues.mix_in(ctx.project.dataset, p.round, ids, purpose=schema.QUEUE_GOLD, rng=p.rng)
+    return StepOutput(f"{len(ids)} gold items mixed into the queue", extra={"gold": len(ids)})
+
+
+def _judge(ctx: StepContext, purposes, what: str) -> StepOutput:
+    from rorem_data.rounds import reviewers
+
+    p = ctx.plan
+    out = reviewers.review(ctx.project, p.round, p.reviewer, purposes=list(purposes),
+                           reviewer_name=p.reviewer_name, port=p.port, progress=ctx.progress)
+    if out.state == reviewers.AWAITING:
+        return StepOutput(out.summary(), awaiting={"url": out.url, "judged": out.judged,
+                                                   "open": out.open, "step": what})
+    if out.open:
+        raise ConfigError(f"{out.open} queued candidates of round {p.round} are still unjudged "
+                          f"({what}); judge them, then run the same call again to resume")
+    return StepOutput(f"{out.judged} judged", extra={"judged": out.judged})
+
+
+def review(ctx: StepContext) -> StepOutput:
+    return _judge(ctx, QUEUE_PURPOSES, "review")
+
+
+def audit_review(ctx: StepContext) -> StepOutput:
+    return _judge(ctx, AUDIT_PURPOSES, "audit_review")
+
+
+def train(ctx: StepContext) -> StepOutput:
+    from rorem_data.rounds import discriminator
+
+    p = ctx.plan
+    res = discriminator.train(ctx.project, p.round, p.spec, holdout=p.holdout, rng=p.rng,
+                              progress=ctx.progress)
+    ctx.version = res.version
+    labels = queries.human_labels(ctx.project.dataset, rounds_upto=p.round, fields=["key"])
+    return StepOutput(_first_line(res), inputs={"labels": len(labels)}, extra={"version": res.version})
+
+
+def score(ctx: StepContext) -> StepOutput:
+    from rorem_data.rounds import discriminator
+
+    res = discriminator.score(ctx.project, ctx.plan.round, ctx.version, progress=ctx.progress)
+    return StepOutput(_first_line(res), inputs={"version": ctx.version})
+
+
+def auto_label(ctx: StepContext) -> StepOutput:
+    from rorem_data.rounds import automation
+    from rorem_data.rounds.plan import ACTIVE
+
+    p = ctx.plan
+    use = ctx.previous_version if (p.strategy == ACTIVE and ctx.previous_version) else ctx.version
+    try:
+        res = automation.auto_label(ctx.project, p.round, version=use,
+                                    target_precision=p.target_precision, confidence=p.confidence,
+                                    audit=p.audit, allow_unseen_remover=p.allow_unseen_remover,
+                                    rng=p.rng)
+    except ConfigError as exc:  # the labels cannot support the target: decide nothing
+        return StepOutput(f"nothing decided automatically: {exc}", inputs={"version": use})
+    return StepOutput(_first_line(res), inputs={"version": use},
+                      extra={"accepted": res.accepted, "rejected": res.rejected})
+
+
+def audit_line(project, round: int, confidence: float) -> str:
+    """The audit's one line (cheap, and new audit judgments change it: run on every call)."""
+    from rorem_data.rounds import automation
+
+    try:
+        out = automation.audit_report(project, round, confidence=confidence)
+    except ConfigError as exc:
+        return f"no audit: {exc}"
+    p = out.get("accept_precision") or {}
+    if p.get("value") is None:
+        return f"audit: {out.get('flag')}"
+    return (f"precision of automatic accepts {100 * p['value']:.1f}% [{100 * p['lo']:.1f}, "
+            f"{100 * p['hi']:.1f}] vs target {100 * out['target_precision']:.0f}%: {out['flag']}")
+
+
+STEP_FUNCTIONS = {
+    "generate": generate, "featurize": featurize, "score_previous": score_previous,
+    "queue": queue, "gold": gold, "review": review, "train": train, "score": score,
+    "auto_label": auto_label, "audit_review": audit_review,
+}
+
+
+def applies(step: str, ctx: StepContext) -> bool:
+    """Whether ``step`` runs in this round at all (no previous version: nothing to score with;
+    gold rate 0: no gold)."""
+    if step == "score_previous":
+        return ctx.previous_version is not None
+    if step == "gold":
+        return ctx.plan.gold_rate > 0
+    return True
