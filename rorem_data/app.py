@@ -93,7 +93,11 @@ def launch_review(project, round: int, *, port: int = 5151, address: str = "127.
         ds.app_config.modal_media_field = "preview_path"
         ds.app_config.media_fallback = True
         ds.save()
-    session = fo.launch_app(view, port=port, address=address, remote=True, auto=False)
+    from rorem_data.core.progress import in_notebook
+
+    # FiftyOne refuses "remote" sessions in a notebook; there a local one with auto=False
+    # serves the same App on the same address without opening anything
+    session = fo.launch_app(view, port=port, address=address, remote=not in_notebook(), auto=False)
     url = f"http://{address}:{port}/datasets/{ds.name}"
     print(f"Reviewing round {round} ({view.count()} candidates) as {os.environ.get('ROREM_REVIEWER') or 'you'} "
           f"at {url}\nOpen a candidate, then: y accept, n reject, 1-5 reject with a reason, u undo. "
@@ -129,7 +133,7 @@ def review_in_app(project, round: int, *, purposes=None, reviewer_name: str | No
             _SESSIONS[key] = launch_review(project, round, port=port, address=address,
                                            reviewer=reviewer_name, wait=False)
         elif not left and key in _SESSIONS:
-            _SESSIONS.pop(key).close()
+            _close(_SESSIONS.pop(key))
         return {"open": len(left), "url": url}
     session = _SESSIONS.pop(key, None) or launch_review(project, round, port=port, address=address,
                                                         reviewer=reviewer_name, wait=False)
@@ -146,5 +150,15 @@ def review_in_app(project, round: int, *, purposes=None, reviewer_name: str | No
             time.sleep(poll)
             left = open_items(project, round, purposes=purposes)
     finally:
-        session.close()
+        _close(session)
     return {"open": len(left), "url": url}
+
+
+def _close(session) -> None:
+    """Close an App session; a notebook session that was never shown has no cell to freeze,
+    which FiftyOne reports as "Client is not connected": close its client directly."""
+    session._disable_wait_warning = True
+    try:
+        session.close()
+    except RuntimeError:
+        session.__del__()

@@ -6,6 +6,7 @@ was drawn from it, so the files (clean fill or residue) match the truth a review
 """
 
 import datetime
+import logging
 
 import numpy as np
 import pytest
@@ -213,7 +214,7 @@ def test_a_version_trained_on_the_sample_is_refused_for_the_active_method(projec
     assert any("new_r1 was trained or calibrated on 80" in n for n in est["notes"])
 
 
-def test_a_rare_remover_waits_for_labels_unless_overridden(project):
+def test_a_rare_remover_waits_for_labels_unless_overridden(project, caplog):
     ids, truth, p = make_round(project, rare=12)
     truth_of = dict(zip(ids, truth))
     sel = build_active_sample(project, 1, 120, floor=0.25, rng=5, previews=False)
@@ -227,9 +228,10 @@ def test_a_rare_remover_waits_for_labels_unless_overridden(project):
     by = dict(zip(project.dataset.values("id"), project.dataset.values("decided_by")))
     assert all(by[i] != "discriminator" for i in ids[-12:])
     assert any(by[i] == "discriminator" and status[i] == "accepted" for i in ids[:-12])
-    with pytest.warns(UserWarning, match="pooled threshold"):
+    with caplog.at_level(logging.WARNING, logger="rorem_data"):
         res = auto_label(project, 1, target_precision=0.8, confidence=0.8, audit=0.0, shift_audit=0.5,
                          allow_unseen_remover=True, previews=False)
+    assert "pooled threshold" in caplog.text
     assert res.removers["rare-remover"]["override"]
     auto = store.round_record(project.dataset_name, 1)["phases"]["auto"]
     assert auto["allow_unseen_remover"] is True and auto["overridden_removers"] == ["rare-remover"]

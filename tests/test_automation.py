@@ -4,6 +4,8 @@ The active-sample calibration is tested in ``test_active_queue_sample.py``; the 
 through a real trained discriminator in ``test_automation_loop.py``.
 """
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -86,15 +88,16 @@ def test_audit_measures_precision_and_npv_and_updates_the_yield(project):
     assert rec["audited_precision"]["n"] == len(auto_acc)
 
 
-def test_an_unseen_remover_is_left_to_humans_unless_overridden(project):
+def test_an_unseen_remover_is_left_to_humans_unless_overridden(project, caplog):
     v = _simulated_version(project, generators=("some-other-remover",))
     ids, truth, scores = _scored_round(project, n=40)
     with pytest.raises(ConfigError, match=r"remover test: 0 held-out labels.*label at least 22 more"):
         auto_label(project, 1, version=v, target_precision=0.9, confidence=0.9, previews=False)
     assert set(project.dataset.select(ids).values("status")) == {"pending"}
-    with pytest.warns(UserWarning, match="not calibrated on"):
+    with caplog.at_level(logging.WARNING, logger="rorem_data"):
         res = auto_label(project, 1, version=v, target_precision=0.9, confidence=0.9, audit=0.0,
                          shift_audit=0.5, allow_unseen_remover=True, previews=False)
+    assert "not calibrated on" in caplog.text
     assert res.shifted == 40 and res.removers["test"]["override"]
     decided = res.accepted + res.rejected
     assert decided >= 20 and len(res.audit_ids) >= decided * 0.5 - 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from types import SimpleNamespace
 
@@ -51,7 +52,7 @@ def test_round_trip_and_latest(project):
 
 
 @pytest.mark.parametrize("text", ['{"trained_at": "2026-03', "", "[1, 2]", "\xff\xfe", "[" * 500])
-def test_a_corrupt_record_is_one_clear_error_and_is_skipped_by_latest(project, text):
+def test_a_corrupt_record_is_one_clear_error_and_is_skipped_by_latest(project, text, caplog):
     write_version_meta(project, "good", {"trained_at": "2026-01-01T00:00:00"})
     write_version_meta(project, "broken", {"trained_at": "2026-09-01T00:00:00"})
     path = os.path.join(version_dir(project, "broken"), "meta.json")
@@ -61,8 +62,9 @@ def test_a_corrupt_record_is_one_clear_error_and_is_skipped_by_latest(project, t
         load_version_meta(project, "broken")
     msg = str(err.value)
     assert path in msg and "discriminator version 'broken'" in msg and "retrain it" in msg
-    with pytest.warns(UserWarning, match="skipping discriminator version 'broken'"):
+    with caplog.at_level(logging.WARNING, logger="rorem_data"):
         assert latest_version(project) == "good"
+    assert "skipping discriminator version 'broken'" in caplog.text
 
 
 def test_stray_folders_are_ignored(project):

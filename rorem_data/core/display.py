@@ -80,6 +80,10 @@ class Displayable:
                 if not f.name.startswith("_")}
 
     def _short(self) -> str:
+        summary = getattr(self, "summary", None)
+        if callable(summary):
+            line = (summary() or "").splitlines()[0] if summary() else ""
+            return line if len(line) <= 160 else line[:157] + "..."
         return ", ".join(f"{k}={fmt(v)}" for k, v in list(self.to_dict().items())[:4])
 
     def _rows(self) -> list[tuple[str, Any]]:
@@ -94,3 +98,35 @@ class Displayable:
 
     def _repr_html_(self) -> str:
         return html_table(repr(self), self._rows())
+
+
+_MARKDOWN_SPECIAL = set("\\`*_[]|#~")
+
+
+def markdown_text(value: Any) -> str:
+    """``value`` as markdown text that shows literally (a user-provided name in a report or panel).
+
+    Markdown punctuation (``\\ ` * _ [ ] | # ~``) gets a backslash, ``& < >`` become HTML
+    entities (so ``<script>`` is text, not a tag), and line breaks become spaces (a name
+    cannot start a heading or a list of its own). Safe in running text and table cells; not
+    inside a code span, where nothing is unescaped.
+
+    Parameters
+    ----------
+    value : Any
+        Converted with ``str``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> markdown_text("**bold**|x")
+    '\\\\*\\\\*bold\\\\*\\\\*\\\\|x'
+    >>> markdown_text("<b>x</b>")
+    '&lt;b&gt;x&lt;/b&gt;'
+    """
+    text = " ".join(str(value).splitlines())
+    text = "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in text)
+    return html.escape(text, quote=False)

@@ -62,6 +62,11 @@ class UnsafePath(RoremError, ValueError):
     """A path from a data file is absolute, leaves its root folder, or links out of it."""
 
 
+class NotEnoughLabels(ConfigError):
+    """Too few human labels (or too few of one kind) for what was asked; the message says how
+    many there are and how many are needed."""
+
+
 class PlanChanged(ConfigError):
     """A round is run again with a parameter that differs from the one its finished steps used.
 

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from rorem_data.core.display import Displayable
 from rorem_data.core import schema
 from rorem_data.core.errors import ConfigError, ExportError
 from rorem_data.core.images import ImageProblem, read_mask
@@ -82,8 +83,8 @@ DENIED = "denied by --license-deny"
 NOT_ALLOWED = "not in --license-allow"
 
 
-@dataclass
-class ExportResult:
+@dataclass(repr=False)
+class ExportResult(Displayable):
     """Summary of one export.
 
     Attributes

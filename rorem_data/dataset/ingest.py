@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from rorem_data.core.display import Displayable
 from rorem_data.core import images as media
 from rorem_data.core import jsonfile
 from rorem_data.core.errors import ConfigError, ValidationError
@@ -29,8 +30,8 @@ from rorem_data.core.validate import Problem, write_report
 COMMIT_CHUNK = 20_000
 
 
-@dataclass
-class ImportResult:
+@dataclass(repr=False)
+class ImportResult(Displayable):
     """Summary of one import.
 
     Attributes

@@ -7,12 +7,15 @@ reviewer sees everything at once without toggling fields.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from rorem_data.core.images import ImageProblem, read_mask, read_rgb, write_bytes_atomic
+
+log = logging.getLogger(__name__)
 
 PANEL = 256
 OUTLINE = (255, 40, 40)
@@ -109,8 +112,7 @@ def preview_path(project, sample_id: str) -> str:
 def ensure_previews(project, rows, *, workers: int | None = None) -> list[str | None]:
     """Write missing previews for ``rows`` of (sample_id, source, mask, result); returns their
     paths (None where a file was missing or unreadable - a warning names each such candidate)."""
-    import warnings
-
+    
     from rorem_data.core.validate import map_checks
 
     paths = [preview_path(project, sid) for sid, *_ in rows]
@@ -122,6 +124,6 @@ def ensure_previews(project, rows, *, workers: int | None = None) -> list[str | 
         for (i, _t), (path, problem) in zip(todo, done):
             if problem is not None:
                 paths[i] = None
-                warnings.warn(f"candidate {rows[i][0]}: no preview ({problem}); it is queued and the "
-                              "App shows its source - restore the file or reject it", stacklevel=2)
+                log.warning(f"candidate {rows[i][0]}: no preview ({problem}); it is queued and the "
+                              "App shows its source - restore the file or reject it")
     return paths

@@ -34,15 +34,17 @@ Guarantees
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
-import warnings
 
 from rorem_data.core import jsonfile, model_files
 from rorem_data.core.errors import ConfigError
 from rorem_data.finetune import state as training_state
 from rorem_data.finetune.models import LORA_WEIGHTS, save_lora
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 META_NAME = "rorem_finetune.json"
@@ -251,10 +253,10 @@ def load_checkpoint(accelerator, path: str, *, unet, optimizer, lr_scheduler, lo
     if accelerator.scaler is not None and state.get("scaler"):
         accelerator.scaler.load_state_dict(state["scaler"])
     if not training_state.load_rng(path, accelerator.process_index):
-        warnings.warn(f"checkpoint {path} has no RNG state for process "
+        log.warning(f"checkpoint {path} has no RNG state for process "
                       f"{accelerator.process_index} (it was written by "
                       f"{state.get('num_processes')} processes); random draws will differ from an "
-                      "uninterrupted run", stacklevel=2)
+                      "uninterrupted run")
     accelerator.step = int(state.get("accelerator_step", 0))
     return int(state["step"])
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 from rorem_data.core import model_files
 from rorem_data.core.deps import require
+from rorem_data.core.display import Displayable
 from rorem_data.core.errors import ConfigError, DependencyError
 from rorem_data.finetune import checkpoints, models
 from rorem_data.finetune.config import FinetuneConfig
@@ -53,8 +54,8 @@ from rorem_data.finetune.validation import run_validation
 LOG_NAME = os.path.join("logs", "train_log.jsonl")
 
 
-@dataclass
-class FinetuneResult:
+@dataclass(repr=False)
+class FinetuneResult(Displayable):
     """What :func:`train` produced.
 
     Attributes

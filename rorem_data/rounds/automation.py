@@ -46,15 +46,17 @@ cannot support the target is left to humans, with the number of labels it needs;
 
 from __future__ import annotations
 
+import logging
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from rorem_data.core import schema
+from rorem_data.core.display import Displayable
 from rorem_data.core.errors import ConfigError
 from rorem_data.dataset import ledger, queries, store
+from rorem_data.rounds import defaults as D
 from rorem_data.rounds.estimates import (
     UNKNOWN_REMOVER,
     active_design,
@@ -62,9 +64,10 @@ from rorem_data.rounds.estimates import (
     remover_of,
     yield_counts,
 )
-from rorem_data.rounds import defaults as D
 from rorem_data.rounds.lease import holds_round
 from rorem_data.rounds.versions import latest_version, load_version_meta
+
+log = logging.getLogger(__name__)
 
 METHODS = ("auto", "active", "holdout")
 POOLED = "(all removers)"
@@ -72,8 +75,8 @@ POOLED = "(all removers)"
 
 # --- result ----------------------------------------------------------------------------------
 
-@dataclass
-class AutoLabelResult:
+@dataclass(repr=False)
+class AutoLabelResult(Displayable):
     """What ``auto_label`` decided.
 
     ``accept_threshold`` / ``reject_threshold`` are the thresholds when every decided remover
@@ -475,14 +478,14 @@ def auto_label(
     shifted = override | unseen
     decided = status != schema.PENDING
     if (override & decided).any():
-        warnings.warn(f"{int((override & decided).sum())} candidates of round {round} come from a remover "
+        log.warning(f"{int((override & decided).sum())} candidates of round {round} come from a remover "
                       f"the discriminator {version} was not calibrated on and were decided by the pooled "
                       f"threshold (allow_unseen_remover); auditing them at {shift_audit:.0%}. Label some "
-                      "of them for trustworthy automation.", stacklevel=2)
+                      "of them for trustworthy automation.")
     elif (shifted & decided).any():
-        warnings.warn(f"{int((shifted & decided).sum())} candidates of round {round} come from a remover "
+        log.warning(f"{int((shifted & decided).sum())} candidates of round {round} come from a remover "
                       f"the discriminator {version} was not calibrated on; auditing them at "
-                      f"{shift_audit:.0%}.", stacklevel=2)
+                      f"{shift_audit:.0%}.")
 
     at = schema.utcnow()
     dec_ids, dec_docs = [], []
@@ -543,8 +546,66 @@ def auto_label(
     return result
 
 
+@dataclass(repr=False)
+class AuditReport(Displayable):
+    """The measured precision of a round's automatic decisions (:func:`audit`).
+
+    Attributes
+    ----------
+    round : int
+    target_precision : float
+    audited, pending : int
+        Audited automatic decisions a human has judged, and those still waiting.
+    accept_precision, reject_npv : dict
+        Estimates (``value``, ``lo``, ``hi``) over the judged audited accepts / rejects.
+    flag : str
+        ``"ok"``, ``"below target"``, ``"significantly below target"`` or ``"not audited yet"``.
+    """
+
+    round: int
+    target_precision: float
+    audited: int
+    pending: int
+    accept_precision: dict
+    reject_npv: dict
+    flag: str
+
+    def _short(self) -> str:
+        p = self.accept_precision or {}
+        if p.get("value") is None:
+            return f"round {self.round}: {self.flag} ({self.pending} audit items waiting)"
+        return (f"round {self.round}: precision of automatic accepts {100 * p['value']:.1f}% "
+                f"[{100 * p['lo']:.1f}, {100 * p['hi']:.1f}] vs target "
+                f"{100 * self.target_precision:.0f}%: {self.flag} ({self.audited} audited)")
+
+    summary = _short
+
+
+def audit(project, round: int, *, confidence: float = D.CONFIDENCE) -> AuditReport:
+    """Measured precision of the round's automatic decisions on human-audited items (the typed
+    face of :func:`audit_report`, which also stores it in the round record).
+
+    Returns
+    -------
+    AuditReport
+
+    Raises
+    ------
+    ConfigError
+        The round has no automatic decisions.
+
+    Examples
+    --------
+    >>> rorem_data.audit(project, 2)          # doctest: +SKIP
+    AuditReport(round 2: precision of automatic accepts 96.0% [88.0, 99.5] vs target 90%: ok ...)
+    """
+    out = audit_report(project, round, confidence=confidence)
+    return AuditReport(**{k: out[k] for k in ("round", "target_precision", "audited", "pending",
+                                              "accept_precision", "reject_npv", "flag")})
+
+
 @holds_round("audit")
-def audit_report(project, round: int, *, confidence: float = 0.95) -> dict:
+def audit_report(project, round: int, *, confidence: float = D.CONFIDENCE) -> dict:
     """Measured precision of the round's automatic decisions on human-audited items.
 
     Returns a dict with ``accept_precision`` and ``reject_npv`` (Estimates as dicts, over the

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rorem_data.core.display import Displayable
 from rorem_data.core import jsonfile, schema
 from rorem_data.dataset import queries, store
 from rorem_data.core.errors import ConfigError
@@ -47,8 +48,8 @@ def candidate_items(project, *, round: int | None = None, rounds_upto: int | Non
     return ids, items, docs
 
 
-@dataclass
-class FeaturizeResult:
+@dataclass(repr=False)
+class FeaturizeResult(Displayable):
     featurizer: str
     key: str
     items: int
@@ -168,8 +169,8 @@ def _version_name(spec_name: str, round: int, ids: list[str]) -> str:
     return f"{re.sub(r'[^A-Za-z0-9]+', '_', spec_name).strip('_')}_r{int(round)}_{h}"
 
 
-@dataclass
-class TrainResult:
+@dataclass(repr=False)
+class TrainResult(Displayable):
     version: str
     n_train: int
     n_holdout: int
@@ -237,10 +238,14 @@ def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
     labels = _human_labels(docs, int(round))
     keep = [i for i, y in enumerate(labels) if y is not None]
     y = np.array([labels[i] for i in keep], dtype=np.int64)
-    if len(keep) < 20 or len(set(y.tolist())) < 2:
-        raise ConfigError(f"training needs at least 20 human labels of both kinds in rounds <= {round}; "
-                          f"found {len(keep)} ({int(y.sum()) if len(y) else 0} accepted). Review more "
-                          "candidates first (`rorem-data select` + `rorem-data review`)")
+    n_acc = int(y.sum()) if len(y) else 0
+    if len(keep) < 20 or min(n_acc, len(y) - n_acc) < 2:
+        from rorem_data.core.errors import NotEnoughLabels
+
+        raise NotEnoughLabels(
+            f"training needs at least 20 human labels in rounds <= {round}, with at least 2 "
+            f"successes and 2 failures; found {len(keep)} ({n_acc} accepted). Review more "
+            "candidates first (rorem_data.select + rorem_data.review)")
     ids = [ids[i] for i in keep]
     items = [items[i] for i in keep]
     docs = [docs[i] for i in keep]
@@ -311,8 +316,8 @@ def predict(project, version: str, ids, items, *, trust_code: bool = False,
     return cal.predict(disc.predict_proba(X)[:, 1])
 
 
-@dataclass
-class ScoreResult:
+@dataclass(repr=False)
+class ScoreResult(Displayable):
     version: str
     round: int
     scored: int

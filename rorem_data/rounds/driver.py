@@ -222,8 +222,9 @@ def _run_step(name: str, ctx, rec, res: RoundResult, say) -> bool:
         say(f"  {name}: {out.summary}")
         return False
     summary = out.summary.splitlines()[0] if out.summary else ""
-    rec.finish(name, ctx.plan, summary=summary, inputs=out.inputs,
-               seconds=time.perf_counter() - t, **out.extra)
+    if out.record:
+        rec.finish(name, ctx.plan, summary=summary, inputs=out.inputs,
+                   seconds=time.perf_counter() - t, **out.extra)
     res.steps[name] = out.summary
     say(f"  {name}: {out.summary}")
     return True

@@ -53,11 +53,12 @@ from datetime import datetime
 import numpy as np
 
 from rorem_data.core import schema
+from rorem_data.core.display import Displayable
 from rorem_data.core.errors import ConfigError
 from rorem_data.dataset import queries, store
 from rorem_data.rounds.versions import latest_version, list_versions, load_version_meta
 
-__all__ = ["ActiveDesign", "active_design", "independence_problem", "per_remover_agreement",
+__all__ = ["ActiveDesign", "RoundEstimates", "active_design", "estimates", "independence_problem", "per_remover_agreement",
            "remover_of", "round_estimates", "round_yield"]
 
 DESIGN_POISSON = "poisson"
@@ -401,6 +402,76 @@ def round_estimates(project, round: int, *, version: str | None = None, confiden
             out["best"] = {**e, "source": key}
             break
     return out
+
+
+@dataclass(repr=False)
+class RoundEstimates(Displayable):
+    """A round's success rate, with intervals (:func:`estimates`).
+
+    Attributes
+    ----------
+    round, candidates : int
+    best : dict or None
+        The estimate to quote (``value``, ``lo``, ``hi``, ``confidence``, ``source``).
+    active, ppi, human : dict or None
+        Each estimator's result (see :func:`round_estimates`).
+    discriminator : dict or None
+        ``{"version", "value"}``: the mean calibrated score (no interval).
+    estimate_labels : int
+        Judged members of the uniform estimation sample.
+    notes : list of str
+        Why a version or a sample was not used.
+    """
+
+    round: int
+    candidates: int = 0
+    best: dict | None = None
+    active: dict | None = None
+    ppi: dict | None = None
+    human: dict | None = None
+    discriminator: dict | None = None
+    estimate_labels: int = 0
+    notes: list = field(default_factory=list)
+
+    @property
+    def value(self) -> float | None:
+        return (self.best or {}).get("value")
+
+    @property
+    def interval(self) -> tuple | None:
+        b = self.best or {}
+        return (b["lo"], b["hi"]) if b.get("lo") is not None else None
+
+    def _short(self) -> str:
+        b = self.best
+        if not b or b.get("value") is None:
+            return f"round {self.round}: no estimate yet ({self.candidates} candidates)"
+        return (f"round {self.round}: success {100 * b['value']:.1f}% [{100 * b['lo']:.1f}, "
+                f"{100 * b['hi']:.1f}] ({b.get('source')}, {self.candidates} candidates)")
+
+    summary = _short
+
+
+def estimates(project, round: int, *, version: str | None = None,
+              confidence: float = 0.95) -> RoundEstimates:
+    """The remover's success rate on round ``round``'s candidates, with intervals.
+
+    The typed face of :func:`round_estimates` (same parameters; see it for the estimators).
+
+    Returns
+    -------
+    RoundEstimates
+
+    Examples
+    --------
+    >>> rorem_data.estimates(project, 1)          # doctest: +SKIP
+    RoundEstimates(round 1: success 40.0% [23.4, 56.6] (active, 128 candidates))
+    """
+    out = round_estimates(project, round, version=version, confidence=confidence)
+    return RoundEstimates(round=out["round"], candidates=out["candidates"], best=out.get("best"),
+                          active=out.get("active"), ppi=out.get("ppi"), human=out.get("human"),
+                          discriminator=out.get("discriminator"),
+                          estimate_labels=out.get("estimate_labels", 0), notes=out.get("notes") or [])
 
 
 # --- automation yield ------------------------------------------------------------------------

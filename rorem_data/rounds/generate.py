@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from rorem_data.core.display import Displayable
 from rorem_data.core import checks, schema, sharding
 from rorem_data.core.errors import ConfigError
 from rorem_data.core.images import HOST as _HOST, ImageProblem, read_mask, read_rgb
@@ -54,8 +55,8 @@ from rorem_data.core.validate import Problem
 from rorem_data.dataset import documents, queries, store
 
 
-@dataclass
-class GenerateResult:
+@dataclass(repr=False)
+class GenerateResult(Displayable):
     """What one :func:`generate` call did (in this process's share).
 
     Attributes

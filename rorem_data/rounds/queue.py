@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rorem_data.core.display import Displayable
 from rorem_data.core import schema
 from rorem_data.core.errors import ConfigError
 from rorem_data.dataset import queries, queues, store
@@ -22,8 +23,8 @@ from rorem_data.rounds import defaults as D
 from rorem_data.rounds.lease import holds_round
 
 
-@dataclass
-class Selection:
+@dataclass(repr=False)
+class Selection(Displayable):
     round: int
     strategy: str
     sample_ids: list

@@ -17,6 +17,7 @@ import shutil
 import numpy as np
 
 from rorem_data.core import outputs, schema
+from rorem_data.core.display import markdown_text
 from rorem_data.dataset import queries, store
 
 
@@ -243,6 +244,22 @@ def _fmt_est(e) -> str:
     return f"{100 * e['value']:.1f}% [{100 * e['lo']:.1f}, {100 * e['hi']:.1f}]"
 
 
+class _Name(str):
+    """A user-provided name inside a report note (reviewer, origin, license, remover, ...)."""
+
+
+def _note(*parts) -> tuple[str, str]:
+    """One report note as ``(markdown, HTML)``.
+
+    ``str`` parts are the report's own words (markdown; ``**`` marks bold); :class:`_Name`
+    parts come from users and show literally in both (escaped for markdown and for HTML), so a
+    reviewer named ``<script>...`` or ``**x**|y`` is text, not markup.
+    """
+    md = "".join(markdown_text(p) if isinstance(p, _Name) else p for p in parts)
+    page = "".join(html.escape(p if isinstance(p, _Name) else p.replace("**", "")) for p in parts)
+    return md, page
+
+
 def write_report(project, out: str) -> str:
     """Write the report folder; returns the path of ``index.html``.
 
@@ -308,9 +325,9 @@ def _write_into(project, data: dict, tmp: str) -> None:
                       r["accepted_by_human"], r["auto_decided"], r["accepted_by_discriminator"],
                       r["pending"], r["cumulative_train"], rate, yld])
 
-    md = [f"# rorem-data report: {data['project']}", "",
-          f"Dataset `{data['dataset']}`, {data['pool_items']} pool items. Latest discriminator: "
-          f"`{data['version'] or 'none'}`.", "",
+    md = [f"# rorem-data report: {markdown_text(data['project'])}", "",
+          f"Dataset {markdown_text(data['dataset'])}, {data['pool_items']} pool items. Latest "
+          f"discriminator: `{data['version'] or 'none'}`.", "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(str(c) for c in row) + " |" for row in table]
     md += ["", "Success rates (95% intervals) come from labels drawn with known probabilities: the "
@@ -319,31 +336,38 @@ def _write_into(project, data: dict, tmp: str) -> None:
            "queue chosen by a strategy is never used for them, because it is chosen, not random. The "
            "automation yield is the share of the round decided automatically, with the precision its "
            "audit measured.", ""]
+    notes = []
     for r, a in sorted(data["automation"].items()):
-        md.append(f"- Round {r} automatic decisions by `{a.get('version')}` with the {a.get('method')} "
-                  f"method ({a.get('method_reason') or ''})"
-                  + (f"; removers decided despite thin labels (override): {a['overridden_removers']}"
-                     if a.get("overridden_removers") else ""))
+        notes.append(_note(f"Round {r} automatic decisions by `{a.get('version')}` with the ",
+                           _Name(a.get("method")), " method (", _Name(a.get("method_reason") or ""), ")",
+                           *(("; removers decided despite thin labels (override): ",
+                              _Name(", ".join(map(str, a["overridden_removers"]))))
+                             if a.get("overridden_removers") else ())))
     for r, per in sorted(data["per_remover"].items()):
         for rem, v in sorted((per.get("removers") or {}).items()):
             auc = v.get("auc") or {}
-            md.append(f"- Round {r} discriminator vs humans on remover `{rem}`: n={v.get('n')}, AUC "
-                      f"{_fmt_num(auc)}, precision at the threshold {_fmt_est(v.get('precision'))}")
+            notes.append(_note(f"Round {r} discriminator vs humans on remover ", _Name(rem),
+                               f": n={v.get('n')}, AUC {_fmt_num(auc)}, precision at the threshold "
+                               f"{_fmt_est(v.get('precision'))}"))
     for who, q in sorted(data["reviewers"].items()):
         if who.startswith("_"):
             continue
         acc = (q.get("gold") or {}).get("accuracy")
-        md.append(f"- Reviewer {who}: {q['judgments']} judgments, gold accuracy {_fmt_est(acc)} "
-                  f"[{q['flag']}]{' EXCLUDED' if q.get('excluded') else ''}")
+        notes.append(_note("Reviewer ", _Name(who), f": {q['judgments']} judgments, gold accuracy "
+                           f"{_fmt_est(acc)} [{q['flag']}]{' EXCLUDED' if q.get('excluded') else ''}"))
     for origin, counts in sorted(data["licenses"].items()):
-        md.append(f"- Licenses of {origin}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        parts = []
+        for k, v in sorted(counts.items(), key=lambda kv: str(kv[0])):
+            parts += [", " if parts else "", _Name(k), f" {v}"]
+        notes.append(_note("Licenses of ", _Name(origin), ": ", *parts))
     for r, a in sorted(data["agreement"].items()):
         if a.get("items"):
-            md.append(f"- Round {r} reviewer agreement: {a['agree']}/{a['items']} "
-                      f"({100 * a['percent_agreement']:.0f}%), Cohen's kappa {a['cohen_kappa']:.2f}")
+            notes.append(_note(f"Round {r} reviewer agreement: {a['agree']}/{a['items']} "
+                               f"({100 * a['percent_agreement']:.0f}%), Cohen's kappa {a['cohen_kappa']:.2f}"))
     for r, a in sorted(data["audit"].items()):
-        md.append(f"- Round {r} audit of automatic accepts: precision {_fmt_est(a['accept_precision'])} "
-                  f"vs target {100 * a['target_precision']:.0f}%: **{a['flag']}**")
+        notes.append(_note(f"Round {r} audit of automatic accepts: precision {_fmt_est(a['accept_precision'])} "
+                           f"vs target {100 * a['target_precision']:.0f}%: **{a['flag']}**"))
+    md += [f"- {n[0]}" for n in notes]
     md += [""] + [f"![{t}]({f})" for f, t in figs]
     with open(os.path.join(tmp, "report.md"), "w", encoding="utf-8") as fh:
         fh.write("\n".join(md) + "\n")
@@ -352,13 +376,13 @@ def _write_into(project, data: dict, tmp: str) -> None:
 
     e = html.escape
     rows_html = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in table)
-    notes = "".join(f"<li>{e(line[2:]).replace('**', '')}</li>" for line in md if line.startswith("- "))
+    notes_html = "".join(f"<li>{n[1]}</li>" for n in notes)
     figs_html = "".join(f'<figure><img src="{f}" alt="{e(t)}"><figcaption>{e(t)}</figcaption></figure>'
                         for f, t in figs)
     ex_html = ""
     for name, items in examples.items():
         cells = "".join(
-            f'<figure><img src="{it["file"]}" alt="{e(name)} example"><figcaption>{e(it["key"])}'
+            f'<figure><img src="{e(it["file"])}" alt="{e(name)} example"><figcaption>{e(it["key"])}'
             f'{" - " + e(str(it["by"])) if it.get("by") else ""}'
             f'{" (" + e(str(it["reason"])) + ")" if it.get("reason") else ""}'
             f'{" score %.2f" % it["score"] if isinstance(it.get("score"), float) else ""}</figcaption></figure>'
@@ -382,7 +406,7 @@ figure {{ margin: 0; }} figcaption {{ font-size: 0.8rem; color: #555; }}
 <table><thead><tr>{''.join(f'<th>{e(h)}</th>' for h in header)}</tr></thead><tbody>{rows_html}</tbody></table>
 <p>Success rates: human labels of the uniform estimation sample, and prediction-powered inference
 over every candidate (95% intervals). The active-learning queue is never used for them.</p>
-<ul>{notes}</ul>
+<ul>{notes_html}</ul>
 <h2>Plots</h2><div class=figs>{figs_html}</div>
 <h2>Examples</h2>{ex_html}
 </body></html>

@@ -154,9 +154,6 @@ def review(project, round: int, reviewer, *, purposes=None, reviewer_name: str |
     """
     from rorem_data.core import checks
     from rorem_data.rounds import review as review_mod
-    from rorem_data.rounds.project import as_project
-
-    project = as_project(project)
     round = checks.round_number(round, "round", minimum=1)
     name = reviewer_name or os.environ.get("ROREM_REVIEWER") or _login()
     before = len(open_items(project, round, purposes=purposes))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from rorem_data.core import schema
+from rorem_data.core.display import Displayable
 from rorem_data.dataset import queries, store
 
 
@@ -87,6 +88,103 @@ def round_table(project, *, estimates: bool = False) -> list[RoundRow]:
         rows.append(RoundRow(r, schema.PHASE_AUTO, pools.get(r, 0), cand, sel_a, 0, 0, auto, auto_acc,
                              pending, auto_acc, cumulative, automation_yield=auto_rec.get("yield")))
     return rows
+
+
+#: Columns of :meth:`StatusTable.to_pandas`, in order.
+COLUMNS = ("round", "phase", "pool_items", "candidates", "selected", "human_reviewed",
+           "accepted_by_human", "auto_decided", "accepted_by_discriminator", "pending", "accepted",
+           "cumulative_train", "success_rate", "success_lo", "success_hi", "success_source",
+           "auto_accept_share", "auto_reject_share", "audited_precision")
+
+
+def _flat(row: RoundRow) -> dict:
+    sr = row.success_rate or {}
+    y = row.automation_yield or {}
+    ap = y.get("audited_precision") or {}
+    out = {k: v for k, v in row.as_dict().items() if k not in ("success_rate", "automation_yield")}
+    out.update(success_rate=sr.get("value"), success_lo=sr.get("lo"), success_hi=sr.get("hi"),
+               success_source=sr.get("source"),
+               auto_accept_share=y.get("accept_share") if row.phase == schema.PHASE_AUTO else None,
+               auto_reject_share=y.get("reject_share") if row.phase == schema.PHASE_AUTO else None,
+               audited_precision=ap.get("value"))
+    return {c: out.get(c) for c in COLUMNS}
+
+
+class StatusTable(Displayable):
+    """The project's round table: one :class:`RoundRow` per round and phase.
+
+    A sequence of rows (``table[0]``, ``len(table)``, ``for row in table``), shown as a table
+    in Jupyter; :meth:`to_pandas` gives a DataFrame with the success rate, its interval and the
+    automation yield as columns (:data:`COLUMNS`).
+    """
+
+    def __init__(self, project_name: str, rows: list[RoundRow]):
+        self.project = project_name
+        self.rows = list(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+    def to_records(self) -> list[dict]:
+        """One flat dict per row (the DataFrame's rows)."""
+        return [_flat(r) for r in self.rows]
+
+    def to_dict(self) -> dict:
+        return {"project": self.project, "rounds": [r.as_dict() for r in self.rows]}
+
+    def to_pandas(self):
+        """The table as a ``pandas.DataFrame`` (columns: :data:`COLUMNS`; shares in [0, 1])."""
+        import pandas as pd
+
+        return pd.DataFrame(self.to_records(), columns=list(COLUMNS))
+
+    def _short(self) -> str:
+        rounds = sorted({r.round for r in self.rows if r.round})
+        last = self.rows[-1].cumulative_train if self.rows else 0
+        return f"{self.project}: {len(rounds)} rounds, training set {last} pairs"
+
+    def __repr__(self) -> str:
+        head = ["round", "phase", "cand.", "human", "auto", "pending", "train", "success"]
+        lines = [f"StatusTable({self._short()})", "  " + "  ".join(f"{h:>8}" for h in head)]
+        for r in self.to_records():
+            rate = "" if r["success_rate"] is None else f"{100 * r['success_rate']:.1f}%"
+            vals = [r["round"], r["phase"], r["candidates"], r["human_reviewed"], r["auto_decided"],
+                    r["pending"], r["cumulative_train"], rate]
+            lines.append("  " + "  ".join(f"{str(v):>8}" for v in vals))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from rorem_data.core.display import html_table
+
+        recs = self.to_records()
+        return html_table(self._short(), [[r[c] for c in COLUMNS] for r in recs], header=COLUMNS)
+
+
+def status(project, *, estimates: bool = True) -> StatusTable:
+    """The project's per-round table (the paper's Table 1, for your data).
+
+    Parameters
+    ----------
+    project : Project (``rorem_data.status`` also takes a project folder's path)
+    estimates : bool
+        Give human rows the round's success rate with an interval (default).
+
+    Returns
+    -------
+    StatusTable
+        Rows per round and phase; ``to_pandas()`` for a DataFrame.
+
+    Examples
+    --------
+    >>> rorem_data.status(project).to_pandas()[["round", "phase", "success_rate"]]  # doctest: +SKIP
+    """
+    return StatusTable(project.name, round_table(project, estimates=estimates))
 
 
 def licenses_by_origin(project) -> dict:

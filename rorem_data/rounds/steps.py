@@ -40,6 +40,7 @@ class StepOutput:
     inputs: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     awaiting: dict | None = None  # the review App is open in a notebook: come back later
+    record: bool = True  # False: nothing was produced; a rerun tries the step again
 
 
 def digest(keys) -> str:
@@ -170,11 +171,15 @@ def audit_review(ctx: StepContext) -> StepOutput:
 
 
 def train(ctx: StepContext) -> StepOutput:
+    from rorem_data.core.errors import NotEnoughLabels
     from rorem_data.rounds import discriminator
 
     p = ctx.plan
-    res = discriminator.train(ctx.project, p.round, p.spec, holdout=p.holdout, rng=p.rng,
-                              progress=ctx.progress)
+    try:
+        res = discriminator.train(ctx.project, p.round, p.spec, holdout=p.holdout, rng=p.rng,
+                                  progress=ctx.progress)
+    except NotEnoughLabels as exc:  # a small round: people decide it all; not recorded as done
+        return StepOutput(f"no discriminator this round: {exc}", record=False)
     ctx.version = res.version
     labels = queries.human_labels(ctx.project.dataset, rounds_upto=p.round, fields=["key"])
     return StepOutput(_first_line(res), inputs={"labels": len(labels)}, extra={"version": res.version})
@@ -233,4 +238,6 @@ def applies(step: str, ctx: StepContext) -> bool:
         return ctx.previous_version is not None
     if step == "gold":
         return ctx.plan.gold_rate > 0
+    if step in ("score", "auto_label", "audit_review"):
+        return ctx.version is not None or (step != "score" and ctx.previous_version is not None)
     return True

@@ -14,14 +14,16 @@ separators, no absolute paths. A corrupt ``meta.json`` is one clear error naming
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
-import warnings
 
 from rorem_data.core import jsonfile
 from rorem_data.core.checks import is_int, round_number
 from rorem_data.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["check_version_name", "latest_version", "list_versions", "load_version_meta",
            "version_dir", "versions_dir", "write_version_meta"]
@@ -129,7 +131,7 @@ def latest_version(project, *, before_round: int | None = None) -> str | None:
         try:
             meta = load_version_meta(project, v)
         except ConfigError as exc:
-            warnings.warn(f"skipping discriminator version {v!r}: {exc}", stacklevel=2)
+            log.warning(f"skipping discriminator version {v!r}: {exc}")
             continue
         trained_on = meta.get("round")
         if before_round is not None and not (is_int(trained_on) and trained_on < before_round):

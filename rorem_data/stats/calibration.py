@@ -24,14 +24,16 @@ scipy and scikit-learn are imported inside the functions that use them.
 
 from __future__ import annotations
 
+import logging
 import math
-import warnings
 
 import numpy as np
 
 from rorem_data.core.errors import ConfigError
 from rorem_data.core.registry import Registry
 from rorem_data.stats.intervals import binomial_ci, check_labels, check_scores
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 STRATEGIES = ("uniform", "quantile")
@@ -131,11 +133,11 @@ class PlattCalibrator:
         ConfigError
             NaN/inf scores, length mismatch, labels other than 0/1, or only one class.
 
-        Warns
+        Notes
         -----
-        UserWarning
-            When the best-fitting slope is negative (higher scores go with more failures);
-            the calibrator then predicts the base rate for every score.
+        When the best-fitting slope is negative (higher scores go with more failures) the
+        calibrator predicts the base rate for every score and says so on the
+        ``rorem_data`` logger (WARNING).
         """
         from sklearn.linear_model import LogisticRegression
 
@@ -159,12 +161,10 @@ class PlattCalibrator:
         a = float(model.coef_[0, 0])
         b = float(model.intercept_[0])
         if a < 0:
-            warnings.warn(
+            log.warning(
                 "PlattCalibrator: higher scores go with more failures in these labels (best "
                 f"slope {a / std:.3g} < 0); predicting the base rate for every score. Check "
-                "that scores follow 'higher = better removal' and that labels are 1 = success.",
-                UserWarning,
-                stacklevel=2,
+                "that scores follow 'higher = better removal' and that labels are 1 = success."
             )
             a = 0.0
             p = float(np.mean(target))

@@ -15,6 +15,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from rorem_data.core import schema
+from rorem_data.core.display import markdown_text
 from rorem_data.dataset import queries
 from rorem_data.rounds import review
 from rorem_data.rounds.reviewer_quality import dataset_reviewer_quality
@@ -197,11 +198,12 @@ class ReviewPanel(foo.Panel):
             "**Reviewer:** %s%s - %s  \n**Progress:** %d / %d judged, %.0f%% accepted  \n"
             "**Candidate:** %s (#%s)  \n**Status:** %s%s  \n**Reviews:** %s  \n"
             "Keys: **y** accept, **n** reject, **1-5** reject with a reason, **u** undo"
-            % (_reviewer(), " (adjudicating)" if _adjudicating() else "",
+            % (markdown_text(_reviewer()), " (adjudicating)" if _adjudicating() else "",
                ctx.panel.state.quality or "no gold items judged yet", done, total, rate,
-               info.get("key") or "(open a candidate)", info.get("rank"), info.get("status") or "-",
+               markdown_text(info.get("key")) if info.get("key") else "(open a candidate)",
+               info.get("rank"), info.get("status") or "-",
                " - reviewers disagree, needs adjudication" if info.get("adjudicate") else "",
-               "; ".join(info.get("reviews") or []) or "none"),
+               "; ".join(markdown_text(r) for r in info.get("reviews") or []) or "none"),
             name="status",
         )
         row = panel.h_stack("main", gap=2)
