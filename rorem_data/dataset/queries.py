@@ -132,8 +132,23 @@ def reviewed(ds, *, round: int | None = None) -> list[dict]:
     return find(ds, q, ["kind", "reviews", "gold_truth", "queue_round"], sort_key=False)
 
 
-def queue_size(ds, round: int) -> int:
-    return ds._sample_collection.count_documents({"queue_round": int(round)})
+def queue_size(ds, round: int, *, purpose=None) -> int:
+    """Members of the round's queue (of one purpose or several)."""
+    q: dict = {"queue_round": int(round)}
+    if purpose is not None:
+        q["queue_purpose"] = {"$in": list(purpose)} if isinstance(purpose, (list, tuple, set)) else purpose
+    return ds._sample_collection.count_documents(q)
+
+
+def ids_by_key(ds, keys: Sequence[str]) -> dict:
+    """``{key: sample id}`` of the samples with these keys (one query per 50,000 keys)."""
+    keys = list(keys)
+    out: dict = {}
+    coll = ds._sample_collection
+    for i in range(0, len(keys), 50_000):
+        for d in coll.find({"key": {"$in": keys[i:i + 50_000]}}, {"key": 1}):
+            out[d["key"]] = str(d["_id"])
+    return out
 
 
 def latest_human_label(decisions: Sequence[dict] | None, max_round: int | None = None) -> int | None:

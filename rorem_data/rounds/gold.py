@@ -145,5 +145,6 @@ def add_gold(project, round: int, n: int, *, rng: int = 0, kinds=GOLD_KINDS,
         doc.update({"status": schema.PENDING, "gold_truth": schema.ACCEPTED if kind == "good" else schema.REJECTED,
                     "gold_kind": kind, "gold_seed": seed["id"]})
         docs.append(doc)
-    store.insert_documents(ds, docs)
-    return [str(d["_id"]) for d in docs]
+    store.insert_documents(ds, docs)  # keys are fixed by (seed, kind, round, j, rng): a rerun adds nothing
+    have = queries.ids_by_key(ds, [d["key"] for d in docs])
+    return [have[d["key"]] for d in docs if d["key"] in have]

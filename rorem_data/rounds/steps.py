@@ -138,7 +138,10 @@ def gold(ctx: StepContext) -> StepOutput:
     from rorem_data.rounds.gold import add_gold
 
     p = ctx.plan
-    n = int(math.ceil(p.gold_rate * queries.queue_size(ctx.project.dataset, p.round)))
+    # the share of the queue without gold items: a rerun after a kill asks for the same number
+    queued = queries.queue_size(ctx.project.dataset, p.round,
+                                purpose=[schema.QUEUE_ACTIVE, schema.QUEUE_ESTIMATE])
+    n = int(math.ceil(p.gold_rate * queued))
     try:
         ids = add_gold(ctx.project, p.round, n, rng=p.rng)
     except ConfigError as exc:

@@ -61,11 +61,14 @@ class SimulatedReviewer:
     tol_in, tol_out : float
         Error tolerances (mean absolute grey levels) inside and outside the mask.
     rng : int
+    batch : int
+        Judgments stored at a time.
     """
 
     def __init__(self, name: str = "simulated", *, noise: float = 0.03, tol_in: float = 14.0,
-                 tol_out: float = 3.0, rng: int = 0):
+                 tol_out: float = 3.0, rng: int = 0, batch: int = 10):
         self.name = name
+        self.batch = int(batch)
         self.noise = noise
         self.tol_in = tol_in
         self.tol_out = tol_out
@@ -103,10 +106,15 @@ class SimulatedReviewer:
                                      min_quota=2 if double_only else None, not_reviewed_by=self.name)
         if limit is not None:
             docs = docs[:limit]
-        rows, flips = [], 0
-        for d in docs:
+        rows, flips, n, accepted = [], 0, 0, 0
+        for d in docs:  # stored every `batch` judgments, as a person's would be
             status, reason, flipped = self.decide(d["filepath"], d["target_path"], d["mask"]["mask_path"])
             flips += flipped
             rows.append((d["id"], status, self.name, reason))
-        n = apply_reviews(project.dataset, rows, round=round) if rows else 0
-        return {"judged": n, "accepted": sum(r[1] == schema.ACCEPTED for r in rows), "flipped": flips}
+            accepted += status == schema.ACCEPTED
+            if len(rows) >= self.batch:
+                n += apply_reviews(project.dataset, rows, round=round)
+                rows = []
+        if rows:
+            n += apply_reviews(project.dataset, rows, round=round)
+        return {"judged": n, "accepted": accepted, "flipped": flips}
