@@ -287,14 +287,21 @@ def select(
     from rorem_data.core.errors import ConfigError
     from rorem_data.rounds import queue
 
+    from rorem_data.rounds.plan import ACTIVE
+    from rorem_data.selection.strategies import get_strategy
+
     params = _params_option(param)
+    if strategy == ACTIVE and params:
+        raise ConfigError(f"--param {', '.join(params)}: the active-inference sample takes --floor "
+                          "and --version, not strategy parameters")
     taken = (set(inspect.signature(queue.select).parameters)
              | set(inspect.signature(queue.build_queue).parameters) | set(queue.COMPUTED_INPUTS))
     clash = sorted(set(params) & taken)
     if clash:
+        own = ", ".join(get_strategy(strategy).params) or "none"
         raise ConfigError(f"--param {', '.join(clash)}: set by select itself (use its own options, "
-                          "e.g. --seed, --threshold, --version); --param is for a query strategy's "
-                          "own parameters")
+                          f"e.g. --seed, --threshold, --version); --param is for the strategy's "
+                          f"parameters: {own}")
     sel = queue.select(_open(), round, budget, strategy=strategy, version=version, floor=floor,
                        threshold=threshold, featurizer=featurizer, committee=_csv(committee),
                        strata=_csv(strata), double_share=double_share, rng=seed, **params)
@@ -588,7 +595,12 @@ def main(argv=None) -> None:
 
     _show_step_lines()
     try:
-        app(args=argv, standalone_mode=False)
+        # the command runs under this function's handlers (click's own main would turn Ctrl-C
+        # into an empty line and exit 130, losing the round's one line)
+        command = typer.main.get_command(app)
+        args = list(sys.argv[1:] if argv is None else argv)
+        with command.make_context("rorem-data", args) as ctx:
+            command.invoke(ctx)
     except RoundInterrupted as exc:
         typer.secho(str(exc), fg=typer.colors.YELLOW, err=True)
         sys.exit(130)

@@ -13,6 +13,7 @@ Each bad entry is one :class:`~rorem_data.core.validate.Problem` naming it.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -23,9 +24,9 @@ from rorem_data.core import schema
 from rorem_data.core.paths import UnsafePath, safe_join
 from rorem_data.core.validate import Problem
 from rorem_data.dataset.ingest import read_listing
-from rorem_data.dataset.ingest_paths import FIX_LINK, RootGuard
+from rorem_data.dataset.ingest_paths import FIX_LINK, RootGuard, item_key, rel_name
 from rorem_data.dataset.pairs import ItemCheck, check_image_file, mask_problems
-from rorem_data.dataset.pool_folder import PoolEntry
+from rorem_data.dataset.pool_folder import PoolEntry, default_origin
 
 FIX_SHAPE = "give a COCO instance file: {images: [...], annotations: [...], categories: [...]}"
 FIX_ANN = "fix or drop the annotation"
@@ -103,14 +104,24 @@ def _read_categories(cats, name: str, json_path: str, problems: list) -> tuple[d
     return out, set(dups)
 
 
-def read_coco(json_path: str, images_dir: str | None = None):
+def read_coco(json_path: str, images_dir: str | None = None, *, origin: str | None = None):
     """Parse and check a COCO instance-segmentation file (no pixel is decoded here).
+
+    Parameters
+    ----------
+    json_path : str
+    images_dir : str, optional
+        Where ``file_name`` paths are relative to (default: ``images/`` beside the JSON if it
+        exists, else the JSON's folder).
+    origin : str, optional
+        Origin name the keys are made with (default: the JSON file's name without ``.json``).
+        A key is ``(origin, file_name, annotation id)``, ``file_name`` normalized and
+        ``/``-separated, so the same file gives the same keys wherever it and the images sit.
 
     Returns
     -------
     groups : dict (image_path, width, height) -> [(entry, segmentation)]
-        ``image_path`` has its folders resolved (inside ``images_dir``); entry keys come from
-        the path as the file names it, so they are stable.
+        ``image_path`` has its folders resolved (inside ``images_dir``).
     problems : list of Problem
     n_crowd : int
         Crowd annotations left out.
@@ -119,6 +130,7 @@ def read_coco(json_path: str, images_dir: str | None = None):
     """
     json_path = os.path.abspath(json_path)
     name = os.path.basename(json_path)
+    origin = origin or default_origin(json_path)
     if images_dir is None:
         beside = os.path.join(os.path.dirname(json_path), "images")
         images_dir = beside if os.path.isdir(beside) else os.path.dirname(json_path)
@@ -167,7 +179,7 @@ def read_coco(json_path: str, images_dir: str | None = None):
         if why:
             problems.append(Problem(item, path, why, FIX_LINK))
             continue
-        imgs[im["id"]] = (placed, im["width"], im["height"], path)
+        imgs[im["id"]] = (placed, im["width"], im["height"], rel_name(path, images_dir))
     dup_images = _duplicates(image_ids)
     listed_ids = {v for v in image_ids if v is not None}
     for iid, positions in dup_images.items():
@@ -229,10 +241,11 @@ def read_coco(json_path: str, images_dir: str | None = None):
             problems.append(Problem(item, json_path, f"image_id {image_id!r} {why}",
                                     "add or fix the image, or drop the annotation"))
             continue
-        path, w, h, given = imgs[image_id]
-        entry = PoolEntry(item=item, image=path, mask=None,
-                          key=schema.make_key(schema.KIND_POOL, given, json_path, f"ann:{ann_id}"),
-                          category=cats.get(cat_id), ref=f"{json_path}#{ann_id}")
+        path, w, h, file_name = imgs[image_id]
+        # json.dumps tells the annotation ids 7 and "7" apart
+        key = item_key(schema.KIND_POOL, "coco", origin, file_name, f"ann:{json.dumps(ann_id)}")
+        entry = PoolEntry(item=item, image=path, mask=None, key=key, category=cats.get(cat_id),
+                          ref=f"{json_path}#{ann_id}")
         groups.setdefault((path, w, h), []).append((entry, a["segmentation"]))
     return groups, problems, n_crowd, guard.real_root
 

@@ -24,45 +24,48 @@ from rorem_data.core.checks import fraction
 from rorem_data.core.errors import ConfigError
 from rorem_data.core.validate import first_duplicates, map_checks
 from rorem_data.dataset import documents
-from rorem_data.dataset import store
 from rorem_data.dataset.coco import check_coco_image, decode_segmentation, read_coco
 from rorem_data.dataset.ingest import (
     ImportResult, MaskWriter, apply_policy, commit, problems_from_check,
 )
 from rorem_data.dataset.ingest_license import license_name, license_url as check_license_url
+from rorem_data.dataset.ingest_paths import ItemFiles, StoredItems, stored_files
 from rorem_data.dataset.pairs import check_image_masks
-from rorem_data.dataset.pool_folder import IMAGE_EXTS, PoolEntry, match_masks, scan_folder
+from rorem_data.dataset.pool_folder import (
+    IMAGE_EXTS, PoolEntry, default_origin, match_masks, scan_folder,
+)
 
 __all__ = ["IMAGE_EXTS", "PoolEntry", "check_coco_image", "decode_segmentation", "import_pool",
            "match_masks", "read_coco", "scan_folder"]
 
 
-def _check_coco(source, images_dir, ds, full_decode, workers, result):
-    groups, problems, n_crowd, real_root = read_coco(source, images_dir)
+def _check_coco(source, images_dir, origin, stored, full_decode, workers, result):
+    groups, problems, n_crowd, real_root = read_coco(source, images_dir, origin=origin)
     result.filtered += n_crowd
     all_entries = [e for items in groups.values() for e, _s in items]
     result.read = len(all_entries) + len(problems) + n_crowd
-    present = store.existing_keys(ds, [e.key for e in all_entries])
+    stored.read([e.key for e in all_entries], [_files(e) for e in all_entries])
     tasks, task_entries = [], []
     for (path, w, h), items in groups.items():
-        items = [(e, s) for e, s in items if e.key not in present]
+        items = [(e, s) for e, s in items if not stored.holds(e.key, _files(e))]
         if items:
             tasks.append((path, w, h, [s for _e, s in items], full_decode, real_root))
             task_entries.append([e for e, _s in items])
-    result.already_present = len(present)
+    result.already_present = len(all_entries) - sum(len(es) for es in task_entries)
     nested = map_checks(check_coco_image, tasks, desc="checking COCO images", workers=workers,
                         chunk_size=32)
     pairs = [(e, c) for es, cs in zip(task_entries, nested) for e, c in zip(es, cs)]
     return pairs, problems
 
 
-def _check_folder(source, ds, full_decode, workers, result):
-    entries, problems = scan_folder(source)
+def _check_folder(source, origin, stored, full_decode, workers, result):
+    entries, problems = scan_folder(source, origin=origin)
     dups = first_duplicates(e.key for e in entries)
     entries = [e for i, e in enumerate(entries) if i not in dups]
     result.read = len(entries) + len(problems)
-    present = store.existing_keys(ds, [e.key for e in entries])
-    todo = [e for e in entries if e.key not in present]
+    named = [_files(e) for e in entries]
+    stored.read([e.key for e in entries], named)
+    todo = [e for e, f in zip(entries, named) if not stored.holds(e.key, f)]
     result.already_present = len(entries) - len(todo)
     by_image: dict[str, list[PoolEntry]] = {}
     for e in todo:
@@ -73,6 +76,11 @@ def _check_folder(source, ds, full_decode, workers, result):
                         chunk_size=128)
     pairs = [(e, c) for es, cs in zip(by_image.values(), nested) for e, c in zip(es, cs)]
     return pairs, problems
+
+
+def _files(entry: PoolEntry) -> ItemFiles:
+    """The files an entry names before its check (the mask of a COCO entry is its ref)."""
+    return ItemFiles(entry.image, entry.mask, ref=entry.ref)
 
 
 def import_pool(
@@ -99,7 +107,10 @@ def import_pool(
     source : str
         Folder or COCO ``.json`` file.
     origin : str, optional
-        Origin name (default: the folder or JSON file name).
+        Origin name (default: the folder or JSON file name). An item's key is made from it and
+        the names inside the source (paths relative to the folder; a COCO file's image name and
+        annotation id), so the same data gives the same keys, candidates and numbers wherever
+        it sits.
     images_dir : str, optional
         COCO only: where ``file_name`` paths are relative to.
     min_area, max_area : float
@@ -117,11 +128,16 @@ def import_pool(
     Returns
     -------
     ImportResult
+        Items whose files are already in the dataset count as ``already_present``, whatever
+        key they were imported under (projects made before location-free keys included).
 
     Raises
     ------
     ValidationError
-        When anything is wrong and not ``skip_invalid`` (nothing is written).
+        When anything is wrong and not ``skip_invalid`` (nothing is written). An item whose
+        key is stored with other files (another source with the same origin name and the same
+        relative names) is one of those problems, naming the stored item; pass another
+        ``origin``.
     ConfigError
         If the area bounds are not 0 <= min_area <= max_area <= 1, or the license is not one
         short line.
@@ -164,29 +180,40 @@ def _import_pool(
     lic_url = check_license_url(license_url)
     source = os.path.abspath(os.fspath(source))
     is_coco = source.lower().endswith(".json")
-    origin = origin or os.path.splitext(os.path.basename(source.rstrip(os.sep)))[0] or "pool"
+    origin = origin or default_origin(source)
     ds = project.dataset
     result = ImportResult(kind=schema.KIND_POOL, license=lic)
+    stored = StoredItems(ds, schema.KIND_POOL)
     if is_coco:
-        pairs, problems = _check_coco(source, images_dir, ds, full_decode, workers, result)
+        pairs, problems = _check_coco(source, images_dir, origin, stored, full_decode, workers,
+                                      result)
     else:
-        pairs, problems = _check_folder(source, ds, full_decode, workers, result)
+        pairs, problems = _check_folder(source, origin, stored, full_decode, workers, result)
+    masks = MaskWriter(project)
 
+    # the exact files each checked item would store: the same files under an older key are
+    # already present; the same key over other files is a collision, named
+    files = [stored_files(c, e.image, e.mask, masks.folder, ref=e.ref) if c.ok else None
+             for e, c in pairs]
+    stored.read_images(f.image for f in files if f is not None)
     good = []
-    for e, c in pairs:
+    for (e, c), f in zip(pairs, files):
         if not c.ok:
             problems += problems_from_check(e.item, c)
+        elif stored.holds(e.key, f):
+            result.already_present += 1
+        elif (doc := stored.collision(e.key, f)) is not None:
+            problems.append(stored.collision_problem(e.item, f.image, doc, origin))
         elif not (min_area <= c.mask_area <= max_area):
             result.filtered += 1
         else:
             good.append((e, c))
-    del pairs
+    del pairs, files
     result.problems = problems
     result.invalid = result.read - len(good) - result.already_present - result.filtered
     result.report_path = apply_policy(problems, skip_invalid=skip_invalid, report_path=report_path,
                                       project=project, what="pool items", n_items=result.read)
     now = schema.utcnow()
-    masks = MaskWriter(project)
 
     def make_doc(pair) -> dict:
         e, c = pair

@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 
 from rorem_data.core import schema
 from rorem_data.core.validate import Problem
-from rorem_data.dataset.ingest_paths import FIX_LINK, inside_real, text_problem
+from rorem_data.dataset.ingest_paths import FIX_LINK, inside_real, item_key, text_problem
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 FIX_NAMES = "name masks <image stem>.png, <image stem>_<k>.png or <image stem>/<k>.png"
@@ -31,7 +31,9 @@ FIX_NAMES = "name masks <image stem>.png, <image stem>_<k>.png or <image stem>/<
 @dataclass(slots=True)
 class PoolEntry:
     """One pool item to check. ``image``/``mask`` are real paths (what the dataset stores);
-    ``key`` comes from the paths below the folder as given, so it is stable."""
+    ``key`` comes from the origin and the names inside the input (paths relative to the pool
+    folder; a COCO file's image name and annotation id), so it does not depend on where the
+    data sits."""
 
     item: str
     image: str
@@ -147,8 +149,33 @@ def list_files(top: str, real_root: str, exts=IMAGE_EXTS) -> Listing:
     return Listing(top, real_top, rels, linked, problems)
 
 
-def scan_folder(root: str) -> tuple[list[PoolEntry], list[Problem]]:
+def _posix(rel: str) -> str:
+    return rel if os.sep == "/" else rel.replace(os.sep, "/")
+
+
+def default_origin(source: str) -> str:
+    """The origin name of a pool import when none is given: the folder or JSON file name.
+
+    >>> default_origin("/data/openimages/")
+    'openimages'
+    >>> default_origin("/data/coco/instances_val.json")
+    'instances_val'
+    """
+    name = os.path.basename(os.path.abspath(os.fspath(source)).rstrip(os.sep))
+    return os.path.splitext(name)[0] or "pool"
+
+
+def scan_folder(root: str, *, origin: str | None = None) -> tuple[list[PoolEntry], list[Problem]]:
     """Match ``root/masks`` files to ``root/images`` files by stem (see the module doc).
+
+    Parameters
+    ----------
+    root : str
+        The pool folder.
+    origin : str, optional
+        Origin name the keys are made with (default: :func:`default_origin`). A key is
+        ``(origin, images/<rel>, masks/<rel>)`` with paths relative to ``root``, so the same
+        folder gives the same keys wherever it sits.
 
     Returns
     -------
@@ -159,6 +186,7 @@ def scan_folder(root: str) -> tuple[list[PoolEntry], list[Problem]]:
     """
     root = os.path.abspath(root)
     real_root = os.path.realpath(root)
+    origin = origin or default_origin(root)
     problems: list[Problem] = []
     img_dir, mask_dir = os.path.join(root, "images"), os.path.join(root, "masks")
     for d in (img_dir, mask_dir):
@@ -196,7 +224,8 @@ def scan_folder(root: str) -> tuple[list[PoolEntry], list[Problem]]:
             continue
         img_rel = images[stem]
         given_mask = msks.given(rel)
+        key = item_key(schema.KIND_POOL, "folder", origin, _posix(f"images/{img_rel}"),
+                       _posix(f"masks/{rel}"))
         entries.append(PoolEntry(item=item, image=imgs.real(img_rel), mask=msks.real(rel),
-                                 key=schema.make_key(schema.KIND_POOL, imgs.given(img_rel), given_mask),
-                                 ref=given_mask))
+                                 key=key, ref=given_mask))
     return entries, problems

@@ -28,7 +28,9 @@ from rorem_data.dataset.ingest import (
     ImportResult, MaskWriter, apply_policy, commit, problems_from_check, read_listing,
 )
 from rorem_data.dataset.ingest_license import license_name, license_url as check_license_url
-from rorem_data.dataset.ingest_paths import FIX_LINK, RootGuard
+from rorem_data.dataset.ingest_paths import (
+    FIX_LINK, ItemFiles, RootGuard, StoredItems, item_key, rel_name, stored_files,
+)
 from rorem_data.dataset.pairs import check_item
 
 REQUIRED_KEYS = ("source", "mask", "GT")
@@ -40,7 +42,8 @@ class SeedEntry:
     """One meta.json entry that passed the listing checks.
 
     ``source``/``mask``/``target`` are the paths to read (folders resolved, inside the root);
-    ``key`` comes from the paths as the meta.json names them, so it is stable.
+    ``key`` comes from the origin and the paths relative to the meta.json folder, so it does
+    not depend on where the data sits.
     """
 
     meta_path: str
@@ -90,7 +93,9 @@ def read_meta(meta_path: str, *, origin: str | None = None) -> tuple[list[SeedEn
     meta_path : str
         A RORem ``meta.json`` (UTF-8, a byte-order mark is accepted).
     origin : str, optional
-        Origin name for every entry (default: the name of the meta.json folder).
+        Origin name for every entry (default: the name of the meta.json folder). A key is
+        ``(origin, source, mask, GT)`` with the paths relative to the meta.json folder
+        (normalized, ``/``-separated), so the same set gives the same keys wherever it sits.
     """
     meta_path = os.path.abspath(meta_path)
     name = os.path.basename(meta_path)
@@ -128,10 +133,17 @@ def read_meta(meta_path: str, *, origin: str | None = None) -> tuple[list[SeedEn
                                         'use "score": 1 (success) or 0 (failure), or leave it out'))
                 continue
             score = int(score)
-        key = schema.make_key(schema.KIND_SEED, joined["source"], joined["mask"], joined["GT"])
+        key = item_key(schema.KIND_SEED, "meta", origin, *(rel_name(joined[k], root)
+                                                           for k in REQUIRED_KEYS))
         entries.append(SeedEntry(meta_path, i, key, placed["source"], placed["mask"], placed["GT"],
                                  score, origin, guard.real_root))
     return entries, problems
+
+
+def _files(entry: SeedEntry) -> ItemFiles:
+    """The files an entry names before its check (its ``import_ref``, a position in the
+    meta.json, does not name the mask, so the mask is matched by path only)."""
+    return ItemFiles(entry.source, entry.mask, entry.target)
 
 
 def _meta_list(meta_paths) -> list[str]:
@@ -168,7 +180,9 @@ def import_seeds(
     meta_paths : str or list of str
         One or more meta.json files.
     origin : str, optional
-        Origin name (default: each meta.json's folder name).
+        Origin name (default: each meta.json's folder name). A pair's key is made from it and
+        the paths relative to the meta.json folder, so the same set gives the same keys
+        wherever it sits.
     license : str, optional
         License of the data (an SPDX id such as ``"CC-BY-4.0"``, or one line of free text),
         stored on every imported pair; default ``"unknown"``.
@@ -189,12 +203,16 @@ def import_seeds(
     Returns
     -------
     ImportResult
+        Pairs whose files are already in the dataset count as ``already_present``, whatever
+        key they were imported under (projects made before location-free keys included).
 
     Raises
     ------
     ValidationError
         Listing every bad entry (file, problem, fix) when anything is wrong and not
-        ``skip_invalid``; nothing is written then.
+        ``skip_invalid``; nothing is written then. A pair whose key is stored with other files
+        (another set with the same origin name and the same relative paths) is one of those
+        problems, naming the stored pair; pass another ``origin``.
     ConfigError
         A license or license URL that is not one short line.
 
@@ -236,23 +254,49 @@ def _import_seeds(
 
     dups = first_duplicates(e.key for e in entries)
     for i, j in dups.items():
-        problems.append(Problem(entries[i].item, entries[i].source,
-                                f"duplicate of {entries[j].item} (same source, mask and GT)",
-                                "remove the repeated entry"))
+        e, first = entries[i], entries[j]
+        if (e.source, e.mask, e.target) == (first.source, first.mask, first.target):
+            problems.append(Problem(e.item, e.source,
+                                    f"duplicate of {first.item} (same source, mask and GT)",
+                                    "remove the repeated entry"))
+        else:  # two meta.json files whose origin and relative paths are the same
+            problems.append(Problem(
+                e.item, e.meta_path,
+                f"origin {e.origin!r} and its relative paths give the key of {first.item} of "
+                f"{first.meta_path}, whose files are other files ({first.source}): two sources "
+                "share the origin name",
+                f"import {e.meta_path} on its own under another origin, e.g. --origin "
+                f"{e.origin}-2 (origin= in Python)"))
     unique = [e for i, e in enumerate(entries) if i not in dups]
 
     ds = project.dataset
-    present = store.existing_keys(ds, [e.key for e in unique])
-    todo = [e for e in unique if e.key not in present]
+    stored = StoredItems(ds, schema.KIND_SEED)
+    named = [_files(e) for e in unique]
+    stored.read([e.key for e in unique], named)
+    todo = [e for e, f in zip(unique, named) if not stored.holds(e.key, f)]
+    del named
     result.already_present = len(unique) - len(todo)
 
     checks = map_checks(check_item, [(e.source, e.mask, e.target, full_decode, e.real_root)
                                      for e in todo],
                         desc="checking seed files", workers=workers)
-    for e, c in zip(todo, checks):
-        problems += problems_from_check(e.item, c)
-    good = [(e, c) for e, c in zip(todo, checks) if c.ok]
-    del checks
+    masks = MaskWriter(project)
+    # the exact files each checked pair would store: the same files under an older key are
+    # already present; the same key over other files is a collision, named
+    files = [stored_files(c, e.source, e.mask, masks.folder, e.target) if c.ok else None
+             for e, c in zip(todo, checks)]
+    stored.read_images(f.image for f in files if f is not None)
+    good = []
+    for e, c, f in zip(todo, checks, files):
+        if not c.ok:
+            problems += problems_from_check(e.item, c)
+        elif stored.holds(e.key, f):
+            result.already_present += 1
+        elif (doc := stored.collision(e.key, f)) is not None:
+            problems.append(stored.collision_problem(e.item, f.image, doc, e.origin))
+        else:
+            good.append((e, c))
+    del checks, files
 
     result.problems = problems
     result.invalid = result.read - len(good) - result.already_present
@@ -260,7 +304,6 @@ def _import_seeds(
                                       project=project, what="seeds", n_items=result.read)
 
     now = schema.utcnow()
-    masks = MaskWriter(project)
 
     def make_doc(pair) -> dict:
         e, c = pair
