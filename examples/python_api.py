@@ -69,18 +69,17 @@ try:
     print(rorem_data.auto_label(project, 2, version=v1, target_precision=0.8, confidence=0.8,
                                 audit=0.2, previews=False).summary())
     print(rorem_data.review(project, 2, reviewer, purposes=["audit"]))
-    print(rorem_data.audit(project, 2)["accept_precision"])
+    print(rorem_data.audit(project, 2))
 except rorem_data.ConfigError as exc:  # too few labels to guarantee the precision: it says so
     print("no automatic decisions:", exc)
-best = rorem_data.estimates(project, 2)["best"]
+best = rorem_data.estimates(project, 2).best
 print(f"round 2 success rate {best['value']:.2f} [{best['lo']:.2f}, {best['hi']:.2f}] ({best['source']})")
 
 # %% [markdown]
 # ## The round table and the export
 
 # %%
-for row in rorem_data.status(project):
-    print(row)
+print(rorem_data.status(project))
 print(rorem_data.export(project, 2, os.path.join(root, "export-round-2")).summary())
 print("plug-ins:", rorem_data.list_strategies(), rorem_data.list_featurizers(),
       rorem_data.list_removers(), rorem_data.list_discriminators())

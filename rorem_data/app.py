@@ -79,7 +79,7 @@ def launch_review(project, round: int, *, port: int = 5151, address: str = "127.
     if not port_is_free(address, port):
         raise ConfigError(f"port {port} on {address} is already in use - perhaps another reviewer's "
                           "App; their server would record your judgments under their name. Pass "
-                          "another port (e.g. --port 5152) for your own App")
+                          "another port (e.g. port=5152; --port 5152) for your own App")
     enable_plugin()
     if reviewer:
         os.environ["ROREM_REVIEWER"] = reviewer

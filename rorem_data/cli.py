@@ -657,11 +657,27 @@ _FLAGS = {"target_precision": "--target-precision", "confidence": "--confidence"
           "featurizer": "--featurizer", "candidates": "--candidates", "round": "--round"}
 
 
+# front-door functions named in library messages -> the CLI command doing the same
+_COMMANDS = {"import_seeds": "import seeds", "import_pool": "import pool", "generate": "generate",
+             "featurize": "featurize", "train_discriminator": "discriminator train",
+             "score": "score", "select": "select", "review": "review", "auto_label": "auto-label",
+             "audit": "audit", "export": "export", "init_project": "init", "finetune": "finetune",
+             "run_round": "round run", "status": "status", "report": "report"}
+
+
 def _cli_words(exc: RoremError) -> str:
-    """The library's message, with the CLI flag after the first Python parameter it names."""
+    """The library's message for a shell user: a front-door call it names becomes the CLI
+    command (unless the message already gives it), and the CLI flag follows the first Python
+    parameter it names."""
     import re
 
     text = str(exc)
+    if "(rorem-data " not in text and "CLI:" not in text:
+        def command(m):
+            name = m.group(1)
+            return f"`rorem-data {_COMMANDS[name]}`" if name in _COMMANDS else m.group(0)
+
+        text = re.sub(r"rorem_data\.(\w+)(?:\([^()]*\))?", command, text)
     param = getattr(exc, "parameter", None)
     m = re.match(r"(\w+) must be ", text)
     name = param or (m.group(1) if m else None)

@@ -12,7 +12,7 @@ def test_python_api_example(tmp_path):
                           capture_output=True, text=True, timeout=900, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    assert "round 1:" in out and "train:" in out and "active sample of round 2" in out
+    assert "round 1 (finished):" in out and "train:" in out and "active sample of round 2" in out
     assert "exported round 2" in out and "round 2 success rate" in out
     assert os.path.exists(tmp_path / "export-round-2" / "meta.json")
     import fiftyone as fo

@@ -125,7 +125,7 @@ def map_checks(
                 f"{desc}: a worker process died while checking items {start}-"
                 f"{min(n, start + chunk_size) - 1} (first: {_shown(tasks[start])}): it ran "
                 "out of memory, was killed, or a decoder crashed on a file there. Nothing was "
-                "written; run again, with --workers 1 to find the file, or drop those "
+                "written; run again, with workers=1 (--workers 1) to find the file, or drop those "
                 "items") from None
     return out
 

@@ -138,7 +138,7 @@ def read_coco(json_path: str, images_dir: str | None = None, *, origin: str | No
     guard = RootGuard(images_dir)
     if not os.path.isdir(images_dir):
         return {}, [Problem(name, images_dir, "image folder does not exist",
-                            "pass --images DIR, the folder the file_name paths are relative to")], 0, guard.real_root
+                            "pass images_dir (--images DIR), the folder the file_name paths are relative to")], 0, guard.real_root
     data, problems = read_listing(json_path, item=name, fix=FIX_SHAPE)
     if problems:
         return {}, problems, 0, guard.real_root

@@ -89,7 +89,7 @@ def publish(stage: str, out: str, *, overwrite: bool, protected) -> None:
     except OSError as exc:
         if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
             raise ExportError(f"{out} was created by someone else while this export ran; nothing "
-                              "was replaced. Export again (with --overwrite to replace it)") from None
+                              "was replaced. Export again (with overwrite=True, --overwrite, to replace it)") from None
         raise
     finish_marker(out)
 

@@ -46,7 +46,7 @@ def license_name(value: object, name: str = "--license") -> str:
     if not text or len(text) > MAX_LICENSE_CHARS or not _one_line(text):
         shown = value if len(value) <= 80 else value[:77] + "..."
         raise bad(name, expected, shown, "put the license's full text in a file and give its URL "
-                  "with --license-url")
+                  "with license_url (--license-url)")
     return text
 
 

@@ -408,8 +408,8 @@ def record_reviews(ds, rows: Sequence[tuple], *, round: int | None = None,
         oid = _oid(sid)
         q = rounds.get(oid)
         if q is None:
-            raise ConfigError(f"sample {sid} is not a candidate in a review queue; run `rorem-data "
-                              "select --round N` first, and judge samples of that queue")
+            raise ConfigError(f"sample {sid} is not a candidate in a review queue; build the "
+                              "round's queue first (rorem_data.select), and judge samples of that queue")
         if round is not None and int(round) != int(q):
             raise ConfigError(f"sample {sid} is queued for round {q}, not round {round}")
         changes.append(Change(oid, [review_entry(reviewer=reviewer, status=status, round=int(q),

@@ -160,6 +160,6 @@ def review_view(ds, round: int, *, adjudicate: bool = False):
     """
     name = adjudication_view_name(round) if adjudicate else queue_view_name(round)
     if not ds.has_saved_view(name):
-        raise ConfigError(f"round {round} has no review queue yet; build one first (rorem-data "
-                          f"select --round {round} --budget B)")
+        raise ConfigError(f"round {round} has no review queue yet; build one first "
+                          f"(rorem_data.select(project, {round}, budget))")
     return ds.load_saved_view(name)

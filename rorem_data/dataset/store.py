@@ -104,8 +104,8 @@ def load_dataset(name: str):
     if not fo.dataset_exists(name):
         raise ProjectError(
             f"The project's FiftyOne dataset {name!r} does not exist in the database at "
-            f"{_database_where()}; check FIFTYONE_DATABASE_URI / FIFTYONE_DATABASE_DIR, or run "
-            "`rorem-data init --force` to create it again"
+            f"{_database_where()}; check FIFTYONE_DATABASE_URI / FIFTYONE_DATABASE_DIR, or create it "
+            "again with rorem_data.init_project(project_folder, force=True) (rorem-data init --force)"
         )
     return fo.load_dataset(name)
 

@@ -133,8 +133,8 @@ def check_checkpoint(path: str, identity: dict) -> int:
                 f"checkpoint {path} holds only pickle-based training state ({', '.join(pickled)}), "
                 "as accelerate's save_state writes it; rorem-data does not unpickle files, "
                 "because that can run arbitrary code. Fix: resume from a checkpoint written by "
-                "this version of rorem-data, or start fresh with --resume none (or another "
-                "--output)", os.path.join(path, pickled[0]))
+                "this version of rorem-data, or start fresh with resume='none' (--resume none) or "
+                "another output folder", os.path.join(path, pickled[0]))
         raise ConfigError(f"{path} is not a rorem-data training checkpoint (no {STATE_NAME}); pass "
                           "a folder <output>/checkpoints/checkpoint-<step>")
     meta = jsonfile.load(os.path.join(path, META_NAME), what=f"checkpoint metadata of {path}",
@@ -143,8 +143,9 @@ def check_checkpoint(path: str, identity: dict) -> int:
         if meta.get(k) != v:
             raise ConfigError(
                 f"checkpoint {path} was made with a different {_IDENTITY_WORDS.get(k, k)} "
-                f"({k}={meta.get(k)!r}, this run has {v!r}); resume with the same --pretrained/"
-                "--unet/--lora-rank/--resolution, or use a fresh --output (or --resume none)")
+                f"({k}={meta.get(k)!r}, this run has {v!r}); resume with the same pretrained, "
+                "unet, lora_rank and resolution, or use a fresh output folder (or resume='none'; CLI: "
+                "--resume none)")
     return int(meta["step"])
 
 
@@ -231,7 +232,7 @@ def _load_unet_weights(model, folder: str) -> None:
     if loaded != expected:
         raise ConfigError(f"checkpoint UNet {folder} lacks {len(expected - loaded)} weights "
                           f"({sorted(expected - loaded)[:3]}...); the checkpoint is incomplete: "
-                          "resume from another one or with --resume none")
+                          "resume from another one or with resume='none' (--resume none)")
 
 
 def load_checkpoint(accelerator, path: str, *, unet, optimizer, lr_scheduler, lora: bool) -> int:

@@ -145,7 +145,7 @@ class FinetuneConfig:
             raise bad("pretrained", "a base inpainting pipeline folder or hub id")
         if not self.data:
             raise bad("data", "one or more export folders (with meta.json)",
-                      "Export a round with `rorem-data export --round N --out DIR`")
+                      "Export a round with rorem_data.export(project, N, DIR) (CLI: rorem-data export --round N --out DIR)")
         for name in ("resolution", "train_batch_size", "max_train_steps",
                      "gradient_accumulation_steps", "num_validation_images",
                      "validation_inference_steps", "log_every"):

@@ -40,7 +40,7 @@ def read_pairs(data: list[str]) -> list[tuple[str, str, str]]:
         root = os.path.dirname(os.path.abspath(meta))
         if not os.path.isfile(meta):
             raise ConfigError(f"training data {d} has no meta.json ({meta}); pass a folder made by "
-                              "`rorem-data export --format rorem`")
+                              "rorem_data.export(project, N, DIR) (rorem-data export --format rorem)")
         entries = jsonfile.load(meta, fix="re-export the round")
         if not isinstance(entries, list):
             raise ConfigError(f"{meta} must be a JSON list of {{source, mask, GT}}; got "
@@ -93,7 +93,7 @@ def check_sizes(pairs, resolution: int) -> None:
             if size != (resolution, resolution):
                 problems.append(Problem(f"pair {i} {what}", p,
                                         f"is {size[0]}x{size[1]}, not {resolution}x{resolution}",
-                                        "pass --on-size-mismatch resize, or resize the export"))
+                                        "pass on_size_mismatch='resize' (--on-size-mismatch resize), or resize the export"))
     if problems:
         raise ValidationError(f"{len(problems)} training image(s) are not "
                               f"{resolution}x{resolution}", problems)

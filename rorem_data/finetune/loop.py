@@ -114,7 +114,7 @@ def trackers(report_to: str) -> list[str]:
     for w, ok in (("tensorboard", has_tb), ("wandb", has_wandb)):
         if w in wanted and not ok:
             raise DependencyError(f"report_to {report_to} needs {w}; pip install {w}, or use "
-                                  "--report-to auto")
+                                  "report_to='auto' (--report-to auto)")
     return wanted
 
 

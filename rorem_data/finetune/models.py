@@ -200,7 +200,7 @@ def load_lora_into(unet, path: str) -> None:
     if unexpected or not unet_state:
         raise ConfigError(f"checkpoint {file} holds LoRA weights that do not fit this UNet "
                           f"({(unexpected or ['no unet.* keys'])[:3]}...); resume with the same "
-                          "--lora-rank and targets")
+                          "lora_rank (--lora-rank) and targets")
 
 
 def full_pipeline(unet, vae, base: BaseModel):

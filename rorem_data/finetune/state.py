@@ -125,7 +125,7 @@ def load_optimizer(optimizer, folder: str, meta: dict) -> None:
         optimizer.load_state_dict({"state": state, "param_groups": groups})
     except (ValueError, KeyError, RuntimeError) as exc:
         raise ConfigError(f"the optimizer state in {folder} does not fit this run ({exc}); resume "
-                          "with the same model and options, or use --resume none") from None
+                          "with the same model and options, or pass resume='none' (--resume none)") from None
 
 
 def scheduler_state(lr_scheduler) -> dict:

@@ -130,10 +130,10 @@ def load_features(project, featurizer_key: str, ids) -> np.ndarray:
         folder = os.path.join(root, featurizer_key)
     if not os.path.isdir(folder):
         known = sorted(os.listdir(root)) if os.path.isdir(root) else []
-        raise ConfigError(f"no cached features {featurizer_key!r}; run `rorem-data featurize` first "
-                          f"(cached: {', '.join(known) or 'none'})")
+        raise ConfigError(f"no cached features {featurizer_key!r}; compute them first with "
+                          f"rorem_data.featurize (cached: {', '.join(known) or 'none'})")
     cfg = jsonfile.load(os.path.join(folder, "config.json"),
-                        fix=f"delete the folder {folder} and run `rorem-data featurize` again")
+                        fix=f"delete the folder {folder} and run rorem_data.featurize again")
     config = cfg.get("config", cfg) if isinstance(cfg, dict) else cfg
     cache = FeatureCache(root, featurizer_key, config)
     return cache.read(list(ids))
@@ -289,13 +289,13 @@ def _load_version(project, version, *, trust_code: bool = False):
     if "calibration" not in meta or not os.path.isdir(folder):
         raise ConfigError(f"discriminator version {version!r} has no trained model (no "
                           f"calibration in its meta.json or no {folder}); retrain it with "
-                          "`rorem-data discriminator train`")
+                          "rorem_data.train_discriminator")
     spec = saved_spec(folder)
     disc = load_discriminator(folder, trust_code=trust_code)
     if spec is None and getattr(disc, "input_kind", "features") == "features":
         raise ConfigError(f"discriminator version {version!r} records no spec (no "
                           f"{os.path.join(folder, 'spec.json')}), so its featurizer is unknown; "
-                          "retrain it with `rorem-data discriminator train`")
+                          "retrain it with rorem_data.train_discriminator")
     return meta, disc, spec, calibrator_from_dict(meta["calibration"])
 
 
@@ -339,7 +339,7 @@ def score(project, round: int, version: str | None = None, *, trust_code: bool =
     t0 = time.perf_counter()
     version = latest_version(project) if version is None else version
     if version is None:
-        raise ConfigError("no trained discriminator; run `rorem-data discriminator train` first")
+        raise ConfigError("no trained discriminator; train one first (rorem_data.train_discriminator)")
     ids, items, _docs = candidate_items(project, round=int(round))
     if not ids:
         raise ConfigError(f"round {round} has no candidates to score")
@@ -362,7 +362,7 @@ def evaluate(project, version: str | None = None, *, round: int | None = None, t
 
     version = latest_version(project) if version is None else version
     if version is None:
-        raise ConfigError("no trained discriminator; run `rorem-data discriminator train` first")
+        raise ConfigError("no trained discriminator; train one first (rorem_data.train_discriminator)")
     meta = load_version_meta(project, version)
     ids, items, docs = candidate_items(project, round=round)
     labels = _human_labels(docs, None)

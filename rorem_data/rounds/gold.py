@@ -106,7 +106,7 @@ def add_gold(project, round: int, n: int, *, rng: int = 0, kinds=GOLD_KINDS,
     seeds = [s for s in seeds if s.get("target_path")]
     if not seeds:
         raise ConfigError("gold items are made from seed pairs; import seeds first "
-                          "(rorem-data import seeds META.json), or set the gold rate to 0")
+                          "(rorem_data.import_seeds), or set gold_rate to 0")
     gen = np.random.default_rng([int(rng), int(round), 0x601D])
     bad_kinds = [k for k in kinds if k != "good"]
     out_dir = project.media_path("candidates", f"round-{int(round)}")

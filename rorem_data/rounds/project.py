@@ -67,11 +67,12 @@ class ProjectConfig:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ProjectError(f"{where} is not valid TOML ({exc}); fix or re-create it with "
-                               "`rorem-data init --force`") from None
+                               "rorem_data.init_project(path, force=True) (rorem-data init --force)") from None
         proj = data.get("project")
         if not isinstance(proj, dict) or not isinstance(proj.get("dataset"), str):
             raise ProjectError(f"{where} has no [project] table with a 'dataset' name; "
-                               "re-create it with `rorem-data init --force`")
+                               "re-create it with rorem_data.init_project(path, force=True) "
+                               "(rorem-data init --force)")
         db = data.get("database") if isinstance(data.get("database"), dict) else {}
         return cls(
             name=str(proj.get("name", "")),
@@ -159,8 +160,9 @@ class Project:
         raise ProjectError(
             f"project {self.root} lives in the database at {made} ({made_how}), but this process "
             f"is connected to the database at {now['db_path'] or '?'} ({conn_how}), which does "
-            f"not hold it. Fix: {fix}. If you moved the database on purpose, run "
-            "`rorem-data init --force` in the project to adopt the connected one")
+            f"not hold it. Fix: {fix}. If you moved the database on purpose, adopt the "
+            "connected one with rorem_data.init_project(project_folder, force=True) (rorem-data "
+            "init --force)")
 
     # Thin conveniences over the library functions ------------------------------------------
 
@@ -213,7 +215,8 @@ def open_project(path: str = ".") -> Project:
     if root is None:
         raise ProjectError(
             f"No rorem-data project at {os.path.abspath(path)} or any parent folder "
-            f"(no {CONFIG_NAME}); run `rorem-data init` there, or pass --project DIR"
+            f"(no {CONFIG_NAME}); make one with rorem_data.init_project(path) (rorem-data init), "
+            "or open the right folder (--project DIR)"
         )
     cfg_path = os.path.join(root, CONFIG_NAME)
     with open(cfg_path, encoding="utf-8") as fh:
@@ -305,7 +308,7 @@ def init_project(path: str = ".", *, name: str | None = None, dataset: str | Non
     if os.path.exists(cfg_path):
         if not force:
             raise ProjectError(f"{root} is already a rorem-data project ({CONFIG_NAME} exists); "
-                               "open it with rorem_data.open_project, or pass --force")
+                               "open it with rorem_data.open_project, or pass force=True (--force)")
         try:
             with open(cfg_path, encoding="utf-8") as fh:
                 old = ProjectConfig.from_toml(fh.read(), cfg_path)

@@ -149,8 +149,8 @@ def build_queue(
         raise ConfigError(f"double_share must be in [0, 1]; got {double_share}")
     computed = sorted(set(params) & set(COMPUTED_INPUTS))
     if computed:
-        raise ConfigError(f"build_queue computes {', '.join(computed)} from round {round}; "
-                          "they are not strategy parameters")
+        raise ConfigError(f"select computes {', '.join(computed)} from round {round}'s "
+                          "candidates; they are not strategy parameters")
     plain = {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))}
     sel_id = _selection_id(round=int(round), budget=budget, strategy=strategy, discriminator=discriminator,
                            committee=committee, threshold=threshold, featurizer=featurizer, strata=strata,
@@ -169,7 +169,8 @@ def build_queue(
                             extra_fields=("filepath", "target_path"))
     n = len(arr["ids"])
     if n == 0:
-        raise ConfigError(f"round {round} has no candidates; run `rorem-data generate --round {round}` first")
+        raise ConfigError(f"round {round} has no candidates; generate them first "
+                          f"(rorem_data.generate(project, {round}, remover))")
     reviewed = arr["queued"] | np.isin(arr["status"], [schema.ACCEPTED, schema.REJECTED])
     kwargs = dict(rng=rng, reviewed=reviewed, threshold=threshold, n=n, **params)
     if discriminator:

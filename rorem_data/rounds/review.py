@@ -433,13 +433,13 @@ def import_labels(project, path: str, *, round: int, default_reviewer: str | Non
             sid = by_key.get(r.key)
             if sid is None:
                 problems.append(Problem(f"{name} row {r.line}", path, f"key {r.key!r} is not in the round-{round} queue",
-                                        "check the key, or the --round"))
+                                        "check the key, or the round"))
                 continue
         else:
             if sid not in members:
                 problems.append(Problem(f"{name} row {r.line}", path,
                                         f"sample {sid} is not in the round-{round} queue",
-                                        "check the id, or the --round"))
+                                        "check the id, or the round"))
                 continue
         if r.decision == schema.ACCEPTED and r.reason:
             problems.append(Problem(f"{name} row {r.line}", path, "a failure reason on an accept",

@@ -52,7 +52,7 @@ def check_version_name(version) -> str:
     """
     if not isinstance(version, str) or not _NAME.fullmatch(version):
         raise ConfigError(f"discriminator version must be a name of letters, digits and '_' "
-                          f"(as `rorem-data discriminator list` shows); got {version!r}")
+                          f"(as rorem_data.rounds.versions.list_versions(project) lists them); got {version!r}")
     return version
 
 
@@ -83,8 +83,8 @@ def load_version_meta(project, version: str) -> dict:
     if not os.path.exists(path):
         known = list_versions(project)
         raise ConfigError(f"discriminator version {version!r} is not in this project; known: "
-                          f"{', '.join(known) or 'none (run `rorem-data discriminator train`)'}")
-    fix = (f"retrain it (`rorem-data discriminator train`) or delete the folder "
+                          f"{', '.join(known) or 'none (train one with rorem_data.train_discriminator)'}")
+    fix = (f"retrain it (rorem_data.train_discriminator) or delete the folder "
            f"{os.path.dirname(path)}")
     meta = jsonfile.load(path, what=f"the record of discriminator version {version!r} ({path})",
                          fix=fix)

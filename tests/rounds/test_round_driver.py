@@ -250,3 +250,30 @@ def test_rerunning_auto_label_with_another_seed_adds_no_audit_items(filled):
         except ConfigError:
             pass
         assert filled.dataset.match({"queue_purpose": "audit"}).count() == queued
+
+
+def test_the_same_call_gives_the_same_numbers_wherever_the_data_sits(tmp_path):
+    """The same synthetic data under two folders: the same sample, estimates and yields."""
+    import fiftyone as fo
+
+    results = []
+    for where in ("a/deep/folder", "b"):
+        root = tmp_path / where
+        meta = synthetic.write_seed_set(str(root / "seeds"), 10, size=40, seed=0)
+        pool = synthetic.write_pool_folder(str(root / "pool"), 40, size=40, seed=1)
+        p = rorem_data.init_project(str(root / "proj"), name="same")
+        try:
+            rorem_data.import_seeds(p, [meta], progress=False)
+            rorem_data.import_pool(p, pool, origin="pool", progress=False)
+            res = run(p)
+            drawn = store.round_record(p.dataset_name, 1)["selections"][0]["sample_ids"]
+            keys = dict(zip(p.dataset.values("id"), p.dataset.values("key")))
+            results.append((sorted(keys[i] for i in drawn), res.estimates.get("best"),
+                            res.automation_yield, res.steps.get("auto_label")))
+        finally:
+            fo.delete_dataset(p.dataset_name)
+            store.delete_round_records(p.dataset_name)
+    (keys_a, est_a, y_a, auto_a), (keys_b, est_b, y_b, auto_b) = results
+    assert keys_a == keys_b
+    assert est_a == est_b and est_a is not None
+    assert y_a == y_b
