@@ -113,7 +113,7 @@ _SESSIONS: dict = {}  # (dataset, round, port) -> an App session left open (a no
 def review_in_app(project, round: int, *, purposes=None, reviewer_name: str | None = None,
                   port: int = 5151, address: str = "127.0.0.1", poll: float = 2.0,
                   timeout: float | None = None, block: bool = True) -> dict:
-    """The ``"app"`` reviewer of :func:`rorem_data.rounds.reviewers.review`: open the App on the
+    """The ``"app"`` reviewer of :func:`rorem_data.rounds.review.reviewers.review`: open the App on the
     round's queue and wait until every open item (of ``purposes``) has a human verdict.
 
     Ctrl-C stops waiting (the judgments so far are stored; the round resumes where it was).
@@ -123,7 +123,7 @@ def review_in_app(project, round: int, *, purposes=None, reviewer_name: str | No
     """
     import time
 
-    from rorem_data.rounds.reviewers import open_items
+    from rorem_data.rounds.review.reviewers import open_items
 
     url = f"http://{address}:{port}/datasets/{project.dataset_name}"
     key = (project.dataset_name, int(round), int(port))

@@ -285,9 +285,9 @@ def select(
     import inspect
 
     from rorem_data.core.errors import ConfigError
-    from rorem_data.rounds import queue
+    from rorem_data.rounds.review import queue
 
-    from rorem_data.rounds.plan import ACTIVE
+    from rorem_data.rounds.defaults import ACTIVE
     from rorem_data.selection.strategies import get_strategy
 
     params = _params_option(param)
@@ -489,7 +489,7 @@ def reviewers(
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Reviewer quality: accuracy on gold items (with an interval), agreement, time per decision."""
-    from rorem_data.rounds.reviewer_quality import exclude_reviewers, reviewer_quality
+    from rorem_data.rounds.review.quality import exclude_reviewers, reviewer_quality
 
     p = _open()
     if exclude_reviewer:

@@ -26,7 +26,7 @@ def _poll(fn, timeout=20):
 def test_review_in_the_app_with_keys_and_panel(project, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from rorem_data.rounds.queue import build_queue
+    from rorem_data.rounds.review.queue import build_queue
 
     ids, modes = add_candidates(project, 1, ["clean", "residue", "blur", "clean"], seed=11)
     sel = build_queue(project, 1, 4, strategy="random", rng=0)

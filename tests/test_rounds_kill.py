@@ -137,7 +137,7 @@ def test_select_killed_at_each_write(tmp_path, target, nth):
 def test_label_import_killed_between_bulk_writes(tmp_path, nth):
     """A labels file applied by a process killed after its first (or second) bulk write: the
     rerun of the same import ends in the records of one uninterrupted import - no judgment twice."""
-    from rorem_data.rounds.queue import build_queue
+    from rorem_data.rounds.review.queue import build_queue
 
     def build(p, files):
         add_candidates(p, 1, ["clean", "residue", "blur", "clean"] * 5, seed=3, base=files)

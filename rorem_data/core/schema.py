@@ -42,7 +42,7 @@ Every sample has
     ``inclusion_probability``  the probability a candidate was drawn into an active-inference
                         sample with (inverse-probability weights)
     ``gold_truth``      gold items (``kind == "gold"``): the known answer; ``gold_kind`` how it
-                        was made from a seed pair (see :mod:`rorem_data.rounds.gold`)
+                        was made from a seed pair (see :mod:`rorem_data.rounds.review.gold`)
     ``ledger_rev``      revision counter of the decision ledger (compare-and-swap)
 """
 

@@ -8,7 +8,7 @@ accepts on the audited items and updates the round's automation yield.
 
 Two ways to calibrate the thresholds (``method``)
 -------------------------------------------------
-``"active"``: on the round's active sample (:func:`rorem_data.rounds.queue.build_active_sample`),
+``"active"``: on the round's active sample (:func:`rorem_data.rounds.review.queue.build_active_sample`),
 with the design-based, finite-sample bound of :func:`rorem_data.stats.active.choose_accept_threshold_active`:
 with probability at least ``confidence`` over the draw, at least ``target_precision`` of all the
 round's candidates scoring at or above the threshold (among those not judged before the draw)
@@ -394,7 +394,7 @@ def auto_label(
     ('active', 0.41)
     """
     from rorem_data.core.checks import choice, fraction
-    from rorem_data.rounds.queue import enqueue
+    from rorem_data.rounds.review.queue import enqueue
     from rorem_data.stats.intervals import check_confidence
 
     t0 = time.perf_counter()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 #: How the review queue is drawn: a Poisson sample with known inclusion probabilities, which
 #: works in round 1 (uniform, no discriminator yet), gives unbiased estimates, and certifies
-#: automatic decisions (``rorem_data.rounds.queue.build_active_sample``).
-STRATEGY = "active-inference"
+#: automatic decisions (``rorem_data.rounds.review.queue.build_active_sample``).
+ACTIVE = "active-inference"
+STRATEGY = ACTIVE
 #: Smallest inclusion probability of the active sample.
 FLOOR = 0.05
 #: Discriminator spec trained each round, and the featurizer the queue and the spec use.

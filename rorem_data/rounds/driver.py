@@ -27,7 +27,7 @@ import time
 from rorem_data.core import schema
 from rorem_data.core.errors import RoundInterrupted
 from rorem_data.rounds import defaults as D
-from rorem_data.rounds.plan import ACTIVE, STEPS, make_plan  # noqa: F401 - ACTIVE re-exported
+from rorem_data.rounds.plan import STEPS, make_plan
 from rorem_data.rounds.result import AWAITING_REVIEW, FINISHED, RoundResult
 
 log = logging.getLogger("rorem_data")

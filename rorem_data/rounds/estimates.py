@@ -2,10 +2,10 @@
 
 Two sampling designs give valid numbers; both can live in one round.
 
-* **Uniform estimation sample** (:func:`rorem_data.rounds.queue.build_estimate_sample`): a simple
+* **Uniform estimation sample** (:func:`rorem_data.rounds.review.queue.build_estimate_sample`): a simple
   random sample of the round's candidates (``estimate_sample``). ``human`` is its
   Clopper-Pearson rate; ``ppi`` adds a discriminator's scores on every candidate (PPI++).
-* **Active sample** (:func:`rorem_data.rounds.queue.build_active_sample`): every candidate of the
+* **Active sample** (:func:`rorem_data.rounds.review.queue.build_active_sample`): every candidate of the
   round drawn independently with its own known probability ``pi_i`` (Poisson sampling, higher
   where the discriminator that drew it was unsure, never below a floor), recorded on each
   candidate (``inclusion_probability``) and in the round record's selection. ``active`` is the

@@ -25,7 +25,7 @@ from rorem_data.core import checks
 from rorem_data.core.errors import ConfigError
 from rorem_data.rounds import defaults as D
 
-ACTIVE = "active-inference"
+ACTIVE = D.ACTIVE
 
 #: The driver's steps, in order.
 STEPS = ("generate", "featurize", "score_previous", "queue", "gold", "review", "train", "score",
@@ -225,7 +225,7 @@ def _check_names(p: RoundPlan) -> None:
     from rorem_data.discriminators.specs import get_spec
     from rorem_data.features.base import list_featurizers
     from rorem_data.removers.spec import RemoverSpec
-    from rorem_data.rounds.reviewers import list_reviewers
+    from rorem_data.rounds.review.reviewers import list_reviewers
     from rorem_data.selection.strategies import list_strategies
 
     if not hasattr(p.remover, "remove"):

@@ -34,7 +34,7 @@ def collect(project) -> dict:
     """Everything the report shows, as plain data (also written to ``report.json``)."""
     from rorem_data.rounds.estimates import per_remover_agreement, round_estimates, round_yield
     from rorem_data.rounds.review import reviewer_agreement
-    from rorem_data.rounds.reviewer_quality import reviewer_quality
+    from rorem_data.rounds.review.quality import reviewer_quality
     from rorem_data.rounds.status import licenses_by_origin, pool_size, round_table
     from rorem_data.rounds.versions import latest_version, load_version_meta
 

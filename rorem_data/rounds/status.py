@@ -202,7 +202,7 @@ def licenses_by_origin(project) -> dict:
 
 def status_dict(project) -> dict:
     """What ``rorem-data status --json`` prints."""
-    from rorem_data.rounds.reviewer_quality import reviewer_quality
+    from rorem_data.rounds.review.quality import reviewer_quality
 
     rows = round_table(project, estimates=True)
     return {"project": project.name, "dataset": project.dataset_name, "pool_items": pool_size(project),

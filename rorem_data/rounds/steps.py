@@ -115,8 +115,8 @@ def score_previous(ctx: StepContext) -> StepOutput:
 
 
 def queue(ctx: StepContext) -> StepOutput:
-    from rorem_data.rounds import queue as q
-    from rorem_data.rounds.plan import ACTIVE
+    from rorem_data.rounds.review import queue as q
+    from rorem_data.rounds.defaults import ACTIVE
 
     p = ctx.plan
     if p.strategy == ACTIVE:
@@ -135,7 +135,7 @@ def queue(ctx: StepContext) -> StepOutput:
 
 def gold(ctx: StepContext) -> StepOutput:
     from rorem_data.dataset import queues
-    from rorem_data.rounds.gold import add_gold
+    from rorem_data.rounds.review.gold import add_gold
 
     p = ctx.plan
     # the share of the queue without gold items: a rerun after a kill asks for the same number
@@ -151,7 +151,7 @@ def gold(ctx: StepContext) -> StepOutput:
 
 
 def _judge(ctx: StepContext, purposes, what: str) -> StepOutput:
-    from rorem_data.rounds import reviewers
+    from rorem_data.rounds.review import reviewers
 
     p = ctx.plan
     out = reviewers.review(ctx.project, p.round, p.reviewer, purposes=list(purposes),
@@ -197,7 +197,7 @@ def score(ctx: StepContext) -> StepOutput:
 
 def auto_label(ctx: StepContext) -> StepOutput:
     from rorem_data.rounds import automation
-    from rorem_data.rounds.plan import ACTIVE
+    from rorem_data.rounds.defaults import ACTIVE
 
     p = ctx.plan
     use = ctx.previous_version if (p.strategy == ACTIVE and ctx.previous_version) else ctx.version

@@ -101,7 +101,7 @@ def test_select_with_a_missing_result_file_queues_and_reruns(project):
 
 
 def test_labels_csv_with_a_byte_order_mark(project, tmp_path):
-    from rorem_data.rounds.queue import build_queue
+    from rorem_data.rounds.review.queue import build_queue
 
     ids, _ = add_candidates(project, 1, ["clean", "residue"], seed=3)
     build_queue(project, 1, 2, strategy="random", previews=False)
@@ -165,7 +165,7 @@ def test_generate_keeps_live_temporary_files_and_removes_dead_ones(project, pool
 
 def test_a_second_reviewer_cannot_join_another_reviewers_app(project):
     ids, _ = add_candidates(project, 1, ["clean", "residue"], seed=4)
-    from rorem_data.rounds.queue import build_queue
+    from rorem_data.rounds.review.queue import build_queue
 
     build_queue(project, 1, 2, strategy="random", previews=False)
     with socket.socket() as s:  # alice's App holds the port

@@ -11,9 +11,9 @@ import pytest
 
 from rorem_data import ConfigError, ValidationError
 from rorem_data.dataset import ledger, store
-from rorem_data.rounds import review
-from rorem_data.rounds.queue import build_queue
-from rorem_data.rounds.reviewer_quality import reviewer_quality
+from rorem_data.rounds.review import judgments, label_files
+from rorem_data.rounds.review.queue import build_queue
+from rorem_data.rounds.review.quality import reviewer_quality
 
 from helpers import add_candidates
 
@@ -37,18 +37,18 @@ def _judge(ds, double, single):
     adjudicator, a withdrawn judgment), and changes of mind on the single ones."""
     d0, d1, d2 = double
     s0, s1, _s2 = single  # s2: nobody judges it
-    review.apply_review(ds, d0, "accept", reviewer="ana")
-    review.apply_review(ds, d0, "accept", reviewer="bo")
-    review.apply_review(ds, d1, "accept", reviewer="ana")
-    review.apply_review(ds, d1, "reject", reviewer="bo", reason="object_visible")
-    review.apply_review(ds, d1, "reject", reviewer="chief", reason="object_visible", adjudicate=True)
-    review.apply_review(ds, d2, "accept", reviewer="ana")
-    review.clear_review(ds, d2, reviewer="ana")  # undone: not a judgment any more
-    review.apply_review(ds, d2, "reject", reviewer="bo", reason="blurry_fill")
-    review.apply_review(ds, s0, "accept", reviewer="ana")
-    review.apply_review(ds, s1, "reject", reviewer="bo", reason="blurry_fill")
-    review.apply_review(ds, s1, "reject", reviewer="ana", reason="object_visible")
-    review.apply_review(ds, s1, "accept", reviewer="ana")  # ana changed her mind
+    judgments.apply_review(ds, d0, "accept", reviewer="ana")
+    judgments.apply_review(ds, d0, "accept", reviewer="bo")
+    judgments.apply_review(ds, d1, "accept", reviewer="ana")
+    judgments.apply_review(ds, d1, "reject", reviewer="bo", reason="object_visible")
+    judgments.apply_review(ds, d1, "reject", reviewer="chief", reason="object_visible", adjudicate=True)
+    judgments.apply_review(ds, d2, "accept", reviewer="ana")
+    judgments.clear_review(ds, d2, reviewer="ana")  # undone: not a judgment any more
+    judgments.apply_review(ds, d2, "reject", reviewer="bo", reason="blurry_fill")
+    judgments.apply_review(ds, s0, "accept", reviewer="ana")
+    judgments.apply_review(ds, s1, "reject", reviewer="bo", reason="blurry_fill")
+    judgments.apply_review(ds, s1, "reject", reviewer="ana", reason="object_visible")
+    judgments.apply_review(ds, s1, "accept", reviewer="ana")  # ana changed her mind
 
 
 def _state(project):
@@ -61,7 +61,7 @@ def _state(project):
             "reviews": [(r["reviewer"], r["status"], r.get("reason"), bool(r.get("adjudication")))
                         for r in d.get("reviews") or []],
             "standing": sorted((r["reviewer"], r["status"], r.get("reason"), bool(r.get("adjudication")))
-                               for r in review.standing_judgments(d.get("reviews"))),
+                               for r in label_files.standing_judgments(d.get("reviews"))),
             "status": d.get("status"), "decided_by": d.get("decided_by"),
             "decision_reviewer": dec.get("reviewer"), "decision_reason": dec.get("reason"),
             "needs_adjudication": bool(d.get("needs_adjudication")), "quota": d.get("review_quota")}
@@ -103,10 +103,10 @@ def test_export_import_is_an_identity(project, copy_project, tmp_path, ext):
     path = str(tmp_path / f"labels{ext}")
     before, quality_before = _state(project)
 
-    n = review.export_labels(project, path, round=1)
+    n = label_files.export_labels(project, path, round=1)
     rows = _rows(path)
     assert n == len(rows) == 10  # d0: 2, d1: 2 + adjudication, d2: 1, s0: 1, s1: 2, s2: 1 empty
-    assert list(rows[0]) == review.LABEL_COLUMNS
+    assert list(rows[0]) == label_files.LABEL_COLUMNS
     assert not any("+" in (r["reviewer"] or "") for r in rows)  # no combined "ana+bo" reviewer
     by_id = {}
     for r in rows:
@@ -121,7 +121,7 @@ def test_export_import_is_an_identity(project, copy_project, tmp_path, ext):
     assert all(r["at"].endswith("+00:00") for r in rows if r["decision"])
 
     # into the same project: nothing changes
-    assert review.import_labels(project, path, round=1) == 9
+    assert label_files.import_labels(project, path, round=1) == 9
     after, quality_after = _state(project)
     assert after == before
     assert quality_after == quality_before
@@ -136,8 +136,8 @@ def test_export_import_is_an_identity(project, copy_project, tmp_path, ext):
     if ext == ".json":
         json.dump(rows, open(path, "w", encoding="utf-8"))
     else:
-        _write_csv(path, rows, review.LABEL_COLUMNS)
-    assert review.import_labels(copy_project, path, round=1) == 9
+        _write_csv(path, rows, label_files.LABEL_COLUMNS)
+    assert label_files.import_labels(copy_project, path, round=1) == 9
     copied, quality_copy = _state(copy_project)
     for key, item in before.items():
         for field in ("standing", "status", "decided_by", "decision_reviewer", "decision_reason",
@@ -149,35 +149,35 @@ def test_export_import_is_an_identity(project, copy_project, tmp_path, ext):
 
 def test_csv_cells_never_start_a_formula_and_read_back_as_written(project, tmp_path):
     for value in ["=SUM(A1:A9)", "+1", "-1", "@cmd", "\tx", "\rx", "'x", "''=x", "'=x", "ana", "", "a=b"]:
-        cell = review.csv_cell(value)
-        assert cell[:1] not in review.FORMULA_START
-        assert review.from_csv_cell(cell) == value
+        cell = label_files.csv_cell(value)
+        assert cell[:1] not in judgments.FORMULA_START
+        assert label_files.from_csv_cell(cell) == value
     # a file written by hand with a leading quote before ordinary text keeps it
-    assert review.from_csv_cell("'ana") == "'ana"
+    assert label_files.from_csv_cell("'ana") == "'ana"
 
     double, single = _queue(project)
     ds = project.dataset
     formulas = ['=HYPERLINK("http://x","y")', "+cmd", "-2+3", "@SUM(1)"]
     store.set_field_values(ds, "key", single + double[:1], formulas)
     for sid in single + double[:1]:
-        review.apply_review(ds, sid, "reject", reviewer="ana", reason="object_visible")
+        judgments.apply_review(ds, sid, "reject", reviewer="ana", reason="object_visible")
     path = str(tmp_path / "labels.csv")
-    review.export_labels(project, path, round=1)
+    label_files.export_labels(project, path, round=1)
     with open(path, newline="", encoding="utf-8") as fh:
         cells = [c for row in csv.reader(fh) for c in row]
-    assert not [c for c in cells if c[:1] in review.FORMULA_START]
+    assert not [c for c in cells if c[:1] in judgments.FORMULA_START]
     assert {"'" + f for f in formulas} <= set(cells)
     # reading the file back gives the keys as they are, and finds the items by key
-    assert sorted(r.key for r in review.read_labels(path)) == sorted(formulas)
+    assert sorted(r.key for r in label_files.read_labels(path)) == sorted(formulas)
     before, _ = _state(project)
     rows = _rows(path)
     for r in rows:
         r["sample_id"] = ""
-    _write_csv(path, rows, review.LABEL_COLUMNS)
-    assert review.import_labels(project, path, round=1) == 4
+    _write_csv(path, rows, label_files.LABEL_COLUMNS)
+    assert label_files.import_labels(project, path, round=1) == 4
     assert _state(project)[0] == before
     # JSON needs no neutralisation: the key is written as it is
-    review.export_labels(project, str(tmp_path / "labels.json"), round=1)
+    label_files.export_labels(project, str(tmp_path / "labels.json"), round=1)
     assert set(formulas) <= {r["key"] for r in _rows(str(tmp_path / "labels.json"))}
 
 
@@ -185,13 +185,13 @@ def test_reviewer_names_that_start_a_formula_are_refused(project, tmp_path):
     double, single = _queue(project)
     ds = project.dataset
     with pytest.raises(ConfigError) as info:
-        review.apply_review(ds, single[0], "accept", reviewer="=cmd|' /C calc'!A0")
+        judgments.apply_review(ds, single[0], "accept", reviewer="=cmd|' /C calc'!A0")
     text = str(info.value)
     assert "=cmd|' /C calc'!A0" in text and "formula" in text and "rename" in text
     with pytest.raises(ValidationError, match=r"row 1.*'\+ana'.*formula.*rename"):
-        review.apply_reviews(ds, [(single[0], "accept", "+ana", None)], round=1)
+        judgments.apply_reviews(ds, [(single[0], "accept", "+ana", None)], round=1)
     # a dash inside a name is fine
-    assert review.apply_review(ds, single[1], "accept", reviewer="ana-maria")["final"]
+    assert judgments.apply_review(ds, single[1], "accept", reviewer="ana-maria")["final"]
 
     path = tmp_path / "labels.csv"
     _write_csv(str(path), [{"sample_id": single[0], "decision": "accept", "reviewer": "@ana"},
@@ -199,7 +199,7 @@ def test_reviewer_names_that_start_a_formula_are_refused(project, tmp_path):
                            {"sample_id": double[0], "decision": "accept", "reviewer": "carla"}],
                ["sample_id", "decision", "reviewer"])
     with pytest.raises(ValidationError) as info:
-        review.import_labels(project, str(path), round=1)
+        label_files.import_labels(project, str(path), round=1)
     problems = {p.item: p for p in info.value.problems}
     assert set(problems) == {"labels.csv row 1", "labels.csv row 2"}
     assert "'@ana'" in problems["labels.csv row 1"].problem
@@ -216,7 +216,7 @@ def test_user_names_show_literally_in_the_report(project, tmp_path):
                                  origin="**bold**|x")
     build_queue(project, 1, 3, strategy="random", rng=0, previews=False)
     name = "<b>x</b>|*y*"
-    review.apply_review(project.dataset, ids[0], "accept", reviewer=name)
+    judgments.apply_review(project.dataset, ids[0], "accept", reviewer=name)
     index = write_report(project, str(tmp_path / "report"))
     md = open(os.path.join(os.path.dirname(index), "report.md"), encoding="utf-8").read()
     line = next(ln for ln in md.splitlines() if ln.startswith("- Reviewer "))
@@ -244,8 +244,8 @@ def test_older_label_files_still_import(project, tmp_path):
     double, single = _queue(project)
     ds = project.dataset
     d0, d1, _d2 = double
-    review.apply_review(ds, d0, "accept", reviewer="ana")
-    review.apply_review(ds, d0, "accept", reviewer="bo")
+    judgments.apply_review(ds, d0, "accept", reviewer="ana")
+    judgments.apply_review(ds, d0, "accept", reviewer="bo")
     quality = reviewer_quality(project)
     old_columns = ["sample_id", "key", "source", "mask", "result", "decision", "reviewer", "reason"]
     path = str(tmp_path / "old.csv")
@@ -255,7 +255,7 @@ def test_older_label_files_still_import(project, tmp_path):
                       {"sample_id": single[0], "decision": "reject", "reviewer": "vendor",
                        "reason": "object_visible"},
                       {"sample_id": single[1], "decision": "", "reviewer": ""}], old_columns)
-    assert review.import_labels(project, path, round=1) == 3
+    assert label_files.import_labels(project, path, round=1) == 3
     assert not ds._sample_collection.count_documents({"reviews.reviewer": "ana+bo"})
     after = reviewer_quality(project)
     assert after["ana"]["judgments"] == quality["ana"]["judgments"] + 1  # only d1 is new to ana
@@ -267,5 +267,5 @@ def test_older_label_files_still_import(project, tmp_path):
     # an older JSON file with a reviewer per row, and one without (the default reviewer)
     old_json = tmp_path / "old.json"
     old_json.write_text(json.dumps([{"sample_id": single[1], "decision": "accept"}]))
-    assert review.import_labels(project, str(old_json), round=1, default_reviewer="dora") == 1
+    assert label_files.import_labels(project, str(old_json), round=1, default_reviewer="dora") == 1
     assert ds._sample_collection.find_one({"_id": ledger._oid(single[1])})["decision"]["reviewer"] == "dora"

@@ -22,7 +22,8 @@ def pooled(project, tmp_path):
 
 def test_one_set_of_defaults_for_the_library_the_driver_and_the_cli():
     from rorem_data import cli
-    from rorem_data.rounds import automation, driver, queue
+    from rorem_data.rounds import automation, driver
+    from rorem_data.rounds.review import queue
 
     def default(fn, name):
         return inspect.signature(fn).parameters[name].default
@@ -69,12 +70,12 @@ def test_python_errors_speak_python_and_the_cli_adds_its_flags(pooled, capsys):
 
 def test_ctrl_c_in_a_cli_round_is_one_line_and_exit_130(pooled, capsys):
     from helpers import run_cli
-    from rorem_data.rounds.reviewers import _REVIEWERS, register_reviewer
+    from rorem_data.rounds.review.reviewers import _REVIEWERS, register_reviewer
 
     seen = []
 
     def person(project, round, *, purposes, reviewer_name, port):
-        from rorem_data.rounds.reviewers import open_items
+        from rorem_data.rounds.review.reviewers import open_items
         from rorem_data.rounds.review import apply_reviews
 
         items = open_items(project, round, purposes=purposes)

@@ -18,7 +18,7 @@ from rorem_data.core import schema
 from rorem_data.core.display import markdown_text
 from rorem_data.dataset import queries
 from rorem_data.rounds import review
-from rorem_data.rounds.reviewer_quality import dataset_reviewer_quality
+from rorem_data.rounds.review.quality import dataset_reviewer_quality
 
 REASONS = list(schema.FAILURE_REASON_LABELS.items())
 

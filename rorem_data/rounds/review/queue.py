@@ -261,7 +261,7 @@ def select(project, round: int, budget, *, strategy: str = D.STRATEGY, version: 
     >>> rorem_data.select(project, 2, 60, strategy="hybrid-audit")         # doctest: +SKIP
     """
     from rorem_data.core.checks import choice
-    from rorem_data.rounds.plan import ACTIVE
+    from rorem_data.rounds.defaults import ACTIVE
     from rorem_data.rounds.versions import latest_version
     from rorem_data.selection.strategies import get_strategy, list_strategies
 

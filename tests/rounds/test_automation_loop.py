@@ -14,7 +14,7 @@ from rorem_data.core import schema
 from rorem_data.rounds.automation import auto_label
 from rorem_data.rounds.discriminator import score, train
 from rorem_data.rounds.estimates import round_estimates, round_yield
-from rorem_data.rounds.queue import build_active_sample
+from rorem_data.rounds.review.queue import build_active_sample
 from rorem_data.rounds.review import apply_reviews
 
 from helpers import add_candidates

@@ -7,7 +7,7 @@ import sys
 
 
 def test_python_api_example(tmp_path):
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.run([sys.executable, os.path.join(here, "examples", "python_api.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=900, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -153,14 +153,14 @@ def review(project, round: int, reviewer, *, purposes=None, reviewer_name: str |
     ReviewResult(round 1: 60 judged, 0 open)
     """
     from rorem_data.core import checks
-    from rorem_data.rounds import review as review_mod
+    from rorem_data.rounds.review import label_files
     round = checks.round_number(round, "round", minimum=1)
     name = reviewer_name or os.environ.get("ROREM_REVIEWER") or _login()
     before = len(open_items(project, round, purposes=purposes))
     url = None
     try:
         if isinstance(reviewer, (str, os.PathLike)) and os.fspath(reviewer).lower().endswith((".csv", ".json")):
-            review_mod.import_labels(project, os.fspath(reviewer), round=round, default_reviewer=name)
+            label_files.import_labels(project, os.fspath(reviewer), round=round, default_reviewer=name)
         elif isinstance(reviewer, str):
             fn: Callable = _REVIEWERS.get(reviewer)
             extra = {"block": _blocks(block)} if reviewer == "app" else {}
@@ -197,7 +197,7 @@ def _judge_with(project, round, fn, *, purposes, name, progress) -> None:
     import time
 
     from rorem_data.core.progress import progress as bar
-    from rorem_data.rounds import review as review_mod
+    from rorem_data.rounds.review.judgments import apply_reviews
 
     items = open_items(project, round, purposes=purposes)
     rows: list = []
@@ -205,7 +205,7 @@ def _judge_with(project, round, fn, *, purposes, name, progress) -> None:
 
     def flush():
         if rows:
-            review_mod.apply_reviews(project.dataset, rows, round=round)
+            apply_reviews(project.dataset, rows, round=round)
             rows.clear()
 
     try:

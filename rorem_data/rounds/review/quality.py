@@ -2,7 +2,7 @@
 
 Per reviewer (of one round or all):
 
-* **gold accuracy**: share of gold items (:mod:`rorem_data.rounds.gold`) judged as their known
+* **gold accuracy**: share of gold items (:mod:`rorem_data.rounds.review.gold`) judged as their known
   answer, with a Clopper-Pearson interval; a reviewer is **flagged** when the whole interval lies
   below ``min_accuracy`` (the evidence says they are careless, not just unlucky), and
   **watched** when only the point estimate does;

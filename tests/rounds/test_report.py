@@ -9,7 +9,7 @@ import pytest
 from rorem_data.rounds.automation import auto_label
 from rorem_data.rounds.report import write_report
 from rorem_data.rounds.review import apply_review
-from rorem_data.rounds.queue import build_estimate_sample
+from rorem_data.rounds.review.queue import build_estimate_sample
 
 from helpers import scored_round, simulated_version
 

@@ -10,9 +10,9 @@ import pytest
 
 from rorem_data.core import schema
 from rorem_data.dataset import ledger, queues
-from rorem_data.rounds.gold import GOLD_KINDS, add_gold
-from rorem_data.rounds.queue import build_queue
-from rorem_data.rounds.reviewer_quality import exclude_reviewers, reviewer_quality
+from rorem_data.rounds.review.gold import GOLD_KINDS, add_gold
+from rorem_data.rounds.review.queue import build_queue
+from rorem_data.rounds.review.quality import exclude_reviewers, reviewer_quality
 from rorem_data.testing import synthetic
 from rorem_data.testing.simulate import SimulatedReviewer
 

@@ -4,7 +4,7 @@ from helpers import add_candidates
 
 
 def _queue(project, n, seed=5):
-    from rorem_data.rounds.queue import build_queue
+    from rorem_data.rounds.review.queue import build_queue
 
     add_candidates(project, 1, ["clean", "residue", "blur", "hallucination"] * (n // 4), seed=seed)
     return build_queue(project, 1, n, strategy="random", rng=0, previews=False)

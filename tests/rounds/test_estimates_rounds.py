@@ -7,7 +7,7 @@ from rorem_data import ConfigError
 from rorem_data.dataset import store
 from rorem_data.rounds.automation import auto_label
 from rorem_data.rounds.estimates import per_remover_agreement, round_estimates, round_yield
-from rorem_data.rounds.queue import build_estimate_sample
+from rorem_data.rounds.review.queue import build_estimate_sample
 from rorem_data.rounds.review import apply_review
 from rorem_data.rounds.versions import write_version_meta
 

@@ -14,10 +14,10 @@ import pytest
 from rorem_data import ConfigError
 from rorem_data.core import schema
 from rorem_data.dataset import queries, store
-from rorem_data.rounds import queue as review_queue
+from rorem_data.rounds.review import queue as review_queue
 from rorem_data.rounds.automation import auto_label
 from rorem_data.rounds.estimates import active_design, round_estimates, round_yield
-from rorem_data.rounds.queue import build_active_sample
+from rorem_data.rounds.review.queue import build_active_sample
 from rorem_data.rounds.review import apply_reviews
 from rorem_data.rounds.versions import write_version_meta
 from rorem_data.stats.active import active_mean, choose_accept_threshold_active

@@ -2,9 +2,9 @@
 
 import pytest
 
-from rorem_data.rounds import queue as review_queue
+from rorem_data.rounds.review import queue as review_queue
 from rorem_data.rounds.automation import auto_label
-from rorem_data.rounds.queue import build_estimate_sample, build_queue
+from rorem_data.rounds.review.queue import build_estimate_sample, build_queue
 
 from helpers import scored_round, simulated_version
 

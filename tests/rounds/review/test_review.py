@@ -8,9 +8,10 @@ from PIL import Image
 
 from rorem_data import ConfigError
 from rorem_data import ValidationError
+from rorem_data.dataset.queues import adjudication_view_name, queue_view_name
 from rorem_data.rounds import review
 from rorem_data.dataset import store
-from rorem_data.rounds.queue import build_queue
+from rorem_data.rounds.review.queue import build_queue
 
 from helpers import add_candidates
 
@@ -35,7 +36,7 @@ def test_select_writes_saved_view_round_record_and_previews(queued):
     project, ids, modes, sel = queued
     ds = project.dataset
     assert len(sel.sample_ids) == 6 and len(set(sel.sample_ids)) == 6 and sel.double_reviewed == 3
-    view = ds.load_saved_view(review.queue_view_name(1))
+    view = ds.load_saved_view(queue_view_name(1))
     assert view.values("id") == sel.sample_ids  # queue order = selection order
     assert "mask" not in view.get_field_schema()  # the preview outlines the mask instead
     rec = store.get_round_records(project.dataset_name)[0]
@@ -47,7 +48,7 @@ def test_select_writes_saved_view_round_record_and_previews(queued):
     # same seed, same queue (on a fresh project state the selection is deterministic)
     again = build_queue(project, 1, 2, strategy="random", rng=3)
     assert not set(again.sample_ids) & set(sel.sample_ids)
-    assert ds.load_saved_view(review.queue_view_name(1)).count() == 8
+    assert ds.load_saved_view(queue_view_name(1)).count() == 8
     with pytest.raises(ConfigError, match="budget"):
         build_queue(project, 1, 1, strategy="random")
 
@@ -82,11 +83,11 @@ def test_two_reviewers_agree_disagree_and_adjudication(queued):
     review.apply_review(ds, b, "accept", reviewer="ana")
     r = review.apply_review(ds, b, "reject", reviewer="bo", reason="object_visible")
     assert r["needs_adjudication"] and fresh(ds, b).status == "pending"
-    adj = ds.load_saved_view(review.adjudication_view_name(1))
+    adj = ds.load_saved_view(adjudication_view_name(1))
     assert adj.values("id") == [b]
     r = review.apply_review(ds, b, "reject", reviewer="chief", reason="object_visible", adjudicate=True)
     assert r["final"] and fresh(ds, b).status == "rejected" and not fresh(ds, b).needs_adjudication
-    assert ds.load_saved_view(review.adjudication_view_name(1)).count() == 0
+    assert ds.load_saved_view(adjudication_view_name(1)).count() == 0
     ag = review.reviewer_agreement(project, 1)
     assert ag["items"] == 2 and ag["agree"] == 1 and ag["percent_agreement"] == 0.5
     assert "cohen_kappa" in ag and 0 <= ag["percent_agreement_ci"][0] <= 0.5
