@@ -67,6 +67,36 @@ class NotEnoughLabels(ConfigError):
     many there are and how many are needed."""
 
 
+class RemoverInputError(ConfigError):
+    """One item of a ``Remover.remove`` batch is unusable (unreadable, wrong size, empty mask).
+
+    Attributes
+    ----------
+    index : int
+        The item's position in the batch.
+    """
+
+    def __init__(self, message: str, index: int):
+        super().__init__(message)
+        self.index = index
+
+class UnsafeWeightsError(ConfigError):
+    """A weight or state file would have to be unpickled; rorem-data refuses to load it.
+
+    Attributes
+    ----------
+    path : str
+        The refused file (the first one when there are several).
+    """
+
+    def __init__(self, message: str, path: str = ""):
+        super().__init__(message)
+        self.path = path
+
+class OutputError(ConfigError):
+    """An output folder cannot be written, replaced or removed (the message says why)."""
+
+
 class PlanChanged(ConfigError):
     """A round is run again with a parameter that differs from the one its finished steps used.
 

@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Sequence
 
-from rorem_data.core.errors import ConfigError
+from rorem_data.core.errors import ConfigError, UnsafeWeightsError  # noqa: F401 - re-exported
 
 #: Suffixes of weight files that load without running code.
 SAFE_WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json")
@@ -37,20 +37,6 @@ CONFIG_FILES = ("config.json", "scheduler_config.json", "tokenizer_config.json",
 # Component classes without weights (their folder only needs a config file)
 _WEIGHTLESS = ("Scheduler", "Tokenizer", "Processor", "FeatureExtractor")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
-class UnsafeWeightsError(ConfigError):
-    """A weight or state file would have to be unpickled; rorem-data refuses to load it.
-
-    Attributes
-    ----------
-    path : str
-        The refused file (the first one when there are several).
-    """
-
-    def __init__(self, message: str, path: str = ""):
-        super().__init__(message)
-        self.path = path
 
 
 def convert_hint(path: str) -> str:

@@ -26,14 +26,10 @@ import shutil
 import socket
 import time
 
-from rorem_data.core.errors import ConfigError
+from rorem_data.core.errors import OutputError  # noqa: F401 - raised here (and imported from here)
 
 MARKER = ".rorem-data-output.json"
 _STALE_AFTER = 7 * 24 * 3600  # leftovers of other hosts are left alone for a week
-
-
-class OutputError(ConfigError):
-    """An output folder cannot be written, replaced or removed (the message says why)."""
 
 
 def write_marker(folder: str, kind: str, **info) -> None:

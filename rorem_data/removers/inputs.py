@@ -21,21 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from rorem_data.core.errors import ConfigError
-
-
-class RemoverInputError(ConfigError):
-    """One item of a ``Remover.remove`` batch is unusable (unreadable, wrong size, empty mask).
-
-    Attributes
-    ----------
-    index : int
-        The item's position in the batch.
-    """
-
-    def __init__(self, message: str, index: int):
-        super().__init__(message)
-        self.index = index
+from rorem_data.core.errors import ConfigError, RemoverInputError  # noqa: F401 - re-exported
 
 
 def as_rgb(image, index: int) -> np.ndarray:
