@@ -40,6 +40,29 @@ def in_notebook() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
+def takes_progress(fn):
+    """Give ``fn`` a keyword ``progress`` (shown in its signature): the bars of everything it
+    calls follow it (see :func:`scope`). For functions whose work is spread over helpers."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn)
+    if "progress" in sig.parameters:
+        return fn
+    params = list(sig.parameters.values())
+    extra = inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=None)
+    at = next((i for i, p in enumerate(params) if p.kind == p.VAR_KEYWORD), len(params))
+    params.insert(at, extra)
+
+    @functools.wraps(fn)
+    def wrapper(*args, progress: bool | None = None, **kwargs):
+        with scope(progress):
+            return fn(*args, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)
+    return wrapper
+
+
 def _has_widgets() -> bool:
     try:
         import ipywidgets  # noqa: F401

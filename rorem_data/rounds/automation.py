@@ -55,6 +55,7 @@ import numpy as np
 from rorem_data.core import schema
 from rorem_data.core.display import Displayable
 from rorem_data.core.errors import ConfigError
+from rorem_data.core.progress import takes_progress
 from rorem_data.dataset import ledger, queries, store
 from rorem_data.rounds import defaults as D
 from rorem_data.rounds.estimates import (
@@ -323,6 +324,7 @@ def _active_groups(design, version, *, target, npv, alpha, allow_unseen):
 
 # --- auto-labelling --------------------------------------------------------------------------
 
+@takes_progress
 @holds_round("auto_label")
 def auto_label(
     project,

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from rorem_data.core.errors import ConfigError
+from rorem_data.core.progress import takes_progress
 
 
 def read_test_set(path: str) -> list[dict]:
@@ -59,6 +60,7 @@ def _inside(join_inside, UnsafePath, root, rel, meta):
         raise ConfigError(f"{meta}: {exc}") from None
 
 
+@takes_progress
 def evaluate_remover(test: str, remover, out: str, *, project=None, version: str | None = None,
                      batch_size: int = 4, confidence: float = 0.95) -> dict:
     """Run ``remover`` on the test set and report quality, success rate and speed.

@@ -18,6 +18,7 @@ import numpy as np
 
 from rorem_data.core import outputs, schema
 from rorem_data.core.display import markdown_text
+from rorem_data.core.progress import takes_progress
 from rorem_data.dataset import queries, store
 
 
@@ -260,6 +261,7 @@ def _note(*parts) -> tuple[str, str]:
     return md, page
 
 
+@takes_progress
 def write_report(project, out: str) -> str:
     """Write the report folder; returns the path of ``index.html``.
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rorem_data.core.display import Displayable
 from rorem_data.core import schema
+from rorem_data.core.display import Displayable
 from rorem_data.core.errors import ConfigError
+from rorem_data.core.progress import takes_progress
 from rorem_data.dataset import queries, queues, store
 from rorem_data.rounds import defaults as D
 from rorem_data.rounds.lease import holds_round
@@ -90,6 +91,7 @@ def load_round_arrays(project, round: int, *, score_keys=(), extra_fields=()) ->
 COMPUTED_INPUTS = ("n", "reviewed", "proba", "committee", "features", "strata", "scores")
 
 
+@takes_progress
 @holds_round("queue")
 def build_queue(
     project,
@@ -217,6 +219,7 @@ def build_queue(
                      queue_size=size, seconds=time.perf_counter() - t0)
 
 
+@takes_progress
 def select(project, round: int, budget, *, strategy: str = D.STRATEGY, version: str | None = None,
            floor: float = D.FLOOR, threshold: float = 0.5, featurizer: str | None = None,
            committee: list[str] | None = None, strata: list[str] | None = None,
@@ -292,6 +295,7 @@ def select(project, round: int, budget, *, strategy: str = D.STRATEGY, version: 
 ACTIVE_RULES = ("uncertainty", "threshold", "uniform")
 
 
+@takes_progress
 @holds_round("queue")
 def build_active_sample(
     project,
@@ -474,6 +478,7 @@ def enqueue(project, round: int, sample_ids: list, *, purpose: str, double=(), p
                           preview_paths=paths, extra=extra)
 
 
+@takes_progress
 @holds_round("queue")
 def build_estimate_sample(project, round: int, size: int, *, rng: int = 0, previews: bool = True) -> Selection:
     """Draw a uniform random sample of the round's candidates for unbiased success-rate estimates.
