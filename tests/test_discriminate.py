@@ -146,7 +146,7 @@ def test_version_names_are_checked_on_read(labelled):
 def test_train_needs_labels_of_both_kinds(project):
     ids, modes = add_candidates(project, 1, ["clean"] * 25, seed=2, size=32)
     judge_by_mode(project, 1, ids, modes)
-    with pytest.raises(ConfigError, match="both kinds"):
+    with pytest.raises(ConfigError, match="at least 2 successes and 2 failures; found 25 .25 accepted"):
         discriminate.train(project, 1, "stats-logistic", progress=False)
     with pytest.raises(ConfigError, match="unknown discriminator 'no-such-spec'; choose one of"):
         discriminate.train(project, 1, "no-such-spec", progress=False)

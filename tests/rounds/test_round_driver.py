@@ -152,12 +152,12 @@ def test_a_round_that_made_no_candidate_is_not_done_and_pool_items_added_later_c
 
 
 def test_pool_items_imported_after_generation_are_named(filled, tmp_path):
-    first = run(filled, pool_filter={"origin": "pool"})
+    both = {"origin": {"$in": ["pool", "more"]}}
+    first = run(filled, pool_filter=both)
     assert not first.notes
     extra = synthetic.write_pool_folder(str(tmp_path / "more"), 3, size=40, seed=9)
-    # same origin name, other files: they match the round's filter
-    rorem_data.import_pool(filled, extra, origin="pool", progress=False)
-    again = run(filled, pool_filter={"origin": "pool"})
+    rorem_data.import_pool(filled, extra, origin="more", progress=False)  # matches the filter
+    again = run(filled, pool_filter=both)
     assert len(again.notes) == 1 and "imported after its generate step" in again.notes[0]
     assert "next round" in again.notes[0]
 
