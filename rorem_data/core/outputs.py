@@ -27,6 +27,7 @@ import socket
 import time
 
 from rorem_data.core.errors import OutputError  # noqa: F401 - raised here (and imported from here)
+from rorem_data.core.processes import pid_alive
 
 MARKER = ".rorem-data-output.json"
 _STALE_AFTER = 7 * 24 * 3600  # leftovers of other hosts are left alone for a week
@@ -130,16 +131,7 @@ def _dead_leftover(path: str, kind: str) -> bool:
         return False
     if marker.get("host") != socket.gethostname():
         return time.time() - float(marker.get("created") or 0) > _STALE_AFTER
-    pid = int(marker.get("pid") or 0)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not pid_alive(int(marker.get("pid") or 0))
 
 
 def recover(out: str, kind: str) -> list[str]:

@@ -51,6 +51,7 @@ from rorem_data.core import schema
 from rorem_data.core.errors import ConfigError, ExportError
 from rorem_data.core.images import ImageProblem, read_mask
 from rorem_data.core.progress import progress
+from rorem_data.core.progress import takes_progress
 from rorem_data.core.registry import Registry
 from rorem_data.core.version import __version__
 from rorem_data.dataset import export_outputs
@@ -348,6 +349,7 @@ def _license_urls(rows) -> dict:
     return {k: sorted(v) for k, v in sorted(urls.items())}
 
 
+@takes_progress
 def export_round(
     project,
     round: int,
@@ -360,7 +362,6 @@ def export_round(
     license_allow=None,
     license_deny=None,
     workers: int = 8,
-    progress: bool | None = None,
 ) -> ExportResult:
     """Write the training set as it stood after ``round``.
 
@@ -410,28 +411,6 @@ def export_round(
     --------
     >>> export_round(project, 2, "exports/r2", license_deny="CC-BY-NC-4.0")  # doctest: +SKIP
     """
-    from rorem_data.core.progress import scope
-
-    with scope(progress):
-        return _export_round(project, round, out, format=format, with_rejected=with_rejected,
-                             embed_images=embed_images, overwrite=overwrite,
-                             license_allow=license_allow, license_deny=license_deny,
-                             workers=workers)
-
-
-def _export_round(
-    project,
-    round: int,
-    out: str,
-    *,
-    format: str = "rorem",
-    with_rejected: bool = False,
-    embed_images: bool = False,
-    overwrite: bool = False,
-    license_allow=None,
-    license_deny=None,
-    workers: int = 8,
-) -> ExportResult:
     writer = EXPORT_FORMATS.get(format)
     if embed_images and not getattr(writer, "embeds_images", False):
         raise ConfigError(f"embed_images applies to formats that embed images "

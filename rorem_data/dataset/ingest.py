@@ -25,6 +25,7 @@ from rorem_data.core import jsonfile
 from rorem_data.core.errors import ConfigError, ValidationError
 from rorem_data.core.schema import UNKNOWN_LICENSE
 from rorem_data.core.validate import Problem, write_report
+from rorem_data.core.processes import pid_alive
 
 #: documents built and inserted per step of the commit (bounds the importer's memory)
 COMMIT_CHUNK = 20_000
@@ -132,16 +133,6 @@ def read_listing(path: str, *, item: str, fix: str) -> tuple[object, list[Proble
 _TMP = re.compile(r"^(?P<name>.+)\.tmp-(?P<pid>\d+)-(?:(?P<host>[A-Za-z0-9_]+)-)?[0-9a-f]{6}$")
 
 
-def _pid_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError):
-        return False
-    return False
-
-
 class MaskWriter:
     """Writes canonical masks under ``media/masks`` (content-addressed, atomic), and removes
     the half-written temporary file a killed run left for a mask it is about to write."""
@@ -159,7 +150,7 @@ class MaskWriter:
                 names = []
             for n in names:
                 m = _TMP.match(n)
-                if m and m["host"] in (None, media.HOST) and _pid_gone(int(m["pid"])):
+                if m and m["host"] in (None, media.HOST) and not pid_alive(int(m["pid"])):
                     self._stale.setdefault(m["name"], []).append(n)
         return self._stale
 

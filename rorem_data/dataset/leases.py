@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 
 from rorem_data.core.errors import RoundBusy
+from rorem_data.core.processes import pid_alive
 
 LEASES_COLLECTION = "rorem_data_leases"
 DEFAULT_TTL = 60.0
@@ -82,18 +83,9 @@ def _alive_here(holder: dict) -> bool:
     if holder.get("host") != socket.gethostname():
         return True
     try:
-        pid = int(holder.get("pid"))
+        return pid_alive(int(holder.get("pid")))
     except (TypeError, ValueError):
         return True
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def describe(holder: dict) -> str:

@@ -67,6 +67,27 @@ def _oid(sample_id) -> ObjectId:
 # --- pure derivation -----------------------------------------------------------------------
 
 
+def standing_reviews(reviews: Sequence[dict] | None, excluded: frozenset = frozenset()
+                     ) -> tuple[dict, dict]:
+    """Each reviewer's standing judgment and standing adjudication: ``{reviewer: (position,
+    entry)}`` twice. A reviewer's latest entry counts; a ``withdrawn`` entry (undo) takes back
+    their judgment and adjudication; ``excluded`` reviewers count for nothing."""
+    standing: dict[str, tuple[int, dict]] = {}
+    adjudications: dict[str, tuple[int, dict]] = {}
+    for pos, r in enumerate(reviews or ()):
+        if not r or r.get("reviewer") in excluded:
+            continue
+        who = r["reviewer"]
+        if r.get("status") == WITHDRAWN:
+            standing.pop(who, None)
+            adjudications.pop(who, None)
+        elif r.get("adjudication"):
+            adjudications[who] = (pos, r)
+        else:
+            standing[who] = (pos, r)
+    return standing, adjudications
+
+
 def human_verdict(reviews: Sequence[dict] | None, quota: int = 1,
                   excluded: frozenset = frozenset()) -> tuple[dict | None, bool]:
     """The decision the standing human judgments imply, and whether reviewers disagree.
@@ -85,18 +106,7 @@ def human_verdict(reviews: Sequence[dict] | None, quota: int = 1,
     -------
     (decision document or None, needs_adjudication)
     """
-    reviews = [r for r in reviews or () if r and r.get("reviewer") not in excluded]
-    standing: dict[str, tuple[int, dict]] = {}      # reviewer -> (position, latest judgment)
-    adjudications: dict[str, tuple[int, dict]] = {}
-    for pos, r in enumerate(reviews):
-        who = r["reviewer"]
-        if r.get("status") == WITHDRAWN:  # undo: the reviewer's judgment (or adjudication) goes
-            standing.pop(who, None)
-            adjudications.pop(who, None)
-        elif r.get("adjudication"):
-            adjudications[who] = (pos, r)
-        else:
-            standing[who] = (pos, r)
+    standing, adjudications = standing_reviews(reviews, excluded)
     live, live_adj = standing, list(adjudications.values())
     if live_adj:
         r = max(live_adj, key=lambda v: v[0])[1]

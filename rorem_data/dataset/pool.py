@@ -22,6 +22,7 @@ import time
 from rorem_data.core import schema
 from rorem_data.core.checks import fraction
 from rorem_data.core.errors import ConfigError
+from rorem_data.core.progress import takes_progress
 from rorem_data.core.validate import first_duplicates, map_checks
 from rorem_data.dataset import documents
 from rorem_data.dataset.coco import check_coco_image, decode_segmentation, read_coco
@@ -83,6 +84,7 @@ def _files(entry: PoolEntry) -> ItemFiles:
     return ItemFiles(entry.image, entry.mask, ref=entry.ref)
 
 
+@takes_progress
 def import_pool(
     project,
     source: str,
@@ -97,7 +99,6 @@ def import_pool(
     report_path: str | None = None,
     full_decode: bool = False,
     workers: int | None = None,
-    progress: bool | None = None,
 ) -> ImportResult:
     """Import pool items from a folder (``images/`` + ``masks/``) or a COCO JSON.
 
@@ -120,7 +121,6 @@ def import_pool(
         every item and carried by the candidates generated from it. Default ``"unknown"``.
     skip_invalid, report_path, full_decode, workers
         As in :func:`rorem_data.dataset.seeds.import_seeds`.
-
     progress : bool, optional
         Progress bars: True shows them (terminal and Jupyter), False hides them, None
         decides by itself.
@@ -146,30 +146,6 @@ def import_pool(
     --------
     >>> project.import_pool("openimages/", license="CC-BY-2.0")  # doctest: +SKIP
     """
-    from rorem_data.core.progress import scope
-
-    with scope(progress):
-        return _import_pool(project, source, origin=origin, images_dir=images_dir,
-                            min_area=min_area, max_area=max_area, license=license,
-                            license_url=license_url, skip_invalid=skip_invalid,
-                            report_path=report_path, full_decode=full_decode, workers=workers)
-
-
-def _import_pool(
-    project,
-    source: str,
-    *,
-    origin: str | None = None,
-    images_dir: str | None = None,
-    min_area: float = 0.0,
-    max_area: float = 1.0,
-    license: str | None = None,
-    license_url: str | None = None,
-    skip_invalid: bool = False,
-    report_path: str | None = None,
-    full_decode: bool = False,
-    workers: int | None = None,
-) -> ImportResult:
     t0 = time.perf_counter()
     fraction(min_area, "--min-area")
     fraction(max_area, "--max-area")

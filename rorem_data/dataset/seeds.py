@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from rorem_data.core import schema
 from rorem_data.core.checks import bad
 from rorem_data.core.paths import UnsafePath, safe_join
+from rorem_data.core.progress import takes_progress
 from rorem_data.core.validate import Problem, first_duplicates, map_checks
 from rorem_data.dataset import documents
 from rorem_data.dataset import store
@@ -159,6 +160,7 @@ def _meta_list(meta_paths) -> list[str]:
     return out
 
 
+@takes_progress
 def import_seeds(
     project,
     meta_paths,
@@ -170,7 +172,6 @@ def import_seeds(
     report_path: str | None = None,
     full_decode: bool = False,
     workers: int | None = None,
-    progress: bool | None = None,
 ) -> ImportResult:
     """Import RORem-layout triplets as round-0 seed pairs.
 
@@ -220,26 +221,6 @@ def import_seeds(
     --------
     >>> project.import_seeds("RORD/meta.json", license="CC-BY-4.0")  # doctest: +SKIP
     """
-    from rorem_data.core.progress import scope
-
-    with scope(progress):
-        return _import_seeds(project, meta_paths, origin=origin, license=license,
-                             license_url=license_url, skip_invalid=skip_invalid,
-                             report_path=report_path, full_decode=full_decode, workers=workers)
-
-
-def _import_seeds(
-    project,
-    meta_paths,
-    *,
-    origin: str | None = None,
-    license: str | None = None,
-    license_url: str | None = None,
-    skip_invalid: bool = False,
-    report_path: str | None = None,
-    full_decode: bool = False,
-    workers: int | None = None,
-) -> ImportResult:
     t0 = time.perf_counter()
     lic = license_name(license)
     lic_url = check_license_url(license_url)

@@ -52,6 +52,7 @@ from rorem_data.core import checks, schema, sharding
 from rorem_data.core.errors import ConfigError
 from rorem_data.core.images import HOST as _HOST, ImageProblem, read_mask, read_rgb
 from rorem_data.core.validate import Problem
+from rorem_data.core.processes import pid_alive
 from rorem_data.dataset import documents, queries, store
 
 
@@ -228,7 +229,7 @@ def _remove_stale_temp_files(out_dir: str, keys: set[str]) -> int:
         pid = parts[0]
         if len(parts) >= 3 and parts[1] != _HOST:
             continue  # another machine's file on a shared media folder: its process is not ours to judge
-        if pid.isdigit() and _alive(int(pid)):
+        if pid.isdigit() and pid_alive(int(pid)):
             continue
         try:
             os.remove(e.path)
@@ -236,18 +237,6 @@ def _remove_stale_temp_files(out_dir: str, keys: set[str]) -> int:
         except FileNotFoundError:
             pass
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def generate(project, round: int, remover_spec, *, candidates: int = 1, batch_size: int = 4,

@@ -60,16 +60,25 @@ class RoundResult(Displayable):
 
     # --- display -------------------------------------------------------------------------
 
+    def _rate_text(self) -> str | None:
+        rate = self.success_rate
+        if not rate:
+            return None
+        return f"{100 * rate['value']:.1f}% [{100 * rate['lo']:.1f}, {100 * rate['hi']:.1f}]"
+
+    def _yield_text(self) -> str | None:
+        y = self.automation_yield or {}
+        if y.get("accept_share") is None:
+            return None
+        return (f"{100 * y['accept_share']:.1f}% accepted, "
+                f"{100 * (y.get('reject_share') or 0):.1f}% rejected")
+
     def _short(self) -> str:
         parts = [f"round {self.round}", self.state]
-        rate = self.success_rate
-        if rate:
-            parts.append(f"success {100 * rate['value']:.1f}% [{100 * rate['lo']:.1f}, "
-                         f"{100 * rate['hi']:.1f}]")
-        y = self.automation_yield or {}
-        if y.get("accept_share") is not None:
-            parts.append(f"auto {100 * y['accept_share']:.1f}% accepted / "
-                         f"{100 * (y.get('reject_share') or 0):.1f}% rejected")
+        if self._rate_text():
+            parts.append(f"success {self._rate_text()}")
+        if self._yield_text():
+            parts.append(f"auto {self._yield_text()}")
         if self.state == AWAITING_REVIEW and self.review:
             parts.append(f"{self.review.get('open', '?')} to judge at {self.review.get('url', '?')}")
         if self.version:
@@ -81,12 +90,10 @@ class RoundResult(Displayable):
         lines += [f"  {k}: {v}" for k, v in self.steps.items()]
         rate = self.success_rate
         if rate:
-            lines.append(f"  success rate {100 * rate['value']:.1f}% [{100 * rate['lo']:.1f}, "
-                         f"{100 * rate['hi']:.1f}] ({rate.get('source') or rate.get('method', '')})")
-        y = self.automation_yield or {}
-        if y.get("accept_share") is not None:
-            lines.append(f"  automation yield: {100 * y['accept_share']:.1f}% of candidates accepted "
-                         f"automatically, {100 * (y.get('reject_share') or 0):.1f}% rejected")
+            lines.append(f"  success rate {self._rate_text()} "
+                         f"({rate.get('source') or rate.get('method', '')})")
+        if self._yield_text():
+            lines.append(f"  automation yield: {self._yield_text()} automatically")
         if self.state == AWAITING_REVIEW:
             lines.append(f"  review: {self.review.get('open', '?')} candidates to judge at "
                          f"{self.review.get('url', '?')}; run the same call again when they are judged")
@@ -96,14 +103,10 @@ class RoundResult(Displayable):
 
     def _repr_html_(self) -> str:
         rows = [("state", self.state)]
-        rate = self.success_rate
-        if rate:
-            rows.append(("success rate", f"{100 * rate['value']:.1f}% [{100 * rate['lo']:.1f}, "
-                                         f"{100 * rate['hi']:.1f}]"))
-        y = self.automation_yield or {}
-        if y.get("accept_share") is not None:
-            rows.append(("automation", f"{100 * y['accept_share']:.1f}% accepted, "
-                                       f"{100 * (y.get('reject_share') or 0):.1f}% rejected"))
+        if self._rate_text():
+            rows.append(("success rate", self._rate_text()))
+        if self._yield_text():
+            rows.append(("automation", self._yield_text()))
         if self.version:
             rows.append(("discriminator", self.version))
         if self.review.get("url"):

@@ -276,19 +276,7 @@ def standing_judgments(reviews) -> list[dict]:
     """The review entries that stand, oldest first: each reviewer's latest judgment and latest
     adjudication, unless a later ``withdrawn`` entry (undo) took them back - the judgments
     :func:`rorem_data.dataset.ledger.human_verdict` decides from (excluded reviewers included)."""
-    standing: dict = {}
-    adjudications: dict = {}
-    for pos, r in enumerate(reviews or ()):
-        if not r:
-            continue
-        who = r.get("reviewer")
-        if r.get("status") == ledger.WITHDRAWN:
-            standing.pop(who, None)
-            adjudications.pop(who, None)
-        elif r.get("adjudication"):
-            adjudications[who] = (pos, r)
-        else:
-            standing[who] = (pos, r)
+    standing, adjudications = ledger.standing_reviews(reviews)
     return [r for _pos, r in sorted([*standing.values(), *adjudications.values()], key=lambda v: v[0])]
 
 
