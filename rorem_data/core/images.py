@@ -130,14 +130,16 @@ def _cv2_reader():
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What a header check learns about an image file."""
+    """What a header check learns about an image file: its size as a viewer shows it, its
+    format, and how it decodes (:class:`rorem_data.core.decode.Decoding`)."""
 
     width: int
     height: int
     format: str
+    decoding: object = None
 
 
-def check_image(path: str, *, full_decode: bool = False) -> ImageInfo:
+def check_image(path: str, *, full_decode: bool = False, role: str = "source") -> ImageInfo:
     """Check that ``path`` is a complete, readable image without decoding its pixels.
 
     PNG files must end with an ``IEND`` chunk and JPEG files with an end-of-image marker, which
@@ -167,11 +169,14 @@ def check_image(path: str, *, full_decode: bool = False) -> ImageInfo:
         raise ImageProblem(f"cannot read file ({exc.strerror})") from None
     if size == 0:
         raise ImageProblem("file is empty (0 bytes)")
+    from rorem_data.core.decode import inspect_image
+
     with open_image(path) as im:
         fmt = im.format or "?"
-        width, height = im.size
-        if full_decode or fmt not in ("PNG", "JPEG"):
+        if full_decode or fmt not in ("PNG", "JPEG", "MPO"):
             _decode(im, "image")
+        decoding = inspect_image(im, role=role)
+        width, height = decoding.width, decoding.height
     if fmt in ("PNG", "JPEG") and not full_decode:
         with open(path, "rb") as fh:
             fh.seek(max(0, size - 4096))
@@ -182,7 +187,7 @@ def check_image(path: str, *, full_decode: bool = False) -> ImageInfo:
             raise ImageProblem("JPEG is truncated (no end-of-image marker)")
     if width <= 0 or height <= 0:
         raise ImageProblem(f"image has no pixels ({width}x{height})")
-    return ImageInfo(width=width, height=height, format=fmt)
+    return ImageInfo(width=width, height=height, format=fmt, decoding=decoding)
 
 
 def mask_to_binary(array: np.ndarray) -> np.ndarray:
@@ -242,22 +247,30 @@ def load_mask(path: str) -> tuple[np.ndarray, bool]:
     ImageProblem
         If the file is missing, unreadable or truncated.
     """
+    return load_mask_decoded(path)[:2]
+
+
+def load_mask_decoded(path: str) -> tuple[np.ndarray, bool, tuple]:
+    """:func:`load_mask`, and the rules applied to read it (EXIF orientation, alpha channel;
+    see :func:`rorem_data.core.decode.decode_mask_image`)."""
+    from rorem_data.core.decode import decode_mask_image
+
     with open_image(path) as im:
         fmt, mode = im.format, im.mode
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        if frames > 1 and fmt != "MPO":
+            raise ImageProblem(f"mask has {frames} frames (an animation or a multi-page file); "
+                               "save the mask as one PNG")
         try:
-            if mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
-                im = im.convert("RGB")
-            elif mode == "1":
-                im = im.convert("L")
-            arr = np.asarray(im)
+            arr, conversions = decode_mask_image(im)
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageProblem(f"not a readable mask image ({exc})") from None
     mask = mask_to_binary(arr)
     canonical = False
-    if fmt == "PNG" and mode == "L":
+    if fmt == "PNG" and mode == "L" and not conversions:
         # canonical iff every pixel is 0 or 255, i.e. equals 255 * mask
         canonical = bool(np.array_equal(arr, mask.view(np.uint8) * np.uint8(CANONICAL_OBJECT_VALUE)))
-    return mask, canonical
+    return mask, canonical, conversions
 
 
 def is_canonical_mask_file(path: str) -> bool:

@@ -44,6 +44,11 @@ Every sample has
     ``gold_truth``      gold items (``kind == "gold"``): the known answer; ``gold_kind`` how it
                         was made from a seed pair (see :mod:`rorem_data.rounds.review.gold`)
     ``ledger_rev``      revision counter of the decision ledger (compare-and-swap)
+    ``original_path``   the file a source was decoded from, when its decoded pixels differ from
+                        the file (``filepath`` is then the stored decoded PNG; see
+                        :mod:`rorem_data.core.decode`); ``original_target_path`` likewise
+    ``conversions``     the decoding rules applied to the sample's files (e.g. ``"EXIF
+                        orientation 6 (rotated 90° clockwise)"``, ``"16-bit to 8-bit"``)
 """
 
 from __future__ import annotations
@@ -105,7 +110,12 @@ SCALAR_FIELDS = {
     "gold_truth": "StringField",
     "gold_kind": "StringField",
     "gold_seed": "StringField",
+    "original_path": "StringField",
+    "original_target_path": "StringField",
 }
+
+# list-of-strings fields
+LIST_FIELDS = ("conversions",)
 
 QUEUE_GOLD = "gold"  # gold items mixed into a human queue
 # fields the review view hides: what would tell a gold item from a candidate

@@ -395,13 +395,21 @@ def check_coco_image(task) -> list[ItemCheck]:
     real_root = task[5] if len(task) > 5 else None
     head = ItemCheck(width=width, height=height)
     info = check_image_file(path, "pool", full_decode, real_root, head)
-    if info is not None and (info.width, info.height) != (width, height):
+    dec = info.decoding if info is not None else None
+    # annotations drawn on the stored pixels of a photo whose EXIF orientation turns it: the
+    # same turn is applied to its masks, so that they lie on the image as viewers show it
+    turn = (dec is not None and dec.rotated and (width, height) == (dec.raw_width, dec.raw_height)
+            and (width, height) != (info.width, info.height))
+    if info is not None and not turn and (info.width, info.height) != (width, height):
         head.problems.append((path, f"image is {info.width}x{info.height} but the JSON says "
                               f"{width}x{height}", "fix width/height in the JSON"))
     out = []
     for seg in segs:
-        c = ItemCheck(width=width, height=height, problems=list(head.problems),
-                      resolved=dict(head.resolved) if head.resolved else None)
+        c = ItemCheck(width=info.width if turn else width, height=info.height if turn else height,
+                      problems=list(head.problems),
+                      resolved=dict(head.resolved) if head.resolved else None,
+                      conversions=dict(head.conversions) if head.conversions else None,
+                      copies=head.copies)
         if not c.ok:
             out.append(c)
             continue
@@ -411,6 +419,11 @@ def check_coco_image(task) -> list[ItemCheck]:
             c.problems.append((path, f"bad segmentation ({exc})", FIX_ANN))
             out.append(c)
             continue
+        if turn:
+            from rorem_data.core.decode import orient_array
+
+            m = orient_array(m, dec.orientation)
+            c.note("mask", (f"annotations turned by the image's EXIF orientation {dec.orientation}",))
         for problem, _fix in mask_problems(m):
             c.problems.append((path, problem, FIX_ANN))
         c.mask_area = float(m.mean())

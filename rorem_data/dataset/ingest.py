@@ -68,10 +68,14 @@ class ImportResult(Displayable):
     report_path: str | None = None
     license: str = UNKNOWN_LICENSE
     seconds: float = 0.0
+    conversions: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
     def summary(self) -> str:
         s = (f"{self.kind}: read {self.read}, imported {self.inserted}, "
              f"already present {self.already_present}")
+        if self.conversions:
+            s += ", converted " + ", ".join(f"{n} {rule}" for rule, n in sorted(self.conversions.items()))
         if self.filtered:
             s += f", filtered out {self.filtered}"
         if self.invalid:
@@ -79,12 +83,64 @@ class ImportResult(Displayable):
         if self.inserted:
             s += (f", license {self.license}" if self.license != UNKNOWN_LICENSE
                   else ", license unknown (pass --license to record it)")
-        return s + f" in {self.seconds:.1f} s"
+        s += f" in {self.seconds:.1f} s"
+        return s + "".join(f"\n  note: {n}" for n in self.notes)
+
+    def report_notes(self) -> list[str]:
+        """The notes and the conversion counts, for the problem report."""
+        conv = [("converted (decoded by stated rules): " + ", ".join(
+            f"{n} {rule}" for rule, n in sorted(self.conversions.items())))] if self.conversions else []
+        return [*self.notes, *conv]
+
+    def count_conversions(self, checks) -> None:
+        """Count each decoding rule once per item (``EXIF orientation``, ``16-bit to 8-bit``,
+        ...) over the items about to be imported."""
+        for c in checks:
+            seen = set()
+            for rules in (c.conversions or {}).values():
+                for rule in rules:
+                    seen.add(rule_name(rule))
+            for name in seen:
+                self.conversions[name] = self.conversions.get(name, 0) + 1
+
+
+def rule_name(rule: str) -> str:
+    """``"EXIF orientation 6 (rotated 90° clockwise)"`` -> ``"EXIF orientation"``."""
+    head = rule.split(" (")[0]
+    return head.rstrip("0123456789 ") or head
+
+
+def store_decoded(project, items, *, workers: int | None = None) -> dict:
+    """Store the decoded copy of every file a check marked (``ItemCheck.copies``); ``items`` are
+    ``(check, {role: path})``. Returns ``{real path: copy path}``."""
+    from rorem_data.dataset.decoded import decoded_copies
+
+    files = [(c.real(p), role) for c, paths in items for role, p in paths.items()
+             if p is not None and role in c.copies]
+    return decoded_copies(project, files, workers=workers)
+
+
+def decoded_fields(check, paths: dict, copies: dict) -> dict:
+    """The document fields of an item whose files were decoded: the copies as ``filepath`` /
+    ``target_path``, the originals, and every rule applied (``"source: 16-bit to 8-bit"``)."""
+    out: dict = {}
+    for role, field_name, original in (("source", "filepath", "original_path"),
+                                       ("target", "target_path", "original_target_path")):
+        p = paths.get(role)
+        real = check.real(p) if p is not None else None
+        if real is not None and real in copies:
+            out[field_name], out[original] = copies[real], real
+    if check.conversions:
+        out["conversions"] = [f"{role}: {rule}" for role, rules in sorted(check.conversions.items())
+                              for rule in rules]
+    return out
 
 
 def apply_policy(problems: list[Problem], *, skip_invalid: bool, report_path: str | None,
-                 project, what: str, n_items: int) -> str | None:
-    """Refuse (raise) when there are problems unless ``skip_invalid``; then write the report.
+                 project, what: str, n_items: int, notes=()) -> str | None:
+    """Refuse (raise) when there are problems unless ``skip_invalid``; then write the report
+    (the problems, then the import's ``notes`` - decisions that are not problems - as entries
+    with item ``"(note)"``).
 
     Returns the report path written, if any.
     """
@@ -100,7 +156,8 @@ def apply_policy(problems: list[Problem], *, skip_invalid: bool, report_path: st
     if report_path is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         report_path = os.path.join(project.root, "reports", f"import-{what.split()[0]}-{stamp}.json")
-    write_report(problems, report_path)
+    write_report([*problems, *(Problem("(note)", "", n, "nothing to fix: said so that the "
+                                       "import hides nothing") for n in notes)], report_path)
     return report_path
 
 

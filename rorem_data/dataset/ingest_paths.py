@@ -182,7 +182,7 @@ def stored_files(check, image: str, mask: str | None, masks_folder: str,
 
 
 _STORED_FIELDS = {"_id": 0, "key": 1, "filepath": 1, "mask.mask_path": 1, "target_path": 1,
-                  "import_ref": 1}
+                  "import_ref": 1, "original_path": 1, "original_target_path": 1}
 _CHUNK = 50_000
 
 
@@ -235,20 +235,27 @@ class StoredItems:
                          if not self.same(self.by_key.get(k), f))
 
     def read_images(self, images) -> None:
-        """Read the samples of this kind stored with these image files (each path once)."""
+        """Read the samples of this kind stored with these image files (each path once), as
+        given or as the original of a decoded copy (:mod:`rorem_data.dataset.decoded`)."""
         todo = list(dict.fromkeys(p for p in images if p not in self._images_read))
         self._images_read.update(todo)
+        if todo:
+            self._coll.create_index("original_path", sparse=True)  # idempotent
         for i in range(0, len(todo), _CHUNK):
-            query = {"filepath": {"$in": todo[i : i + _CHUNK]}, "kind": self.kind}
+            chunk = todo[i : i + _CHUNK]
+            query = {"$or": [{"filepath": {"$in": chunk}}, {"original_path": {"$in": chunk}}],
+                     "kind": self.kind}
             for d in self._coll.find(query, _STORED_FIELDS):
-                self.by_image.setdefault(d["filepath"], []).append(d)
+                self.by_image.setdefault(d.get("original_path") or d["filepath"], []).append(d)
 
     @staticmethod
     def same(doc: dict | None, files: ItemFiles) -> bool:
-        """True if the stored sample ``doc`` holds ``files``."""
-        if doc is None or doc.get("filepath") != files.image:
+        """True if the stored sample ``doc`` holds ``files`` (the originals of decoded copies
+        count as the files)."""
+        if doc is None or (doc.get("original_path") or doc.get("filepath")) != files.image:
             return False
-        if files.target is not None and doc.get("target_path") != files.target:
+        if files.target is not None and \
+                (doc.get("original_target_path") or doc.get("target_path")) != files.target:
             return False
         if files.mask is not None and (doc.get("mask") or {}).get("mask_path") == files.mask:
             return True

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rorem_data.core.images import (
-    ImageInfo, ImageProblem, check_image, encode_canonical_mask, load_mask,
+    ImageInfo, ImageProblem, check_image, encode_canonical_mask, load_mask_decoded,
 )
 from rorem_data.dataset.ingest_paths import FIX_LINK, resolve_file
 
@@ -38,6 +38,11 @@ class ItemCheck:
     problems : list of (file, problem, fix)
     resolved : dict or None
         ``{path: real path}`` for files that are symlinks (leading inside the root).
+    conversions : dict or None
+        ``{role: (rule, ...)}`` for the files decoding changes (``source``, ``target``,
+        ``mask``; see :mod:`rorem_data.core.decode`).
+    copies : tuple
+        Roles whose decoded pixels differ from the file: the importer stores a decoded copy.
     """
 
     width: int = 0
@@ -46,6 +51,19 @@ class ItemCheck:
     mask_png: bytes | None = None
     problems: list = field(default_factory=list)
     resolved: dict | None = None
+    conversions: dict | None = None
+    copies: tuple = ()
+
+    def note(self, role: str, decoding) -> None:
+        """Record what decoding does to the file of ``role``."""
+        conv = tuple(getattr(decoding, "conversions", decoding) or ())
+        if not conv:
+            return
+        if self.conversions is None:
+            self.conversions = {}
+        self.conversions[role] = conv
+        if getattr(decoding, "needs_copy", False) and role not in self.copies:
+            self.copies = (*self.copies, role)
 
     @property
     def ok(self) -> bool:
@@ -79,10 +97,18 @@ def check_image_file(path: str, role: str, full_decode: bool, real_root: str | N
     if real is None:
         return None
     try:
-        return check_image(real, full_decode=full_decode)
+        info = check_image(real, full_decode=full_decode,
+                           role="target" if role.startswith("target") else "source")
     except ImageProblem as exc:
         check.problems.append((path, f"{role} image: {exc}", _fix_for(str(exc))))
         return None
+    dec = info.decoding
+    if dec is not None and dec.refusal:
+        check.problems.append((path, f"{role} image {dec.refusal.split(';')[0]}",
+                               dec.refusal.split("; ", 1)[-1]))
+        return None
+    check.note("target" if role.startswith("target") else "source", dec)
+    return info
 
 
 def mask_problems(mask: np.ndarray) -> list[tuple[str, str]]:
@@ -104,22 +130,34 @@ def check_mask_file(mask_path: str, src: ImageInfo | None, source: str, real_roo
     if real is None:
         return
     try:
-        mask, canonical = load_mask(real)
+        mask, canonical, conversions = load_mask_decoded(real)
     except ImageProblem as exc:
         check.problems.append((mask_path, f"mask image: {exc}", _fix_for(str(exc))))
         return
+    check.note("mask", conversions)
     if src is not None and (mask.shape[1], mask.shape[0]) != (src.width, src.height):
-        check.problems.append((
-            mask_path,
-            f"mask is {mask.shape[1]}x{mask.shape[0]} but source {os.path.basename(source)} "
-            f"is {src.width}x{src.height}",
-            "resize the mask to the source size (nearest-neighbour) or drop the entry",
-        ))
+        check.problems.append(size_problem(mask_path, mask.shape, src, source))
     for problem, fix in mask_problems(mask):
         check.problems.append((mask_path, problem, fix))
     check.mask_area = float(mask.mean())
     if check.ok and not canonical:
         check.mask_png = encode_canonical_mask(mask)
+
+
+def size_problem(mask_path: str, shape, src: ImageInfo, source: str) -> tuple[str, str, str]:
+    """The problem of a mask whose size is not the source's; names EXIF when it explains it."""
+    mh, mw = shape[:2]
+    name = os.path.basename(source)
+    dec = src.decoding
+    if dec is not None and dec.orientation != 1 and (mw, mh) == (dec.raw_width, dec.raw_height):
+        return (mask_path,
+                f"mask is {mw}x{mh}, the size of {name} as stored, but {name}'s EXIF orientation "
+                f"{dec.orientation} has it shown {dec.orientation_words()} ({src.width}x{src.height}), "
+                "which is how masks are expected: the mask was drawn on the unrotated pixels",
+                f"draw the mask on the photo as viewers show it (or apply the EXIF orientation "
+                f"{dec.orientation} to the mask too), or drop the entry")
+    return (mask_path, f"mask is {mw}x{mh} but source {name} is {src.width}x{src.height}",
+            "resize the mask to the source size (nearest-neighbour) or drop the entry")
 
 
 def check_item(task: tuple) -> ItemCheck:
@@ -159,7 +197,9 @@ def check_image_masks(task: tuple) -> list[ItemCheck]:
     out = []
     for m in masks:
         c = ItemCheck(problems=list(head.problems),
-                      resolved=dict(head.resolved) if head.resolved else None)
+                      resolved=dict(head.resolved) if head.resolved else None,
+                      conversions=dict(head.conversions) if head.conversions else None,
+                      copies=head.copies)
         if info is not None:
             c.width, c.height = info.width, info.height
         check_mask_file(m, info, image, real_root, c)

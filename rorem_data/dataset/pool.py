@@ -27,7 +27,8 @@ from rorem_data.core.validate import first_duplicates, map_checks
 from rorem_data.dataset import documents
 from rorem_data.dataset.coco import check_coco_image, decode_segmentation, read_coco
 from rorem_data.dataset.ingest import (
-    ImportResult, MaskWriter, apply_policy, commit, problems_from_check,
+    ImportResult, MaskWriter, apply_policy, commit, decoded_fields, problems_from_check,
+    store_decoded,
 )
 from rorem_data.dataset.ingest_license import license_name, license_url as check_license_url
 from rorem_data.dataset.ingest_paths import ItemFiles, StoredItems, stored_files
@@ -60,7 +61,7 @@ def _check_coco(source, images_dir, origin, stored, full_decode, workers, result
 
 
 def _check_folder(source, origin, stored, full_decode, workers, result):
-    entries, problems = scan_folder(source, origin=origin)
+    entries, problems = scan_folder(source, origin=origin, notes=result.notes)
     dups = first_duplicates(e.key for e in entries)
     entries = [e for i, e in enumerate(entries) if i not in dups]
     result.read = len(entries) + len(problems)
@@ -187,18 +188,23 @@ def import_pool(
     del pairs, files
     result.problems = problems
     result.invalid = result.read - len(good) - result.already_present - result.filtered
+    result.count_conversions(c for _e, c in good)
     result.report_path = apply_policy(problems, skip_invalid=skip_invalid, report_path=report_path,
-                                      project=project, what="pool items", n_items=result.read)
+                                      project=project, what="pool items", n_items=result.read,
+                                      notes=result.report_notes())
     now = schema.utcnow()
+    copies = store_decoded(project, [(c, {"source": e.image}) for e, c in good], workers=workers)
 
     def make_doc(pair) -> dict:
         e, c = pair
-        return documents.sample_doc(
+        doc = documents.sample_doc(
             key=e.key, kind=schema.KIND_POOL, filepath=c.real(e.image), width=c.width,
             height=c.height, mask_path=masks.path(c, e.mask), mask_area=c.mask_area,
             origin=origin, category=e.category, import_ref=e.ref, license=lic,
             license_url=lic_url, now=now,
         )
+        doc.update(decoded_fields(c, {"source": e.image}, copies))
+        return doc
 
     result.inserted = commit(ds, good, make_doc, desc="writing pool items")
     result.already_present += len(good) - result.inserted

@@ -24,7 +24,7 @@ from rorem_data.core import schema
 from rorem_data.core.validate import Problem
 from rorem_data.dataset.ingest_paths import FIX_LINK, inside_real, item_key, text_problem
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 FIX_NAMES = "name masks <image stem>.png, <image stem>_<k>.png or <image stem>/<k>.png"
 
 
@@ -165,7 +165,24 @@ def default_origin(source: str) -> str:
     return os.path.splitext(name)[0] or "pool"
 
 
-def scan_folder(root: str, *, origin: str | None = None) -> tuple[list[PoolEntry], list[Problem]]:
+def other_matches(rel: str, chosen: str, images: Mapping[str, object]) -> list[str]:
+    """The other image stems the mask stem ``rel`` could belong to (by the folder or a
+    ``_`` prefix) besides ``chosen``."""
+    out = []
+    head = os.path.dirname(rel)
+    if head and head != chosen and head in images:
+        out.append(head)
+    i = rel.rfind("_")
+    while i > 0:
+        prefix = rel[:i]
+        if prefix != chosen and prefix in images:
+            out.append(prefix)
+        i = rel.rfind("_", 0, i)
+    return out
+
+
+def scan_folder(root: str, *, origin: str | None = None,
+                notes: list | None = None) -> tuple[list[PoolEntry], list[Problem]]:
     """Match ``root/masks`` files to ``root/images`` files by stem (see the module doc).
 
     Parameters
@@ -183,6 +200,10 @@ def scan_folder(root: str, *, origin: str | None = None) -> tuple[list[PoolEntry
         One per matched mask, in mask-name order.
     problems : list of Problem
         Missing folders, two images with one stem, unmatched masks, links out of ``root``.
+
+    With ``notes`` (a list), the decisions that are not problems are appended to it, named:
+    images that no mask matches (not imported), and masks whose name matches more than one
+    image (the rule that chose, and the images not chosen).
     """
     root = os.path.abspath(root)
     real_root = os.path.realpath(root)
@@ -215,17 +236,33 @@ def scan_folder(root: str, *, origin: str | None = None) -> tuple[list[PoolEntry
             continue
         images[stem] = rel
     entries = []
+    used: set[str] = set()
+    ambiguous: list[str] = []
     for rel in msks.rels:
-        stem = match_stem(os.path.splitext(rel)[0], images)
+        mstem = os.path.splitext(rel)[0]
+        stem = match_stem(mstem, images)
         item = f"masks/{rel}"
         if stem is None:
             problems.append(Problem(item, msks.given(rel),
                                     "no image in images/ matches this mask's name", FIX_NAMES))
             continue
+        used.add(stem)
+        others = other_matches(mstem, stem, images) if notes is not None else []
+        if others:
+            ambiguous.append(f"masks/{rel} -> images/{images[stem]} (chosen: the longest name "
+                             f"that matches) rather than " + ", ".join(f"images/{images[o]}" for o in others))
         img_rel = images[stem]
         given_mask = msks.given(rel)
         key = item_key(schema.KIND_POOL, "folder", origin, _posix(f"images/{img_rel}"),
                        _posix(f"masks/{rel}"))
         entries.append(PoolEntry(item=item, image=imgs.real(img_rel), mask=msks.real(rel),
                                  key=key, ref=given_mask))
+    if notes is not None:
+        unused = sorted(rel for stem, rel in images.items() if stem not in used)
+        if unused:
+            notes.append(f"{len(unused)} image(s) in images/ have no mask and were not imported: "
+                         + ", ".join(unused[:5]) + (" ..." if len(unused) > 5 else ""))
+        if ambiguous:
+            notes.append(f"{len(ambiguous)} mask(s) match more than one image: "
+                         + "; ".join(ambiguous[:5]) + (" ..." if len(ambiguous) > 5 else ""))
     return entries, problems

@@ -26,7 +26,8 @@ from rorem_data.core.validate import Problem, first_duplicates, map_checks
 from rorem_data.dataset import documents
 from rorem_data.dataset import store
 from rorem_data.dataset.ingest import (
-    ImportResult, MaskWriter, apply_policy, commit, problems_from_check, read_listing,
+    ImportResult, MaskWriter, apply_policy, commit, decoded_fields, problems_from_check,
+    read_listing, store_decoded,
 )
 from rorem_data.dataset.ingest_license import license_name, license_url as check_license_url
 from rorem_data.dataset.ingest_paths import (
@@ -281,23 +282,29 @@ def import_seeds(
 
     result.problems = problems
     result.invalid = result.read - len(good) - result.already_present
+    result.count_conversions(c for _e, c in good)
     result.report_path = apply_policy(problems, skip_invalid=skip_invalid, report_path=report_path,
-                                      project=project, what="seeds", n_items=result.read)
+                                      project=project, what="seeds", n_items=result.read,
+                                      notes=result.report_notes())
 
     now = schema.utcnow()
+    copies = store_decoded(project, [(c, {"source": e.source, "target": e.target})
+                                     for e, c in good], workers=workers)
 
     def make_doc(pair) -> dict:
         e, c = pair
         status = schema.REJECTED if e.score == 0 else schema.ACCEPTED
         decision = schema.decision_doc(round=0, phase=schema.PHASE_SEED, status=status,
                                        by=schema.BY_IMPORT, at=now)
-        return documents.sample_doc(
+        doc = documents.sample_doc(
             key=e.key, kind=schema.KIND_SEED, filepath=c.real(e.source), width=c.width,
             height=c.height, mask_path=masks.path(c, e.mask), mask_area=c.mask_area,
             origin=e.origin, target_path=c.real(e.target), round=0,
             import_ref=f"{e.meta_path}#{e.index}", decision=decision, license=lic,
             license_url=lic_url, now=now,
         )
+        doc.update(decoded_fields(c, {"source": e.source, "target": e.target}, copies))
+        return doc
 
     result.inserted = commit(ds, good, make_doc, desc="writing seed pairs")
     result.already_present += len(good) - result.inserted

@@ -60,6 +60,8 @@ def ensure_schema(ds) -> None:
         add(name, getattr(fo, tname))
     for name in schema.DICT_FIELDS:
         add(name, fo.DictField)
+    for name in schema.LIST_FIELDS:
+        add(name, fo.ListField, subfield=fo.StringField)
     add(schema.MASK_FIELD, fo.EmbeddedDocumentField, embedded_doc_type=fo.Segmentation)
     add("scores", fo.EmbeddedDocumentField, embedded_doc_type=fo.DynamicEmbeddedDocument)
     add("decision", fo.EmbeddedDocumentField, embedded_doc_type=fo.DynamicEmbeddedDocument)
