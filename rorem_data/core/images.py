@@ -83,11 +83,19 @@ def _decode(im, what: str):
         raise ImageProblem(f"not a readable {what} ({exc})") from None
 
 
-def read_rgb(path: str) -> np.ndarray:
+def read_rgb(path: str, *, reduce_to: int | None = None) -> np.ndarray:
     """Decode an image file to RGB ``uint8`` of shape (H, W, 3): the one image reader.
 
     Uses OpenCV's decoder when it is installed (faster on PNG; EXIF orientation ignored, as
-    Pillow does) after the size check, and Pillow otherwise.
+    Pillow does: files whose orientation matters are stored decoded at import, see
+    :mod:`rorem_data.core.decode`) after the size check, and Pillow otherwise.
+
+    Parameters
+    ----------
+    reduce_to : int, optional
+        The caller works at this longest side: a JPEG at least twice as large is decoded
+        scaled by 1/2, 1/4 or 1/8 in the DCT (several times faster; the longest side stays at
+        least ``reduce_to``). Other formats decode at full size.
 
     Raises
     ------
@@ -98,12 +106,30 @@ def read_rgb(path: str) -> np.ndarray:
         fast = _cv2_reader() if im.format in ("PNG", "JPEG") else None
         if fast is None:
             return _pil_rgb(im)
+        factor = _reduction(im.size, reduce_to) if im.format == "JPEG" else 1
     cv2, flags = fast
+    if factor > 1:
+        reduced = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                   8: cv2.IMREAD_REDUCED_COLOR_8}[factor]
+        arr = cv2.imread(path, reduced | cv2.IMREAD_IGNORE_ORIENTATION)
+        if arr is not None and arr.ndim == 3 and arr.shape[2] == 3:
+            return np.ascontiguousarray(arr[..., ::-1])
     arr = cv2.imread(path, flags)
     if arr is not None and arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:
         return arr
     with open_image(path) as im:  # OpenCV could not: Pillow decodes it or says why not
         return _pil_rgb(im)
+
+
+def _reduction(size: tuple[int, int], reduce_to: int | None) -> int:
+    """The largest DCT scale-down (1, 2, 4 or 8) that keeps the longest side >= ``reduce_to``."""
+    if not reduce_to:
+        return 1
+    longest = max(size)
+    for f in (8, 4, 2):
+        if longest / f >= reduce_to:
+            return f
+    return 1
 
 
 def _pil_rgb(im) -> np.ndarray:

@@ -115,6 +115,12 @@ class Featurizer:
         return [f"f{i}" for i in range(self.dim)]
 
     @property
+    def work_size(self) -> int | None:
+        """The longest side this featurizer works at, if it only needs the images that large
+        (the reader then decodes JPEGs scaled down); None: full size."""
+        return None
+
+    @property
     def light(self) -> bool:
         """True when the per-batch model work is negligible next to decoding (no model, or a
         tiny one): the pipeline then keeps this process to one torch thread."""

@@ -43,7 +43,8 @@ class _PairFiles:
         i = self.positions[k]
         src, res, mask = self.items[i]
         try:
-            s, r, m = read_pair(src, res, mask, item=f"item {i} ({src})")
+            s, r, m = read_pair(src, res, mask, item=f"item {i} ({src})",
+                                work_size=self.featurizer.work_size)
             return ("ok", i, self.featurizer.prepare(s, r, m))
         except ValidationError as exc:
             return ("error", i, str(exc))

@@ -82,8 +82,43 @@ def check_pair_arrays(source, result, mask, *, item: str):
     return s, r, m
 
 
-def read_pair(source_path: str, result_path: str, mask_path: str, *, item: str):
+def work_shape(h: int, w: int, size: int | None) -> tuple[int, int]:
+    """``(height, width)`` of an ``h x w`` image brought to longest side ``size`` (unchanged
+    when it is not larger, or ``size`` is 0 / None)."""
+    if not size or max(h, w) <= size:
+        return h, w
+    sc = size / max(h, w)
+    return max(1, round(h * sc)), max(1, round(w * sc))
+
+
+def to_work_size(source, result, mask, size: int | None):
+    """Bring a candidate's arrays to longest side ``size`` (area resampling; the mask keeps
+    pixels covered at least half, or any covered pixel when that leaves none). ``source`` and
+    ``result`` may arrive already reduced (a JPEG decoded scaled down); the mask gives the size."""
+    import cv2
+
+    h, w = mask.shape
+    nh, nw = work_shape(h, w, size)
+    if (nh, nw) == (h, w):
+        return source, result, mask
+
+    def fit(a):
+        return a if a.shape[:2] == (nh, nw) else cv2.resize(a, (nw, nh), interpolation=cv2.INTER_AREA)
+
+    mf = cv2.resize(mask.astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA)
+    m = mf >= 0.5
+    if not m.any():
+        m = mf > 0
+    return fit(source), fit(result), m
+
+
+def read_pair(source_path: str, result_path: str, mask_path: str, *, item: str,
+              work_size: int | None = None):
     """Decode and check the three files of one candidate.
+
+    With ``work_size`` the arrays come at that longest side (:func:`to_work_size`), and JPEG
+    files are decoded scaled down in the DCT where that stays at least as large (several times
+    faster than decoding every pixel and throwing most away).
 
     Returns
     -------
@@ -99,10 +134,23 @@ def read_pair(source_path: str, result_path: str, mask_path: str, *, item: str):
     arrays = []
     for what, path in (("source", source_path), ("result", result_path), ("mask", mask_path)):
         try:
-            arrays.append(read_mask(path) if what == "mask" else read_rgb(path))
+            arrays.append(read_mask(path) if what == "mask" else read_rgb(path, reduce_to=work_size))
         except ImageProblem as exc:
             raise ValidationError(f"{item}: {what} {path}: {exc}") from None
+    if work_size:
+        source, result, mask = arrays
+        shape = mask.shape
+        for what, a in (("source", source), ("result", result)):
+            if a.ndim == 3 and a.shape[:2] != shape and not _reduced_of(a.shape[:2], shape):
+                break  # a real size mismatch: check_pair_arrays names it
+        else:
+            arrays = list(to_work_size(source, result, mask, work_size))
     return check_pair_arrays(*arrays, item=item)
+
+
+def _reduced_of(small: tuple, full: tuple) -> bool:
+    """``small`` is ``full`` decoded at 1/2, 1/4 or 1/8 (JPEG DCT scaling rounds up)."""
+    return any(small == (-(-full[0] // f), -(-full[1] // f)) for f in (2, 4, 8))
 
 
 def check_items(items: Sequence) -> list[tuple[str, str, str]]:

@@ -106,17 +106,10 @@ def stats_features(source: np.ndarray, result: np.ndarray, mask: np.ndarray, *,
     ndarray, float32, shape (44,)
         Finite values; see ``StatsFeaturizer().feature_names`` for their meaning.
     """
+    from rorem_data.features.pairs import to_work_size
+
     cv2 = _cv2()
-    h, w = mask.shape
-    if size and max(h, w) > size:
-        sc = size / max(h, w)
-        nw, nh = max(1, round(w * sc)), max(1, round(h * sc))
-        source = cv2.resize(source, (nw, nh), interpolation=cv2.INTER_AREA)
-        result = cv2.resize(result, (nw, nh), interpolation=cv2.INTER_AREA)
-        mf = cv2.resize(mask.astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA)
-        mask = mf >= 0.5
-        if not mask.any():
-            mask = mf > 0
+    source, result, mask = to_work_size(source, result, mask, size)
     area = int(mask.sum())
     rw = max(2, int(round(ring * math.sqrt(area))))
     # distance of every pixel from the mask (0 inside): the ring and the "outside" follow from it
@@ -282,15 +275,24 @@ class StatsFeaturizer(Featurizer):
     """
 
     name = "stats"
-    defaults = {"size": 256, "ring": 0.35}
+    # "decode": JPEGs decoded scaled down in the DCT to the working size (part of the cache key:
+    # features made that way are not mixed with features of full decodes)
+    defaults = {"size": 256, "ring": 0.35, "decode": "reduced"}
 
     def _validate_config(self, config):
         size = config["size"]
         if not is_int(size) or size < 0 or 0 < size < 16:
             raise bad("stats featurizer: 'size'", "0 (native) or an integer >= 16", size)
+        if config["decode"] not in ("reduced", "full"):
+            raise bad("stats featurizer: 'decode'", "'reduced' or 'full'", config["decode"])
         config["ring"] = fraction(config["ring"], "stats featurizer: 'ring'", high=5.0,
                                   open_low=True)
         return config
+
+    @property
+    def work_size(self) -> int | None:
+        """Longest side the files are read at (None: native)."""
+        return (self.config["size"] or None) if self.config["decode"] == "reduced" else None
 
     @property
     def dim(self) -> int:
