@@ -96,7 +96,7 @@ def test_a_version_is_scored_from_its_own_saved_spec(labelled, tmp_path, monkeyp
     t = discriminate.train(project, 1, str(spec_file), holdout=0.4, progress=False)
     saved = json.load(open(os.path.join(version_dir(project, t.version), "model", "spec.json")))
     assert saved["name"] == "my-stats" and saved["source"] == str(spec_file)
-    assert saved["featurizer"]["config"] == {"size": 128, "ring": 0.35}  # every option
+    assert saved["featurizer"]["config"] == {"size": 128, "ring": 0.35, "decode": "reduced"}  # every option
     assert saved["params"] == {"C": 0.3}
     discriminate.score(project, 1, t.version, progress=False)
     before = scores_by_id(project, t.version)

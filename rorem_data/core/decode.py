@@ -24,7 +24,8 @@ Where the decoded pixels differ from what a plain ``Image.open(f).convert("RGB")
 "stored copy" column), the importer stores the decoded image as a PNG in the project's media and
 records the original path and the conversions; the remover, the featurizers, the previews, the
 App and every export then read that one file. :func:`inspect_image` reads only the header
-(cheap, in the import's checks); :func:`decode_rgb` decodes.
+(cheap, in the import's checks); :func:`decode_image` decodes
+(:func:`rorem_data.core.images.decode_rgb` for a path).
 
 Masks follow the same orientation rule (a mask is expected in the orientation a viewer shows),
 and a mask drawn only in the alpha channel is read from it (:func:`decode_mask`).
@@ -219,33 +220,31 @@ def _sixteen_to_rgb(im, path: str | None) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(rgb / 257.0), 0, 255).astype(np.uint8), mode="RGB")
 
 
-def decode_rgb(path: str, *, role: str = "source") -> tuple[np.ndarray, Decoding]:
-    """Decode ``path`` by the module's rules: RGB ``uint8`` (H, W, 3) as a viewer shows it.
+def decode_image(im, *, path: str | None = None, role: str = "source") -> tuple[np.ndarray, Decoding]:
+    """Decode an open image by the module's rules: RGB ``uint8`` (H, W, 3) as a viewer shows
+    it (:func:`rorem_data.core.images.decode_rgb` opens the file with the usual refusals).
 
     Raises
     ------
     ImageProblem
-        Missing, unreadable, too large, or refused by a rule (the message says which).
+        Unreadable, or refused by a rule (the message says which).
     """
-    from rorem_data.core.images import open_image
-
-    with open_image(path) as im:
-        dec = inspect_image(im, role=role)
-        if dec.refusal:
-            raise ImageProblem(dec.refusal)
-        try:
-            icc = im.info.get("icc_profile")
-            if any(c == BITS16 for c in dec.conversions):
-                out = _sixteen_to_rgb(im, path)
-            elif icc and (im.mode == "CMYK" or any(c.startswith(ICC) for c in dec.conversions)):
-                out = _to_srgb(im, icc)
-            else:
-                out = im.convert("RGB")
-            if dec.orientation != 1:
-                out = out.transpose(_TRANSPOSE[dec.orientation])
-            arr = np.asarray(out)
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageProblem(f"not a readable image ({exc})") from None
+    dec = inspect_image(im, role=role)
+    if dec.refusal:
+        raise ImageProblem(dec.refusal)
+    try:
+        icc = im.info.get("icc_profile")
+        if any(c == BITS16 for c in dec.conversions):
+            out = _sixteen_to_rgb(im, path)
+        elif icc and (im.mode == "CMYK" or any(c.startswith(ICC) for c in dec.conversions)):
+            out = _to_srgb(im, icc)
+        else:
+            out = im.convert("RGB")
+        if dec.orientation != 1:
+            out = out.transpose(_TRANSPOSE[dec.orientation])
+        arr = np.asarray(out)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageProblem(f"not a readable image ({exc})") from None
     return arr, dec
 
 

@@ -121,6 +121,21 @@ def read_rgb(path: str, *, reduce_to: int | None = None) -> np.ndarray:
         return _pil_rgb(im)
 
 
+def decode_rgb(path: str, *, role: str = "source"):
+    """Decode ``path`` by the rules of :mod:`rorem_data.core.decode` (EXIF orientation, 16
+    bits, CMYK, ICC profiles, ...): ``(RGB uint8 array as a viewer shows it, Decoding)``.
+
+    Raises
+    ------
+    ImageProblem
+        Missing, unreadable, too large, or refused by a rule.
+    """
+    from rorem_data.core.decode import decode_image
+
+    with open_image(path) as im:
+        return decode_image(im, path=path, role=role)
+
+
 def _reduction(size: tuple[int, int], reduce_to: int | None) -> int:
     """The largest DCT scale-down (1, 2, 4 or 8) that keeps the longest side >= ``reduce_to``."""
     if not reduce_to:

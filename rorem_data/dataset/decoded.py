@@ -16,8 +16,8 @@ import os
 
 def write_decoded(task) -> tuple[str | None, str | None]:
     """Worker: ``(path, role, folder)`` -> ``(copy path, None)`` or ``(None, problem)``."""
-    from rorem_data.core.decode import decode_rgb, encode_png
-    from rorem_data.core.images import ImageProblem, write_bytes_atomic
+    from rorem_data.core.decode import encode_png
+    from rorem_data.core.images import ImageProblem, decode_rgb, write_bytes_atomic
 
     path, role, folder = task
     try:
