@@ -29,7 +29,8 @@ def scope(enabled: bool | None):
 
 
 def in_notebook() -> bool:
-    """Whether this process is a Jupyter kernel (IPython's ZMQ shell)."""
+    """Whether this process is a Jupyter kernel (IPython's ZMQ shell, or a subclass such as
+    Colab's)."""
     ipython = sys.modules.get("IPython")
     if ipython is None:
         return False
@@ -37,7 +38,8 @@ def in_notebook() -> bool:
         shell = ipython.get_ipython()
     except Exception:  # noqa: BLE001 - an IPython too old or half-imported: not a kernel
         return False
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+    # Jupyter, VS Code and Colab kernels: a ZMQInteractiveShell or a subclass of it
+    return shell is not None and any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__)
 
 
 def takes_progress(fn):

@@ -134,10 +134,17 @@ def _take(coll, lid: str, me: dict, ttl: float, *, victim: str | None = None) ->
     free = {"$lt": [{"$ifNull": ["$expires_at", datetime(1970, 1, 1)]}, "$$NOW"]}
     if victim is not None:
         free = {"$or": [free, {"$eq": ["$token", victim]}]}
+    from pymongo.errors import DuplicateKeyError
+
     new = {**{k: {"$literal": v} for k, v in me.items()}, **_times(ttl, taken=True)}
     update = [{"$set": {k: {"$cond": [free, v, f"${k}"]} for k, v in new.items()}}]
-    return coll.find_one_and_update({"_id": lid}, update, upsert=True,
-                                    return_document=ReturnDocument.AFTER)
+    for _ in range(3):
+        try:
+            return coll.find_one_and_update({"_id": lid}, update, upsert=True,
+                                            return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:  # two first upserts at once: the other inserted; look again
+            continue
+    return coll.find_one({"_id": lid}) or {}
 
 
 def _try_take(coll, lid: str, token: str, step: str, ttl: float, dataset_name: str, round: int):

@@ -25,7 +25,13 @@ from rorem_data.rounds.plan import STEP_PARAMS, STEPS, fingerprint
 
 
 def _same(a, b) -> bool:
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    """Equal as stored; a remover's ``given`` (how the caller spelled it: a name, a folder, a
+    dict) is not part of what it is."""
+    def norm(v):
+        return {k: x for k, x in v.items() if k != "given"} if isinstance(v, dict) else v
+
+    return json.dumps(norm(a), sort_keys=True, default=str) == \
+        json.dumps(norm(b), sort_keys=True, default=str)
 
 
 def _show(name: str, value) -> str:

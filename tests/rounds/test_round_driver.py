@@ -277,3 +277,10 @@ def test_the_same_call_gives_the_same_numbers_wherever_the_data_sits(tmp_path):
     assert keys_a == keys_b
     assert est_a == est_b and est_a is not None
     assert y_a == y_b
+
+
+def test_the_same_remover_spelled_another_way_is_no_change(filled):
+    run(filled)
+    before = state(filled)
+    again = run(filled, remover={"kind": "classical", "method": "telea"})
+    assert again.state == "finished" and state(filled) == before
