@@ -275,7 +275,7 @@ def select(
                                              "(default: the stats featurizer's)."),
     strata: Optional[str] = typer.Option(None, help="Comma-separated: area, category, origin."),
     double_share: float = typer.Option(0.0, help="Share of the queue judged by two reviewers."),
-    floor: float = typer.Option(D.FLOOR, help="active-inference: smallest inclusion probability."),
+    floor: Optional[float] = typer.Option(D.FLOOR, help="active-inference: smallest inclusion probability (default: the budget spread evenly)."),
     seed: int = typer.Option(D.RNG, help="Random seed (same seed, same queue)."),
     param: Optional[List[str]] = typer.Option(
         None, "--param", help="A strategy parameter KEY=VALUE, repeatable (e.g. --param "
@@ -555,8 +555,10 @@ def round_run(
     target_precision: float = typer.Option(D.TARGET_PRECISION, help="Required precision of automatic accepts."),
     confidence: float = typer.Option(D.CONFIDENCE, help="Confidence that the precision is met."),
     audit: float = typer.Option(D.AUDIT, help="Share of automatic decisions queued for audit."),
-    floor: float = typer.Option(D.FLOOR, help="active-inference: smallest inclusion probability."),
+    floor: Optional[float] = typer.Option(D.FLOOR, help="active-inference: smallest inclusion probability (default: the budget spread evenly)."),
     gold_rate: float = typer.Option(D.GOLD_RATE, help="Gold items mixed into the queue (share)."),
+    calibration: str = typer.Option(D.CALIBRATION, "--calibration",
+                                    help="How automatic decisions are certified: auto, split, active, holdout."),
     origin: Optional[str] = typer.Option(None, "--origin", help="Only pool items of this origin."),
     port: int = typer.Option(D.PORT, help="App port for --reviewer app."),
     seed: int = typer.Option(D.RNG),
@@ -572,7 +574,7 @@ def round_run(
                     reviewer=reviewer, reviewer_name=reviewer_name, spec=spec, featurizer=featurizer,
                     candidates=candidates, target_precision=target_precision,
                     confidence=confidence, audit=audit, floor=floor, gold_rate=gold_rate,
-                    pool_filter={"origin": origin} if origin else None, port=port, rng=seed,
+                    calibration=calibration, pool_filter={"origin": origin} if origin else None, port=port, rng=seed,
                     redo=redo, allow_gap=allow_gap, echo=_echo)
     _echo(res.summary())
 
@@ -652,7 +654,7 @@ def _show_step_lines() -> None:
 # Python parameter names in library messages -> the CLI's flags, added in brackets
 _FLAGS = {"target_precision": "--target-precision", "confidence": "--confidence",
           "budget": "--budget", "strategy": "--strategy", "remover": "--remover", "rng": "--seed",
-          "redo": "--redo", "allow_gap": "--allow-gap", "floor": "--floor", "spec": "--spec",
+          "redo": "--redo", "allow_gap": "--allow-gap", "floor": "--floor", "calibration": "--calibration", "spec": "--spec",
           "reviewer": "--reviewer", "gold_rate": "--gold-rate", "audit": "--audit",
           "featurizer": "--featurizer", "candidates": "--candidates", "round": "--round"}
 

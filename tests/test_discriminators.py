@@ -87,6 +87,8 @@ def fast_spec(name, tiny_sdxl_dir=None):
         over = {"hidden_layer_sizes": [8], "max_iter": 100, "early_stopping": False}
     elif cls == "HistGradientBoostingHead":
         over = {"max_iter": 15, "min_samples_leaf": 5}
+    elif cls == "RandomForestHead":
+        over = {"n_estimators": 20}
     elif cls == "PairClassifier":
         over = {"image_size": 32, "epochs": 1, "batch_size": 4, "learning_rate": 1e-3}
     elif cls == "UNetDiscriminator":
@@ -357,7 +359,7 @@ def test_registry_names_paths_classes_and_errors(tmp_path, monkeypatch):
     # bad specs
     cases = {
         "a.toml": ('head = "logistic"\n[featurizer]\nname = "sift"\n', "unknown featurizer 'sift'"),
-        "b.toml": ('head = "svm"\n', "unknown head 'svm'; choose one of: hist-gradient"),
+        "b.toml": ('head = "svm"\n', "unknown head 'svm'; choose one of: cross-validated, hist-gradient"),
         "h.toml": ('head = "os:system"\n[params]\ncommand = "touch x"\n',
                    "not a registered head"),
         "i.toml": ('head = "logistic"\n[featurizer]\nname = "stats"\nkey = "stats-0000000000"\n',

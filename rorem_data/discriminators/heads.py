@@ -5,7 +5,10 @@ Each head takes ``X`` = features of shape ``(n, d)`` from a featurizer
 
 - :class:`LogisticHead` - standardisation + logistic regression;
 - :class:`MLPHead` - standardisation + a small ReLU network (``MLPClassifier``);
-- :class:`HistGradientBoostingHead` - ``HistGradientBoostingClassifier``.
+- :class:`HistGradientBoostingHead` - ``HistGradientBoostingClassifier``;
+- :class:`RandomForestHead` - a random forest or extra trees (``extra_trees=True``);
+- :class:`CrossValidatedHead` - the best of several registered heads by cross-validation on
+  the labels at hand, refit on all of them (the choice is kept with the model).
 
 They train with scikit-learn, then keep only plain arrays (scaler statistics, coefficients,
 weight matrices, tree node tables) and predict with numpy from those arrays: a saved and
@@ -26,9 +29,11 @@ from rorem_data.discriminators.trees import (
     check_forest,
     forest_decision,
     forest_from_sklearn,
+    forest_from_sklearn_trees,
 )
 
-__all__ = ["HistGradientBoostingHead", "LogisticHead", "MLPHead"]
+__all__ = ["CrossValidatedHead", "HistGradientBoostingHead", "LogisticHead", "MLPHead",
+           "RandomForestHead"]
 
 _F64 = np.dtype(np.float64)
 
@@ -451,3 +456,189 @@ class HistGradientBoostingHead(FeatureHead):
                                                      self.n_features_in_)
         self.n_iter_ = saved_int(meta, "n_iter_")
         self.baseline_ = float(baseline)
+
+
+# --------------------------------------------------------------------------------------------
+# Random forest / extra trees
+# --------------------------------------------------------------------------------------------
+
+
+class RandomForestHead(FeatureHead):
+    """A random forest (or extra trees), stored as node tables like the boosted trees.
+
+    Averages fully grown trees, so it learns non-linear rules from few labels without the
+    tuning boosting needs (on this project's ``stats`` features, extra trees reach the logistic
+    head's 600-label AUC at about 300 labels: ``docs/label-efficiency.md``). Each leaf holds its
+    share of successes over the number of trees; the probability is the sum over trees
+    (:func:`rorem_data.discriminators.trees.forest_from_sklearn_trees`).
+
+    Parameters
+    ----------
+    n_estimators : int, default 300
+    min_samples_leaf : int, default 2
+    max_features : "sqrt", "log2", float or None, default "sqrt"
+    extra_trees : bool, default True
+        Extremely randomised trees (random split points) instead of a random forest.
+    class_weight : None or "balanced", default None
+    random_state : int or None
+    """
+
+    def __init__(self, n_estimators=300, min_samples_leaf=2, max_features="sqrt", extra_trees=True,
+                 class_weight=None, random_state=None):
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.extra_trees = extra_trees
+        self.class_weight = class_weight
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Fit on features ``X`` (n, d) and labels ``y``, 1 = success. Returns self.
+
+        Raises
+        ------
+        ValidationError, ConfigError
+            As :meth:`LogisticHead.fit`.
+        """
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+        X, y01 = self._validate_fit(X, y)
+        cls = ExtraTreesClassifier if self.extra_trees else RandomForestClassifier
+        try:
+            forest = cls(n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,
+                         max_features=self.max_features, class_weight=self.class_weight,
+                         random_state=self.random_state, n_jobs=1).fit(X, y01)
+            nodes, roots = forest_from_sklearn_trees(forest)
+        except ValueError as exc:
+            raise ConfigError(f"RandomForestHead: {exc}") from None
+        self.nodes_, self.tree_roots_ = check_forest(nodes, roots, X.shape[1])
+        ours = self._proba1(X)
+        if not np.allclose(ours, forest.predict_proba(X)[:, 1], rtol=1e-9, atol=1e-9):
+            raise ConfigError("RandomForestHead: this scikit-learn's trees evaluate differently "
+                              "here; use the 'logistic' head or a tested scikit-learn version")
+        return self
+
+    def _proba1(self, X):
+        return np.clip(forest_decision(self.nodes_, self.tree_roots_, X, 0.0), 0.0, 1.0)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """P(failure), P(success): float64 (n, 2), rows sum to 1, column 1 higher = better."""
+        return _two_columns(self._proba1(self._validate_predict(X)))
+
+    def _get_state(self):
+        arrays = {f"node_{k}": v for k, v in self.nodes_.items()}
+        arrays["tree_roots"] = self.tree_roots_
+        return arrays, {**self._base_state(), "n_trees": int(len(self.tree_roots_)),
+                        "n_nodes": int(len(self.nodes_["value"]))}
+
+    def _array_layout(self, meta):
+        saved_int(meta, "n_features_in_", minimum=1)
+        n_nodes = saved_int(meta, "n_nodes")
+        layout = {f"node_{k}": (dt, (n_nodes,)) for k, dt in NODE_DTYPES.items()}
+        layout["tree_roots"] = (np.dtype(np.int64), (saved_int(meta, "n_trees"),))
+        return layout
+
+    def _set_state(self, arrays, meta):
+        self._set_base_state(meta)
+        nodes = {k: arrays[f"node_{k}"] for k in NODE_DTYPES}
+        self.nodes_, self.tree_roots_ = check_forest(nodes, arrays["tree_roots"],
+                                                     self.n_features_in_)
+
+
+# --------------------------------------------------------------------------------------------
+# The best of several heads, by cross-validation
+# --------------------------------------------------------------------------------------------
+
+
+class CrossValidatedHead(FeatureHead):
+    """Chooses among registered heads by cross-validated AUC on the labels at hand.
+
+    ``fit`` scores each candidate head (by its registered name, with its default parameters)
+    with stratified ``folds``-fold cross-validation (folds by ``random_state``), refits the
+    best on every label, and keeps it: ``chosen_`` names it and ``cv_auc_`` holds every
+    candidate's mean AUC (a trained version records both). With fewer than ``min_labels``
+    labels, or fewer than ``folds`` of a class, the first candidate is taken without a contest.
+
+    Parameters
+    ----------
+    candidates : list of str, default ["logistic", "random-forest", "hist-gradient-boosting"]
+        Registered head names (``rorem_data.discriminators.registry.list_heads``).
+    folds : int, default 5
+    min_labels : int, default 40
+    random_state : int or None
+    """
+
+    def __init__(self, candidates=("logistic", "random-forest", "hist-gradient-boosting"), folds=5,
+                 min_labels=40, random_state=0):
+        self.candidates = candidates
+        self.folds = folds
+        self.min_labels = min_labels
+        self.random_state = random_state
+
+    def _head(self, name: str):
+        from rorem_data.discriminators.registry import resolve_head
+
+        _name, cls = resolve_head(name, where="CrossValidatedHead candidates")
+        if not issubclass(cls, FeatureHead) or cls is CrossValidatedHead:
+            raise ConfigError(f"CrossValidatedHead: candidate {name!r} is not a feature head")
+        params = {"random_state": self.random_state} if "random_state" in cls().get_params() else {}
+        return cls(**params)
+
+    def fit(self, X, y):
+        """Choose the head, refit it on all of ``X``, ``y``. Returns self."""
+        from sklearn.metrics import roc_auc_score
+        from sklearn.model_selection import StratifiedKFold
+
+        names = list(self.candidates)
+        if not names:
+            raise ConfigError("CrossValidatedHead: candidates is empty; name at least one head")
+        X, y01 = self._validate_fit(X, y)
+        heads = {n: self._head(n) for n in names}
+        scores = {}
+        if len(y01) >= self.min_labels and min(np.bincount(y01, minlength=2)) >= self.folds:
+            cv = StratifiedKFold(self.folds, shuffle=True, random_state=self.random_state)
+            for n in names:
+                pred = np.empty(len(y01))
+                for tr, te in cv.split(X, y01):
+                    pred[te] = self._head(n).fit(X[tr], y01[tr]).predict_proba(X[te])[:, 1]
+                scores[n] = float(roc_auc_score(y01, pred))
+            best = max(names, key=lambda n: (scores[n], -names.index(n)))
+        else:
+            best = names[0]
+        self.chosen_, self.cv_auc_ = best, scores
+        self.head_ = heads[best].fit(X, y01)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The chosen head's probabilities."""
+        X = self._validate_predict(X)
+        return self.head_.predict_proba(X)
+
+    def _get_state(self):
+        arrays, meta = self.head_._get_state()
+        return arrays, {**self._base_state(), "chosen_": self.chosen_, "cv_auc_": self.cv_auc_,
+                        "inner": meta}
+
+    def _inner(self, meta):
+        from rorem_data.discriminators.registry import list_heads
+
+        name = meta.get("chosen_")
+        if name not in self.candidates or name not in list_heads():
+            raise ValueError(f"saved state 'chosen_' must be one of the candidates "
+                             f"{list(self.candidates)}; got {name!r}")
+        inner = meta.get("inner")
+        if not isinstance(inner, dict):
+            raise ValueError("saved state 'inner' must be a dict")
+        return self._head(name), inner
+
+    def _array_layout(self, meta):
+        head, inner = self._inner(meta)
+        return head._array_layout(inner)
+
+    def _set_state(self, arrays, meta):
+        self._set_base_state(meta)
+        head, inner = self._inner(meta)
+        head._set_state(arrays, inner)
+        self.head_, self.chosen_ = head, meta["chosen_"]
+        cv = meta.get("cv_auc_") or {}
+        self.cv_auc_ = {str(k): float(v) for k, v in cv.items()} if isinstance(cv, dict) else {}

@@ -33,6 +33,8 @@ HEADS = Registry("head", {
     "logistic": "rorem_data.discriminators.heads:LogisticHead",
     "mlp": "rorem_data.discriminators.heads:MLPHead",
     "hist-gradient-boosting": "rorem_data.discriminators.heads:HistGradientBoostingHead",
+    "random-forest": "rorem_data.discriminators.heads:RandomForestHead",
+    "cross-validated": "rorem_data.discriminators.heads:CrossValidatedHead",
     "pair-classifier": "rorem_data.discriminators.pair_classifier:PairClassifier",
     "unet": "rorem_data.discriminators.unet:UNetDiscriminator",
 }, check=_check_head)

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NODE_DTYPES", "check_forest", "forest_decision", "forest_from_sklearn"]
+__all__ = ["NODE_DTYPES", "check_forest", "forest_decision", "forest_from_sklearn",
+           "forest_from_sklearn_trees"]
 
 #: Field -> dtype of the node tables.
 NODE_DTYPES = {
@@ -233,3 +234,45 @@ def forest_from_sklearn(hgb) -> tuple[dict, np.ndarray, float]:
     out = {k: (np.concatenate(v) if v else np.zeros(0, NODE_DTYPES[k])).astype(NODE_DTYPES[k])
            for k, v in tables.items()}
     return out, np.asarray(roots, dtype=np.int64), float(np.ravel(baseline)[0])
+
+
+def forest_from_sklearn_trees(forest) -> tuple[dict, np.ndarray]:
+    """Node tables and roots of a fitted binary random forest or extra-trees classifier.
+
+    Each leaf's value is its share of successes divided by the number of trees, so
+    :func:`forest_decision` with a baseline of 0 gives the forest's probability of success (the
+    mean of its trees', as ``predict_proba``). Reads each tree's public ``tree_`` arrays.
+
+    Raises
+    ------
+    ValueError
+        Not a binary classifier of fitted trees.
+    """
+    trees = getattr(forest, "estimators_", None)
+    if not trees or len(getattr(forest, "classes_", ())) != 2:
+        raise ValueError("expected a fitted binary forest (estimators_, two classes)")
+    tables = {k: [] for k in NODE_DTYPES}
+    roots, offset, n_trees = [], 0, len(trees)
+    for est in trees:
+        t = est.tree_
+        left = np.asarray(t.children_left, dtype=np.int64)
+        right = np.asarray(t.children_right, dtype=np.int64)
+        leaf = left < 0
+        counts = np.asarray(t.value, dtype=np.float64)[:, 0, :]
+        share = counts[:, 1] / np.maximum(counts.sum(axis=1), 1e-300)
+        miss = getattr(t, "missing_go_to_left", None)
+        cols = {
+            "value": np.where(leaf, share / n_trees, 0.0),
+            "feature_idx": np.where(leaf, 0, np.asarray(t.feature, dtype=np.int64)),
+            "num_threshold": np.where(leaf, 0.0, np.asarray(t.threshold, dtype=np.float64)),
+            "missing_go_to_left": (np.zeros(len(left)) if miss is None else np.asarray(miss)),
+            "left": np.where(leaf, np.arange(len(left)), left) + offset,
+            "right": np.where(leaf, np.arange(len(left)), right) + offset,
+            "is_leaf": leaf,
+        }
+        roots.append(offset)
+        for k, dt in NODE_DTYPES.items():
+            tables[k].append(np.asarray(cols[k]).astype(dt))
+        offset += len(left)
+    out = {k: np.concatenate(v).astype(NODE_DTYPES[k]) for k, v in tables.items()}
+    return out, np.asarray(roots, dtype=np.int64)

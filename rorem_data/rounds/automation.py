@@ -70,7 +70,7 @@ from rorem_data.rounds.versions import latest_version, load_version_meta
 
 log = logging.getLogger(__name__)
 
-METHODS = ("auto", "active", "holdout")
+METHODS = ("auto", "split", "active", "holdout")
 POOLED = "(all removers)"
 
 
@@ -155,6 +155,15 @@ def _choose_method(project, round, version, method, design):
             raise ConfigError("no trained discriminator in this project; train one first "
                               "(rorem_data.train_discriminator)")
         return "holdout", latest, "method='holdout' was asked for"
+    if method in ("auto", "split"):
+        v = version or latest
+        problem = _split_problem(project, round, v, design)
+        if problem is None:
+            return "split", v, (f"{v} was trained on round {round}'s labels outside the held-out part "
+                                "of its active sample, which certifies it")
+        if method == "split":
+            raise ConfigError(f"the split method cannot certify {v or 'a discriminator'} on round "
+                              f"{round}: {problem}. Use method='active' or 'holdout'")
     problem = None
     if design is None:
         problem = f"round {round} has no active sample (build_active_sample draws one)"
@@ -190,6 +199,67 @@ def _choose_method(project, round, version, method, design):
         raise ConfigError("no trained discriminator in this project; train one first "
                           "(rorem_data.train_discriminator)")
     return "holdout", latest, f"held-out labels: {problem}"
+
+
+def _split_of(used: str, meta: dict):
+    """(training ids, held-out share) of a version certified on its held-out part, else None."""
+    if used != "split":
+        return None
+    return set(meta.get("train_ids") or []), float(meta.get("holdout_share", D.HOLDOUT))
+
+
+def _decided(design, version, removers, split) -> int:
+    """Candidates of the design's population (not sampled) that the thresholds would decide."""
+    pop, s, _y, xi, _pi = _design_arrays(design, version, split)
+    t_acc = np.array([(removers.get(g) or {}).get("accept_threshold") or np.inf for g in design.removers])
+    t_rej = np.array([-np.inf if (removers.get(g) or {}).get("reject_threshold") is None
+                      else removers[g]["reject_threshold"] for g in design.removers])
+    return int((pop & ~design.xi & ((s >= t_acc) | (s <= t_rej))).sum())
+
+
+def _contest(project, round, design, version, reason, *, alpha, target, npv, allow_unseen):
+    """Both this round's version on the held-out part ("split") and the version that drew the
+    sample on all of it ("active") are valid: certify both, each at ``alpha / 2`` (so that
+    whichever is used holds at ``1 - alpha``), and use the one that decides more."""
+    try:
+        _m, prev, _r = _choose_method(project, round, design.version, "active", design)
+    except ConfigError:
+        return "split", version, reason, alpha
+    half = alpha / 2
+    n = {}
+    for used, v in (("split", version), ("active", prev)):
+        split = _split_of(used, load_version_meta(project, v))
+        removers, _p, _c = _active_groups(design, v, target=target, npv=npv, alpha=half,
+                                          allow_unseen=allow_unseen, split=split)
+        n[used] = _decided(design, v, removers, split)
+    used = "split" if n["split"] >= n["active"] else "active"
+    chosen = version if used == "split" else prev
+    why = (f"both certified at confidence {1 - half:.4g} ({version} on the held-out part of round "
+           f"{round}'s active sample decides {n['split']}, {prev} on all of it {n['active']}); "
+           f"{chosen} decides more")
+    return used, chosen, why, half
+
+
+def _split_problem(project, round, version, design) -> str | None:
+    """Why ``version`` cannot be certified on the held-out part of round ``round``'s active
+    sample (None: it can)."""
+    if version is None:
+        return "no trained discriminator"
+    if design is None:
+        return f"round {round} has no active sample"
+    if not design.finished or design.pending:
+        return f"round {round}'s active sample is not fully judged"
+    meta = load_version_meta(project, version)
+    if meta.get("round") != int(round):
+        return f"{version} was trained on the labels of round {meta.get('round')}, not {round}"
+    if meta.get("split") != "coin":
+        return (f"{version}'s held-out labels were split by label (too few labels for a split by "
+                "coins), so they are not a random part of the sample")
+    train = set(meta.get("train_ids") or [])
+    pop = ~design.known & np.array([sid not in train for sid in design.ids], dtype=bool)
+    if np.isnan(design.version_scores(version)[pop]).any():
+        return f"round {round} has candidates without a score from {version}; score it first"
+    return None
 
 
 def _group_record(g, *, n_labels, need, accept, reject, override=False, message=""):
@@ -262,27 +332,49 @@ def _holdout_groups(project, meta, groups, cand_scores, *, target, npv, alpha, a
     return out, pooled, conf_g
 
 
-def _active_groups(design, version, *, target, npv, alpha, allow_unseen):
-    """Per-remover thresholds certified on the active sample (population: not judged at the draw)."""
-    from rorem_data.stats.active import choose_accept_threshold_active, choose_reject_threshold_active
-    from rorem_data.stats.intervals import min_trials_for_lower_bound
+def _design_arrays(design, version, split):
+    """(population, scores, labels, sampled, pi) of the certification: with ``split`` (the
+    version's training ids and held-out share) the population leaves its training candidates out
+    and the sample is the held-out part, drawn given the training part with
+    :func:`rorem_data.stats.certify.split_inclusion`."""
+    from rorem_data.stats.certify import split_inclusion
 
     pop = ~design.known
-    s_all = design.version_scores(version)
+    xi = design.xi.copy()
+    pi = design.pi.copy()
+    if split is not None:
+        train_ids, share = split
+        in_train = np.array([sid in train_ids for sid in design.ids], dtype=bool)
+        pop &= ~in_train
+        xi &= ~in_train
+        pi = split_inclusion(pi, share)
+    y = np.where(xi, design.labels, np.nan)
+    return pop, design.version_scores(version), y, xi, pi
+
+
+def _active_groups(design, version, *, target, npv, alpha, allow_unseen, split=None):
+    """Per-remover thresholds certified on the active sample (population: not judged at the
+    draw, nor used to train ``version``), from its equal-probability part."""
+    from rorem_data.stats.certify import choose_threshold_equal, hash_uniforms, thin_to_equal
+    from rorem_data.stats.intervals import min_trials_for_lower_bound
+
+    pop, s_all, y_all, xi_all, pi_all = _design_arrays(design, version, split)
+    coins = hash_uniforms(design.ids, f"thin:{design.round}:{design.selection.get('seed', 0)}")
     groups = sorted(set(design.removers[pop].tolist()))
     n_tests = len(groups) + (1 if allow_unseen else 0)
     conf_g = 1.0 - alpha / max(n_tests, 1)
     need = min(min_trials_for_lower_bound(target, confidence=conf_g),
                min_trials_for_lower_bound(npv, confidence=conf_g))
-    xi_all = design.xi
-    y_all = np.where(xi_all, design.labels, np.nan)
 
     def choose(m):
-        s, y, xi, pi = s_all[m], y_all[m], xi_all[m], design.pi[m]
+        s, y, xi, pi = s_all[m], y_all[m], xi_all[m], pi_all[m]
         if not xi.any():
             return None, None, "none of its candidates was drawn"
-        acc = choose_accept_threshold_active(s, y, xi, pi, target_precision=target, confidence=conf_g)
-        rej = choose_reject_threshold_active(s, y, xi, pi, target_npv=npv, confidence=conf_g)
+        kept, c = thin_to_equal(xi, pi, coins[m])
+        acc = choose_threshold_equal(s, np.where(kept, y == 1, 0), kept, c, rule="accept",
+                                     target=target, confidence=conf_g)
+        rej = choose_threshold_equal(s, np.where(kept, y == 0, 0), kept, c, rule="reject",
+                                     target=npv, confidence=conf_g)
         msgs = [str(c) for c in (acc, rej) if not c.chosen]
         return acc, rej, "; ".join(msgs)
 
@@ -292,8 +384,7 @@ def _active_groups(design, version, *, target, npv, alpha, allow_unseen):
         acc, rej, msg = choose(m)
         n = int(xi_all[m].sum())
         rec = _group_record(g, n_labels=n, need=need, accept=acc, reject=rej, message=msg)
-        testable = any(c is not None and c.n_tested > 0 for c in (acc, rej))
-        if rec["left_to_humans"] and not testable:
+        if rec["left_to_humans"] and n < need:
             rec["message"] = (
                 f"{n} of its candidates are in the active sample; even if all were correct they "
                 f"could not show the target at confidence {conf_g:.4g} (alpha split over "
@@ -385,9 +476,9 @@ def auto_label(
     ------
     ConfigError
         No trained version; an unknown version; candidates without scores; ``method="active"``
-        when it is not valid (says why and points at ``"holdout"``); no remover with an accept
-        threshold (the message says, per remover, what is achievable and how many labels are
-        missing); bad arguments.
+        when it is not valid (says why and points at ``"holdout"``); bad arguments. When no
+        threshold qualifies, nothing is decided and the result says, per remover, why and what
+        is achievable - that is an outcome, not an error.
 
     Examples
     --------
@@ -410,8 +501,11 @@ def auto_label(
         load_version_meta(project, version)  # unknown version: one clear error
     design = active_design(project, round) if method != "holdout" else None
     used, version, reason = _choose_method(project, round, version, method, design)
-    meta = load_version_meta(project, version)
     alpha = 1.0 - conf
+    if method == "auto" and used == "split" and design is not None and design.version:
+        used, version, reason, alpha = _contest(project, round, design, version, reason, alpha=alpha,
+                                                target=target, npv=npv, allow_unseen=allow_unseen_remover)
+    meta = load_version_meta(project, version)
 
     # Every candidate of the round that humans were not asked about (audits included, so that a
     # rerun after an interruption sees the same set and ends in the same state), minus those a
@@ -422,7 +516,7 @@ def auto_label(
     groups_of = np.array([remover_of(d) for d in docs], dtype=object)
     decidable = np.ones(len(ids), dtype=bool)
     outside = 0
-    if used == "active":
+    if used in ("active", "split"):
         pos = {sid: i for i, sid in enumerate(design.ids)}
         where = np.array([pos.get(sid, -1) for sid in ids])
         in_pop = where >= 0
@@ -434,9 +528,10 @@ def auto_label(
         raise ConfigError(f"{int(missing.sum())} undecided candidates of round {round} have no "
                           f"score from {version}; score the round with it first "
                           f"(rorem_data.score(project, {round}, {version!r}))")
-    if used == "active":
+    if used in ("active", "split"):
+        split = _split_of(used, meta)
         removers, pooled, conf_g = _active_groups(design, version, target=target, npv=npv, alpha=alpha,
-                                                  allow_unseen=allow_unseen_remover)
+                                                  allow_unseen=allow_unseen_remover, split=split)
     else:
         groups = sorted(set(groups_of.tolist()))
         cand = {g: scores[(groups_of == g) & decidable] for g in groups}
@@ -461,14 +556,8 @@ def auto_label(
             t_rej[m] = src["reject_threshold"]
         if (m & decidable).any():
             applied[g] = (src["accept_threshold"], src["reject_threshold"])
-    if not any(a is not None for a, _r in applied.values()) and not any(
-            info["accept_threshold"] is not None for info in removers.values()):
-        lines = "; ".join(f"remover {g}: {info['message']}" for g, info in sorted(removers.items()))
-        if pooled is not None:
-            lines += f"; pooled: {pooled['message']}"
-        raise ConfigError(f"no accept threshold reaches a precision of {target:g} at {100 * conf:g}% "
-                          f"confidence for round {round} with {version} ({used} calibration), so "
-                          f"nothing was decided automatically. {lines}")
+    # no threshold qualifying is an outcome, not an error: nothing is decided, and the result
+    # and the round record say per remover why and what would help
     status = np.full(len(ids), schema.PENDING, dtype=object)
     status[decidable & (scores >= t_acc)] = schema.ACCEPTED
     status[decidable & (scores <= t_rej) & (scores < t_acc)] = schema.REJECTED
@@ -541,7 +630,7 @@ def auto_label(
         "allow_unseen_remover": bool(allow_unseen_remover),
         "overridden_removers": sorted(g for g, info in removers.items() if info["override"]),
         "removers": [removers[g] for g in sorted(removers)], "pooled": pooled,
-        "active_selection": design.selection.get("id") if used == "active" else None,
+        "active_selection": design.selection.get("id") if used in ("active", "split") else None,
         "accept_choice": result.details["accept_choice"], "reject_choice": result.details["reject_choice"],
         "yield": y, "at": at, "seconds": time.perf_counter() - t0,
     }})

@@ -11,8 +11,11 @@ from __future__ import annotations
 #: automatic decisions (``rorem_data.rounds.review.queue.build_active_sample``).
 ACTIVE = "active-inference"
 STRATEGY = ACTIVE
-#: Smallest inclusion probability of the active sample.
-FLOOR = 0.05
+#: Smallest inclusion probability of the active sample; None: ``UNIFORM_SHARE`` of the budget
+#: spread evenly over the round's candidates (the rest by the previous version's uncertainty).
+#: An even spread is what certifies automatic decisions (``benchmarks/automation_yield.py``).
+FLOOR = None
+UNIFORM_SHARE = 1.0
 #: Discriminator spec trained each round, and the featurizer the queue and the spec use.
 SPEC = "stats-logistic"
 FEATURIZER = "stats"
@@ -21,6 +24,10 @@ HOLDOUT = 0.3
 #: Automatic accepts must reach this precision with this confidence.
 TARGET_PRECISION = 0.9
 CONFIDENCE = 0.9
+#: How automatic decisions are certified (``rorem_data.rounds.automation``): ``"auto"`` takes
+#: this round's new version on the held-out part of its active sample when it can ("split"),
+#: else the version that drew the sample ("active"), else held-out labels ("holdout").
+CALIBRATION = "auto"
 #: Share of automatic decisions queued for a human audit.
 AUDIT = 0.05
 #: Gold items (known answers made from seed pairs) mixed into the queue, as a share of it.

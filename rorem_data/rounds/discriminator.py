@@ -217,8 +217,6 @@ def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
         Too few labels, a single class, an unknown spec or calibrator, a feature head whose
         spec names no featurizer.
     """
-    from sklearn.model_selection import train_test_split
-
     from rorem_data.core.checks import fraction
     from rorem_data.discriminators.persistence import save_discriminator
     from rorem_data.discriminators.specs import get_spec
@@ -249,7 +247,7 @@ def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
     ids = [ids[i] for i in keep]
     items = [items[i] for i in keep]
     docs = [docs[i] for i in keep]
-    tr, ho = train_test_split(np.arange(len(ids)), test_size=holdout, stratify=y, random_state=rng)
+    tr, ho, split = _split(ids, y, holdout, rng)
     X = _inputs(project, spec, ids, items, progress=progress)
     sel = (lambda idx: X[idx]) if isinstance(X, np.ndarray) else (lambda idx: [X[i] for i in idx])
     disc.fit(sel(tr), y[tr])
@@ -265,7 +263,7 @@ def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
         "trained_at": schema.utcnow().isoformat(), "round": int(round), "spec": spec.name,
         "spec_source": spec.source, "featurizer_key": spec.featurizer_key,
         "calibration": cal.to_dict(), "generators": generators,
-        "train_ids": [ids[i] for i in tr], "holdout": {
+        "train_ids": [ids[i] for i in tr], "split": split, "holdout_share": holdout, "holdout": {
             "ids": [ids[i] for i in ho], "scores": hold_scores.tolist(), "labels": y[ho].tolist()},
         "agreement": report.as_dict(),
     }
@@ -275,6 +273,25 @@ def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
         "at": schema.utcnow()}})
     return TrainResult(version=version, n_train=len(tr), n_holdout=len(ho), agreement=report.as_dict(),
                        seconds=time.perf_counter() - t0)
+
+
+def _split(ids, y, holdout: float, rng: int):
+    """(train, held-out, how): each label held out by its own coin (a hash of its sample id and
+    ``rng``) with probability ``holdout``, so that the held-out part of a round's active sample
+    stays a Poisson sample given the training part and can certify the version on that round
+    (:mod:`rorem_data.rounds.automation`). When the coins leave a part with fewer than two of a
+    class (few labels), a split stratified by label is used instead (``"stratified"``: the
+    version then certifies nothing on its own round)."""
+    from rorem_data.stats.certify import hash_uniforms
+
+    held = hash_uniforms(ids, f"holdout:{int(rng)}") < holdout
+    ok = all(min(int(((y == k) & part).sum()) for k in (0, 1)) >= 2 for part in (held, ~held))
+    if ok:
+        return np.flatnonzero(~held), np.flatnonzero(held), "coin"
+    from sklearn.model_selection import train_test_split
+
+    tr, ho = train_test_split(np.arange(len(ids)), test_size=holdout, stratify=y, random_state=rng)
+    return tr, ho, "stratified"
 
 
 def _load_version(project, version, *, trust_code: bool = False):

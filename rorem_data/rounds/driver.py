@@ -40,6 +40,7 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = D.ST
               confidence: float = D.CONFIDENCE, audit: float = D.AUDIT, estimate_budget: int = 0,
               double_share: float = 0.0, floor: float = D.FLOOR, holdout: float = D.HOLDOUT,
               gold_rate: float = D.GOLD_RATE, allow_unseen_remover: bool = False,
+              calibration: str = D.CALIBRATION,
               pool_filter=None, port: int = D.PORT, rng: int = D.RNG, redo: str | None = None,
               allow_gap: bool = False, progress: bool | None = None, echo=None) -> RoundResult:
     """Run one round of the loop (see the module docstring).
@@ -86,6 +87,10 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = D.ST
     gold_rate : float
         Gold items (known answers made from seed pairs) mixed into the queue, as a share of its
         size, to measure each reviewer (0: none; skipped when the project has no seeds).
+    calibration : str
+        How automatic decisions are certified: ``"auto"`` (default), ``"split"`` (this round's
+        version on the held-out part of the active sample), ``"active"`` (the version that drew
+        the sample, on all of it) or ``"holdout"`` (:func:`rorem_data.auto_label`).
     allow_unseen_remover : bool
         Let the discriminator decide candidates of removers its calibration labels barely cover.
     pool_filter : dict or FiftyOne view, optional
@@ -143,6 +148,7 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = D.ST
                      target_precision=target_precision, confidence=confidence, audit=audit,
                      estimate_budget=estimate_budget, double_share=double_share, floor=floor,
                      holdout=holdout, gold_rate=gold_rate, allow_unseen_remover=allow_unseen_remover,
+                     calibration=calibration,
                      pool_filter=pool_filter, rng=rng, batch_size=batch_size, port=port)
     if redo is not None and redo not in STEPS:
         from rorem_data.core.checks import choice

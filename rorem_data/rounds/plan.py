@@ -41,7 +41,8 @@ STEP_PARAMS = {
     "review": (),
     "train": ("spec", "holdout", "rng"),
     "score": (),
-    "auto_label": ("target_precision", "confidence", "audit", "allow_unseen_remover", "rng"),
+    "auto_label": ("target_precision", "confidence", "audit", "allow_unseen_remover", "calibration",
+                   "rng"),
     "audit_review": (),
 }
 
@@ -74,10 +75,11 @@ class RoundPlan:
     audit: float = D.AUDIT
     estimate_budget: int = 0
     double_share: float = 0.0
-    floor: float = D.FLOOR
+    floor: float | None = D.FLOOR
     holdout: float = D.HOLDOUT
     gold_rate: float = D.GOLD_RATE
     allow_unseen_remover: bool = False
+    calibration: str = D.CALIBRATION
     pool_filter: Any = None
     rng: int = D.RNG
     batch_size: int = D.BATCH_SIZE
@@ -206,9 +208,13 @@ def _check_numbers(p: RoundPlan) -> None:
     checks.fraction(p.confidence, "confidence", open_low=True, open_high=True)
     checks.fraction(p.audit, "audit")
     checks.fraction(p.double_share, "double_share")
-    checks.fraction(p.floor, "floor", open_low=True)
+    if p.floor is not None:
+        checks.fraction(p.floor, "floor", open_low=True)
     checks.fraction(p.holdout, "holdout", open_low=True, open_high=True)
     checks.fraction(p.gold_rate, "gold_rate", high=0.5)
+    from rorem_data.rounds.automation import METHODS
+
+    checks.choice(p.calibration, "calibration", METHODS)
     if not isinstance(p.allow_unseen_remover, bool):
         raise checks.bad("allow_unseen_remover", "True or False", p.allow_unseen_remover)
     if not checks.is_int(p.port) or not 1 <= p.port <= 65535:

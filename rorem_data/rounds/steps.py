@@ -200,15 +200,21 @@ def auto_label(ctx: StepContext) -> StepOutput:
     from rorem_data.rounds.defaults import ACTIVE
 
     p = ctx.plan
-    use = ctx.previous_version if (p.strategy == ACTIVE and ctx.previous_version) else ctx.version
+    method = p.calibration
+    if method == "active" or (method == "auto" and p.strategy == ACTIVE and ctx.version is None):
+        use = ctx.previous_version
+    elif method == "auto" and p.strategy == ACTIVE:
+        use = None  # automation takes this round's version if it can, else the previous one
+    else:
+        use = ctx.version
     try:
-        res = automation.auto_label(ctx.project, p.round, version=use,
+        res = automation.auto_label(ctx.project, p.round, version=use, method=method,
                                     target_precision=p.target_precision, confidence=p.confidence,
                                     audit=p.audit, allow_unseen_remover=p.allow_unseen_remover,
                                     rng=p.rng)
     except ConfigError as exc:  # the labels cannot support the target: decide nothing
         return StepOutput(f"nothing decided automatically: {exc}", inputs={"version": use})
-    return StepOutput(_first_line(res), inputs={"version": use},
+    return StepOutput(_first_line(res), inputs={"version": res.version},
                       extra={"accepted": res.accepted, "rejected": res.rejected})
 
 

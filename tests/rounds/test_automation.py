@@ -91,8 +91,12 @@ def test_audit_measures_precision_and_npv_and_updates_the_yield(project):
 def test_an_unseen_remover_is_left_to_humans_unless_overridden(project, caplog):
     v = _simulated_version(project, generators=("some-other-remover",))
     ids, truth, scores = _scored_round(project, n=40)
-    with pytest.raises(ConfigError, match=r"remover test: 0 held-out labels.*label at least 22 more"):
-        auto_label(project, 1, version=v, target_precision=0.9, confidence=0.9, previews=False)
+    # nothing qualifies: an outcome, not an error - nothing decided, and the result says why
+    none = auto_label(project, 1, version=v, target_precision=0.9, confidence=0.9, previews=False)
+    assert none.accepted == none.rejected == 0 and none.left_pending == 40
+    assert none.removers["test"]["left_to_humans"]
+    assert "0 held-out labels" in none.removers["test"]["message"]
+    assert "label at least 22 more" in none.summary()
     assert set(project.dataset.select(ids).values("status")) == {"pending"}
     with caplog.at_level(logging.WARNING, logger="rorem_data"):
         res = auto_label(project, 1, version=v, target_precision=0.9, confidence=0.9, audit=0.0,
@@ -149,7 +153,7 @@ def test_auto_label_errors(project):
         auto_label(project, 1, version=v, method="active")
     with pytest.raises(ConfigError, match="^target_precision must be a number strictly between"):
         auto_label(project, 1, version=v, target_precision=95)
-    with pytest.raises(ConfigError, match="^method must be one of auto, active, holdout"):
+    with pytest.raises(ConfigError, match="^method must be one of auto, split, active, holdout"):
         auto_label(project, 1, version=v, method="bayes")
     with pytest.raises(ConfigError, match="^audit must be a number in"):
         auto_label(project, 1, version=v, audit=2)

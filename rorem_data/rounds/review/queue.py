@@ -221,7 +221,7 @@ def build_queue(
 
 @takes_progress
 def select(project, round: int, budget, *, strategy: str = D.STRATEGY, version: str | None = None,
-           floor: float = D.FLOOR, threshold: float = 0.5, featurizer: str | None = None,
+           floor: float | None = D.FLOOR, threshold: float = 0.5, featurizer: str | None = None,
            committee: list[str] | None = None, strata: list[str] | None = None,
            double_share: float = 0.0, rng: int = D.RNG, previews: bool = True,
            **params) -> Selection:
@@ -303,7 +303,7 @@ def build_active_sample(
     budget,
     *,
     version: str | None = None,
-    floor: float = D.FLOOR,
+    floor: float | None = D.FLOOR,
     rule: str = "uncertainty",
     double_share: float = 0.0,
     rng: int = 0,
@@ -335,10 +335,11 @@ def build_active_sample(
         Discriminator version whose calibrated scores (``scores.<version>``) set the
         probabilities. Default: the latest trained version, which in the loop is the one trained
         before this round's labels (``v_{r-1}``); uniform probabilities when there is none.
-    floor : float, default 0.05
-        Smallest probability, in (0, 1]; needs ``floor * N <= budget``. Raise it (0.1-0.2)
-        when the labels must also certify auto-accept thresholds: the precision bound is only as
-        good as the smallest probability among the accepted.
+    floor : float, optional
+        Smallest probability, in (0, 1]; needs ``floor * N <= budget``. Default:
+        ``rorem_data.rounds.defaults.UNIFORM_SHARE`` (1.0) of the budget spread evenly, i.e.
+        ``budget / N`` for every candidate. Automatic decisions are certified on the part of the
+        sample drawn with equal probability (the smallest one), so a low floor starves them.
     rule : {"uncertainty", "threshold", "uniform"}, default "uncertainty"
         ``"uncertainty"``: ``pi`` proportional to ``sqrt(p (1 - p))`` (best for the success rate);
         ``"threshold"``: largest near ``p = 0.5``; ``"uniform"``: ``budget / N`` for every
@@ -405,6 +406,9 @@ def build_active_sample(
             raise ConfigError(f"every candidate of round {round} already has a human label; "
                               "there is nothing left to draw")
         pi = np.ones(len(docs))
+        if floor is None:
+            floor = min(1.0, D.UNIFORM_SHARE * float(budget) / rest.size) if isinstance(
+                budget, (int, float)) and not isinstance(budget, bool) and budget > 0 else 0.05
         if rule == "uniform" or used is None:
             # every probability is budget / n: the floor only needs checking, not applying
             fl = floor

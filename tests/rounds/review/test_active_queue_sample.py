@@ -21,6 +21,7 @@ from rorem_data.rounds.review.queue import build_active_sample
 from rorem_data.rounds.review import apply_reviews
 from rorem_data.rounds.versions import write_version_meta
 from rorem_data.stats.active import active_mean, choose_accept_threshold_active
+from rorem_data.stats.certify import choose_threshold_equal, hash_uniforms, thin_to_equal
 
 from helpers import add_candidates, judge_by_mode
 
@@ -167,9 +168,17 @@ def test_ipw_estimate_and_certified_thresholds_from_one_sample(project):
     assert res.method == "active" and res.version == "prev_r0" and "fixed before" in res.method_reason
     info = res.removers["test"]
     pop = ~d.known
-    direct = choose_accept_threshold_active(d.version_scores("prev_r0")[pop], y[pop], d.xi[pop], d.pi[pop],
-                                            target_precision=0.85, confidence=0.9)
+    # the same certification by hand: the equal-probability part of the sample (thinned by the
+    # recorded coins), the exact hypergeometric fixed sequence
+    coins = hash_uniforms(d.ids, f"thin:1:{d.selection['seed']}")[pop]
+    kept, c = thin_to_equal(d.xi[pop], d.pi[pop], coins)
+    direct = choose_threshold_equal(d.version_scores("prev_r0")[pop], np.where(kept, y[pop] == 1, 0),
+                                    kept, c, rule="accept", target=0.85, confidence=0.9)
     assert direct.chosen and info["accept_threshold"] == pytest.approx(direct.threshold)
+    # more than the inverse-probability bound certifies from the same labels
+    ipw = choose_accept_threshold_active(d.version_scores("prev_r0")[pop], y[pop], d.xi[pop], d.pi[pop],
+                                         target_precision=0.85, confidence=0.9)
+    assert not ipw.chosen or direct.n_decided >= ipw.n_decided
     assert res.accept_threshold == pytest.approx(direct.threshold)
     # what was decided keeps the target against the known truth
     status = dict(zip(project.dataset.values("id"), project.dataset.values("status")))

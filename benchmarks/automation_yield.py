@@ -1,0 +1,261 @@
+#!/usr/bin/env python
+"""How much of a round does automation decide, and is it right? Through ``run_round`` itself.
+
+    python benchmarks/automation_yield.py                       # both scales, 20 seeds
+    python benchmarks/automation_yield.py --scale small --seeds 4 --variants split-uniform
+    python benchmarks/automation_yield.py --json /tmp/yield.json
+
+Each run is a real project on a ``mongod`` the script starts (never the embedded database): a
+seed set (for gold items), then three rounds of ``rorem_data.run_round`` - generate, featurize,
+score with the previous version, the active sample, gold, reviews, train, score, auto-label,
+audit - each round on a fresh pool of synthetic scenes (48 px, one object each) with a new
+remover, as in RORem where every round has the newly fine-tuned one: OpenCV Telea, then
+Navier-Stokes, then Telea with a wider radius. The reviewer is simulated
+(:class:`rorem_data.testing.simulate.SimulatedReviewer`): it judges against the scene's truth and
+is wrong 3% of the time. Target precision (and NPV) 0.80 at confidence 0.90.
+
+Scales: ``small`` about 600 candidates and a budget of 200 labels per round; ``large`` about
+3,000 candidates and 600 labels.
+
+Per round, over seeds (mean and a 95% t-interval):
+
+* **yield**: automatic accepts and rejects as a share of the round's candidates;
+* **precision** / **NPV**: of the automatic accepts / rejects, against the noise-free truth, and
+  the share of acting rounds where it met the target (``held``);
+* **oracle**: the largest accept set "score >= t" with true precision >= target, plus the
+  largest reject set "score <= t" among the rest with true NPV >= target, over the candidates
+  people were not asked about, scored by the version that decided (the same scores, thresholds
+  chosen with the truth); **ratio** = yield / oracle;
+* **coverage**: whether the round's success-rate interval (``estimates.best``) covers the rate
+  the reviewer's labels have in expectation (truth with 3% flipped).
+
+Variants (``--variants``) are the levers: which version certifies (``split``: this round's new
+version on the held-out part of the active sample; ``active``: the version that drew the sample,
+on all of it) and the sampling design (``uniform``: every candidate at ``budget / N``; ``half``:
+half the budget spread evenly, half by uncertainty; ``floor05``: the old floor of 0.05).
+Not part of the test run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE] + [HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import shutil  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+TARGET, CONFIDENCE, NOISE = 0.80, 0.90, 0.03
+#: pool images per round (about 1.5 objects each: ~600 and ~3,000 candidates) and the budget
+SCALES = {"small": (400, 200), "large": (2000, 600)}
+REMOVERS = ["classical:telea", "classical:ns", {"kind": "classical", "method": "telea", "radius": 9}]
+VARIANTS = {
+    "auto-uniform": ("auto", "uniform"),
+    "split-uniform": ("split", "uniform"),
+    "split-half": ("split", "half"),
+    "active-uniform": ("active", "uniform"),
+    "active-floor05": ("active", "floor05"),
+}
+
+
+#: share of the budget spread evenly over the round (the rest by the previous version's uncertainty)
+SHARES = {"uniform": 1.0, "half": 0.5, "floor05": None}
+
+
+def _oracle(scores, truth, target) -> tuple[int, int]:
+    """(accepts, rejects) of the largest sets whose true precision / NPV meet the target."""
+    if scores.size == 0:
+        return 0, 0
+    o = np.argsort(-scores, kind="stable")
+    ok = np.flatnonzero(np.cumsum(truth[o]) / np.arange(1, o.size + 1) >= target)
+    n_acc = int(ok.max() + 1) if ok.size else 0
+    rest = o[n_acc:][::-1]  # lowest scores first
+    ok = np.flatnonzero(np.cumsum(1 - truth[rest]) / np.arange(1, rest.size + 1) >= target)
+    return n_acc, int(ok.max() + 1) if ok.size else 0
+
+
+def write_data(root: str, scale: str, seed: int) -> str:
+    """The seed set and the three pools of one seed (written once, reused by every variant)."""
+    from rorem_data.testing import synthetic
+
+    n = SCALES[scale][0]
+    data = os.path.join(root, f"data-{scale}-{n}-{seed}")
+    if not os.path.isdir(os.path.join(data, "done")):
+        shutil.rmtree(data, ignore_errors=True)
+        synthetic.write_seed_set(os.path.join(data, "seeds"), 60, size=48, seed=seed * 100)
+        for r in (1, 2, 3):
+            synthetic.write_pool_folder(os.path.join(data, f"pool-r{r}"), n, size=48,
+                                        seed=seed * 100 + r)
+        os.makedirs(os.path.join(data, "done"))
+    return data
+
+
+def one_run(args) -> list[dict]:
+    """Three rounds of one seed and one variant, in its own process and dataset."""
+    scale, seed, variant, root, uri, spec = args
+    os.environ["FIFTYONE_DATABASE_URI"] = uri
+    os.environ["ROREM_PROGRESS"] = "0"
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import rorem_data
+    from rorem_data.core import schema
+    from rorem_data.dataset import queries, store
+    from rorem_data.rounds.project import init_project
+    from rorem_data.testing.simulate import SimulatedReviewer
+
+    from rorem_data.rounds import defaults
+
+    n, budget = SCALES[scale]
+    calibration, design = VARIANTS[variant]
+    floor = 0.05 if SHARES[design] is None else None
+    if SHARES[design] is not None:
+        defaults.UNIFORM_SHARE = SHARES[design]  # the lever (read when the sample is drawn)
+    data = write_data(root, scale, seed)
+    folder = os.path.join(root, f"p-{scale}-{variant}-{seed}")
+    shutil.rmtree(folder, ignore_errors=True)
+    project = init_project(folder, name=f"y-{scale}-{variant}-{seed}")
+    project.import_seeds(os.path.join(data, "seeds", "meta.json"), origin="seeds", license="CC0-1.0")
+    judge = SimulatedReviewer("truth", noise=0.0)
+    rows = []
+    for r in (1, 2, 3):
+        project.import_pool(os.path.join(data, f"pool-r{r}"), origin=f"pool-r{r}", license="CC0-1.0")
+        reviewer = SimulatedReviewer("sim", noise=NOISE, rng=seed * 10 + r)
+        t0 = time.perf_counter()
+        res = rorem_data.run_round(project, r, remover=REMOVERS[r - 1], budget=budget,
+                                   reviewer=reviewer, floor=floor, spec=spec,
+                                   calibration=calibration, target_precision=TARGET,
+                                   confidence=CONFIDENCE, pool_filter={"origin": f"pool-r{r}"},
+                                   rng=seed, progress=False)
+        secs = time.perf_counter() - t0
+        docs = queries.candidates(project.dataset, round=r, fields=[
+            "filepath", "target_path", "mask.mask_path", "decided_by", "status", "scores",
+            "queue_purpose"])
+        truth = np.array([judge.truth(d["filepath"], d["target_path"], d["mask"]["mask_path"])[0]
+                          == schema.ACCEPTED for d in docs], dtype=float)
+        auto = np.array([d.get("decided_by") == schema.BY_DISCRIMINATOR for d in docs])
+        status = np.array([d.get("status") for d in docs], dtype=object)
+        acc, rej = auto & (status == schema.ACCEPTED), auto & (status == schema.REJECTED)
+        rec = store.round_record(project.dataset_name, r)
+        phase = (rec.get("phases") or {}).get("auto") or {}
+        version = phase.get("version") or res.version
+        asked = np.array([bool(d.get("queue_purpose")) and d.get("queue_purpose") != schema.QUEUE_AUDIT
+                          for d in docs])
+        oracle, auc = (0, 0), None
+        if version:
+            from sklearn.metrics import roc_auc_score
+
+            s = np.array([(d.get("scores") or {}).get(version, np.nan) for d in docs])
+            m = ~asked & ~np.isnan(s)
+            oracle = _oracle(s[m], truth[m], TARGET)
+            if 0 < truth[m].mean() < 1:
+                auc = float(roc_auc_score(truth[m], s[m]))
+        best = (res.estimates or {}).get("best") or {}
+        rate = float(truth.mean() * (1 - NOISE) + (1 - truth.mean()) * NOISE)
+        covered = None if best.get("lo") is None else bool(best["lo"] <= rate <= best["hi"])
+        rows.append({
+            "scale": scale, "seed": seed, "variant": variant, "round": r, "candidates": len(docs),
+            "labels": int(asked.sum()), "accepted": int(acc.sum()), "rejected": int(rej.sum()),
+            "yield": float((acc.sum() + rej.sum()) / len(docs)),
+            "precision": float(truth[acc].mean()) if acc.any() else None,
+            "npv": float(1 - truth[rej].mean()) if rej.any() else None,
+            "oracle": float(sum(oracle) / len(docs)), "covered": covered, "auc": auc,
+            "method": phase.get("method"), "auto_line": str(res.steps.get("auto_label", ""))[:600],
+            "seconds": secs, "true_rate": float(truth.mean())})
+    import fiftyone as fo
+
+    fo.delete_dataset(project.dataset_name)
+    shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def _mean_ci(x) -> str:
+    x = np.asarray([v for v in x if v is not None], dtype=float)
+    if x.size == 0:
+        return "-"
+    if x.size == 1:
+        return f"{100 * x[0]:.1f}"
+    from scipy.stats import t
+
+    h = t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    return f"{100 * x.mean():.1f} [{100 * (x.mean() - h):.1f}, {100 * (x.mean() + h):.1f}]"
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| scale | variant | round | seeds | yield % | accept % | reject % | precision % (held) | "
+           "NPV % (held) | oracle % | ratio | coverage | s/round |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    keys = sorted({(r["scale"], r["variant"], r["round"]) for r in rows},
+                  key=lambda k: (list(SCALES).index(k[0]), list(VARIANTS).index(k[1]), k[2]))
+    for sc, var, rd in keys:
+        g = [r for r in rows if (r["scale"], r["variant"], r["round"]) == (sc, var, rd)]
+        prec = [r["precision"] for r in g if r["precision"] is not None]
+        npv = [r["npv"] for r in g if r["npv"] is not None]
+        held_p = f"{sum(p >= TARGET for p in prec)}/{len(prec)}" if prec else "-"
+        held_n = f"{sum(p >= TARGET for p in npv)}/{len(npv)}" if npv else "-"
+        ratio = np.mean([r["yield"] / r["oracle"] for r in g if r["oracle"] > 0] or [np.nan])
+        cov = [r["covered"] for r in g if r["covered"] is not None]
+        out.append(
+            f"| {sc} | {var} | {rd} | {len(g)} | {_mean_ci([r['yield'] for r in g])} | "
+            f"{100 * np.mean([r['accepted'] / r['candidates'] for r in g]):.1f} | "
+            f"{100 * np.mean([r['rejected'] / r['candidates'] for r in g]):.1f} | "
+            f"{_mean_ci(prec)} ({held_p}) | {_mean_ci(npv)} ({held_n}) | "
+            f"{_mean_ci([r['oracle'] for r in g])} | {ratio:.2f} | "
+            f"{(f'{sum(cov)}/{len(cov)}' if cov else '-')} | "
+            f"{np.mean([r['seconds'] for r in g]):.0f} |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scale", choices=["small", "large", "both"], default="both")
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--variants", default="auto-uniform,split-uniform,active-uniform,active-floor05")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--spec", default=None, help="discriminator spec (default: run_round's)")
+    ap.add_argument("--root", default="/tmp/rorem-yield")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    from _db import start_server
+
+    uri = start_server()
+    scales = list(SCALES) if a.scale == "both" else [a.scale]
+    variants = [v.strip() for v in a.variants.split(",") if v.strip()]
+    for v in variants:
+        if v not in VARIANTS:
+            ap.error(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+    os.makedirs(a.root, exist_ok=True)
+    seeds = range(a.first_seed, a.first_seed + a.seeds)
+    with ProcessPoolExecutor(a.workers) as ex:  # the data first, once per seed
+        list(ex.map(write_data, [a.root] * (len(scales) * len(seeds)),
+                    [sc for sc in scales for _ in seeds], [s for _ in scales for s in seeds]))
+    from rorem_data.rounds import defaults
+
+    spec = a.spec or defaults.SPEC
+    jobs = [(sc, s, v, a.root, uri, spec) for sc in scales for s in seeds for v in variants]
+    rows: list[dict] = []
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(a.workers) as ex:
+        for i, out in enumerate(ex.map(one_run, jobs), 1):
+            rows += out
+            print(f"[{i}/{len(jobs)}] {out[0]['scale']} {out[0]['variant']} seed {out[0]['seed']}: "
+                  + ", ".join(f"r{r['round']} {100 * r['yield']:.0f}% (oracle {100 * r['oracle']:.0f}%)"
+                              for r in out) + f"  [{time.perf_counter() - t0:.0f} s]", flush=True)
+            if a.json:
+                with open(a.json, "w") as f:
+                    json.dump(rows, f)
+    print()
+    print(f"Automation yield through run_round, target {TARGET} at confidence {CONFIDENCE}, "
+          f"reviewer noise {NOISE}, discriminator spec {spec}")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

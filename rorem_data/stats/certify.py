@@ -1,0 +1,229 @@
+"""Certify automatic decisions from an equal-probability part of a Poisson sample.
+
+Why: the precision of "accept if score >= t" is certified on labels drawn at random from the
+candidates that rule would decide. When every candidate has the same chance ``c`` of being in
+the sample, the labelled ones inside the decided set are, given how many there are, a uniform
+random subset of it, and the number of successes among them is **hypergeometric**. Its exact
+tail gives the tightest finite-sample bound there is for a set of that size; no weights, no
+worst case over which candidates hide the failures (what limits the inverse-probability bounds
+of :mod:`rorem_data.stats.active` when some probabilities are small).
+
+The sample may have unequal probabilities (the active design gives uncertain candidates more):
+:func:`thin_to_equal` keeps each sampled candidate with probability ``c / pi_i`` by a coin fixed
+in advance and independent of the labels, ``c`` the smallest ``pi`` of the population. The kept
+ones are then an independent Bernoulli(``c``) sample of every candidate - exactly. The labels of
+the candidates not kept still count for everything else (training, estimates).
+
+Threshold choice (:func:`choose_threshold_equal`): fixed-sequence testing (Learn-then-Test,
+Angelopoulos et al., 2021) over nested decided sets fixed before the labels are seen - the
+``m_j`` best-scored candidates with ``c * m_j = start + j * step`` expected labels (30, 40, 50,
+... by default: a first set large enough to hold a few failures, then steps of ten labels).
+Each null "the set holds fewer than ``target * m_j`` successes" is tested at level ``alpha =
+1 - confidence`` with the exact hypergeometric p-value given the labelled count ``n_j`` in the
+set; testing stops at the first null that is not rejected and the largest rejected set is
+returned. Why it is valid: a wrong answer needs a true null rejected; the first true null of the
+sequence is fixed by the labels (design-based: the labels are fixed, the draw is random), and
+given ``n_j`` its p-value is exact, so it is rejected with probability at most ``alpha``.
+
+Scores, the sets and the thinning coins must not depend on the labels being tested: scores
+from a discriminator trained before the draw, or on a held-out split decided by coins (see
+:func:`split_inclusion`).
+
+Pure numpy and scipy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+
+from rorem_data.core.errors import ConfigError
+
+__all__ = ["EqualChoice", "choose_threshold_equal", "hash_uniforms", "hypergeom_lower_count",
+           "split_inclusion", "thin_to_equal"]
+
+#: Expected labels in the first tested set, and in each step after it.
+START, STEP = 30, 10
+#: With fewer expected labels than ``5 * START`` the first set holds a fifth of them, at least this.
+MIN_START = 12
+METHOD = "fixed-sequence equal-probability hypergeometric"
+
+
+def hash_uniforms(keys, salt: str) -> np.ndarray:
+    """A number in [0, 1) per key, fixed by the key and ``salt`` (independent of any label)."""
+    out = np.empty(len(keys))
+    for i, k in enumerate(keys):
+        h = hashlib.blake2b(f"{salt}:{k}".encode(), digest_size=8).digest()
+        out[i] = int.from_bytes(h, "big") / 2.0 ** 64
+    return out
+
+
+def thin_to_equal(xi, pi, coins) -> tuple[np.ndarray, float]:
+    """(kept, c): the sampled candidates kept so that each is kept with probability ``c``.
+
+    ``kept_i = xi_i and coins_i < c / pi_i`` with ``c = min(pi)``: an independent Bernoulli(c)
+    sample when ``xi`` is one with probabilities ``pi`` and ``coins`` are uniforms independent of
+    the draw and the labels.
+    """
+    xi = np.asarray(xi, dtype=bool)
+    pi = np.asarray(pi, dtype=np.float64)
+    if pi.size == 0:
+        return xi.copy(), 0.0
+    c = float(pi.min())
+    return xi & (np.asarray(coins) < c / pi), c
+
+
+def split_inclusion(pi, share: float) -> np.ndarray:
+    """Inclusion probability of the held-out part, given the training part.
+
+    A candidate drawn with probability ``pi`` goes to the held-out part with probability
+    ``share`` by its own coin. Given which candidates went to training, each other candidate is
+    held out with probability ``pi * share / (1 - pi * (1 - share))``, independently.
+    """
+    pi = np.asarray(pi, dtype=np.float64)
+    return pi * share / (1.0 - pi * (1.0 - share))
+
+
+def hypergeom_lower_count(m: int, n: int, x: int, alpha: float) -> int:
+    """Smallest count ``K`` of successes among ``m`` that ``x`` of ``n`` drawn uniformly cannot
+    rule out at level ``alpha``: one-sided lower confidence bound on ``K``."""
+    from scipy.stats import hypergeom
+
+    if n <= 0 or x <= 0:
+        return 0
+    ks = np.arange(x, m - (n - x) + 1)
+    p = hypergeom.sf(x - 1, m, ks, n)  # P(X >= x | K), rises with K
+    j = int(np.searchsorted(p, alpha, side="right"))
+    return int(ks[min(j, ks.size - 1)])
+
+
+def _p_value(m: int, n: int, x: int, k0: int) -> float:
+    """P(X >= x) when the set of ``m`` holds ``k0`` successes and ``n`` are drawn uniformly."""
+    from scipy.stats import hypergeom
+
+    if n <= 0:
+        return 1.0
+    if k0 < 0:
+        return 0.0
+    return float(hypergeom.sf(x - 1, m, k0, n))
+
+
+class EqualChoice(dict):
+    """The result of :func:`choose_threshold_equal`: a plain dict (it goes into the round
+    record) whose keys also read as attributes (``choice.threshold``)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def chosen(self) -> bool:
+        return self.get("threshold") is not None
+
+    def as_dict(self) -> dict:
+        return dict(self)
+
+    def __str__(self) -> str:
+        return self["message"]
+
+
+def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: float,
+                           confidence: float, start: float = START, step: float = STEP) -> EqualChoice:
+    """Largest certified set "score >= t" (``rule="accept"``) or "score <= t" (``"reject"``).
+
+    Parameters
+    ----------
+    scores : array (N,)
+        Scores of the population (every candidate the rule may decide), fixed before the draw.
+    hits : array (N,)
+        1 where a kept candidate is a hit (a success for accept, a failure for reject), 0 where
+        it is not; read only where ``kept``.
+    kept : bool array (N,)
+        An equal-probability sample (:func:`thin_to_equal`).
+    c : float
+        Its inclusion probability.
+    target, confidence : float
+        The share of hits to certify, and the probability the claim holds.
+    start, step : float
+        Expected labels in the first tested set and per step (module docstring). When the
+        whole population holds fewer than ``5 * start`` expected labels, the first set holds a
+        fifth of them (at least ``MIN_START``) and steps are a third of that.
+
+    Returns
+    -------
+    EqualChoice
+        ``threshold`` (None when nothing is certified), ``n_decided``, ``n_labeled_decided``,
+        ``hits`` and ``lower`` (the bound on the share of hits), ``n_tested``, ``message``.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    kept = np.asarray(kept, dtype=bool)
+    hits = np.asarray(hits, dtype=np.float64)
+    big_n = s.size
+    alpha = 1.0 - float(confidence)
+    what = "precision" if rule == "accept" else "NPV"
+    op = ">=" if rule == "accept" else "<="
+    base = EqualChoice(rule=rule, threshold=None, n_decided=0, n_labeled_decided=0, hits=0,
+                       lower=None, n_tested=0, n_candidates=int(big_n), n_labels=int(kept.sum()),
+                       inclusion=float(c), target=float(target), confidence=float(confidence),
+                       method=METHOD, message="")
+    expected = c * big_n
+    if big_n == 0 or c <= 0:
+        base["message"] = f"no {rule} threshold: no candidates to decide"
+        return base
+    if expected < 5 * start:  # few labels: a first set small enough to be mostly hits
+        start = max(MIN_START, expected / 5)
+        step = max(start / 3, 1.0)
+    key = s if rule == "accept" else -s
+    order = np.argsort(-key, kind="stable")
+    key_sorted = key[order]
+    kept_sorted = kept[order]
+    hit_sorted = np.where(kept_sorted, hits[order], 0.0)
+    cum_n = np.r_[0, np.cumsum(kept_sorted)]
+    cum_x = np.r_[0, np.cumsum(hit_sorted)]
+    sizes = []
+    e = start
+    while True:
+        m = min(int(math.ceil(e / c)), big_n)
+        # a set is every candidate scoring at least the m-th score (ties go in together)
+        m = int(np.searchsorted(-key_sorted, -key_sorted[m - 1], side="right"))
+        if not sizes or m > sizes[-1]:
+            sizes.append(m)
+        if m >= big_n:
+            break
+        e += step
+    best = None
+    tested = 0
+    first = None
+    for m in sizes:
+        n, x = int(cum_n[m]), int(cum_x[m])
+        k0 = int(math.ceil(target * m - 1e-9)) - 1
+        tested += 1
+        p = _p_value(m, n, x, k0)
+        if first is None:
+            first = (m, n, x, p)
+        if p <= alpha:
+            best = (m, n, x)
+        else:
+            break
+    base["n_tested"] = tested
+    if best is None:
+        m, n, x, p = first
+        base["message"] = (
+            f"no {rule} threshold: the first tested set ({m} best-scored candidates, {n} of them in "
+            f"the equal-probability sample, {x} {'successes' if rule == 'accept' else 'failures'}) "
+            f"does not show a {what} of {target:g} at {100 * confidence:g}% confidence "
+            f"(p = {p:.3g}); more labels or a better discriminator are needed")
+        return base
+    m, n, x = best
+    k_lo = max(hypergeom_lower_count(m, n, x, alpha), int(math.ceil(target * m - 1e-9)))
+    t = float(key_sorted[m - 1] if rule == "accept" else -key_sorted[m - 1])
+    base.update(threshold=t, n_decided=int(m), n_labeled_decided=int(n), hits=int(x),
+                lower=k_lo / m)
+    base["message"] = (f"{rule} score {op} {t:.6g}: {m} of {big_n} candidates, {what} >= "
+                       f"{k_lo / m:.4f} at {100 * confidence:g}% confidence ({x} of {n} labelled "
+                       f"in the equal-probability sample; target {target:g})")
+    return base

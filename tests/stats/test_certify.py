@@ -1,0 +1,148 @@
+"""The equal-probability certification: exact bounds, exact thinning, and the guarantee by simulation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import hypergeom
+
+from rorem_data.stats.active import choose_accept_threshold_active, poisson_sample, sampling_probabilities
+from rorem_data.stats.certify import (
+    choose_threshold_equal,
+    hash_uniforms,
+    hypergeom_lower_count,
+    split_inclusion,
+    thin_to_equal,
+)
+
+
+def test_the_lower_count_is_the_exact_inversion_of_the_hypergeometric_tail():
+    for m, n, x, alpha in [(100, 20, 18, 0.1), (300, 40, 40, 0.05), (50, 10, 3, 0.1), (30, 30, 25, 0.1)]:
+        k = hypergeom_lower_count(m, n, x, alpha)
+        # K = k is not ruled out, K = k - 1 is
+        assert hypergeom.sf(x - 1, m, k, n) > alpha
+        if k > x:
+            assert hypergeom.sf(x - 1, m, k - 1, n) <= alpha
+    # a census knows the count exactly
+    assert hypergeom_lower_count(30, 30, 25, 0.1) == 25
+    assert hypergeom_lower_count(100, 0, 0, 0.1) == 0
+
+
+def test_thinning_gives_every_candidate_the_same_chance():
+    pi = np.r_[np.full(500, 0.1), np.full(500, 0.5), np.full(500, 0.9)]
+    hits = np.zeros(pi.size)
+    trials = 4000
+    rng = np.random.default_rng(0)
+    for _ in range(trials):
+        xi = rng.uniform(size=pi.size) < pi
+        kept, c = thin_to_equal(xi, pi, rng.uniform(size=pi.size))
+        assert c == pytest.approx(0.1) and not (kept & ~xi).any()
+        hits += kept
+    rate = hits / trials
+    for block in (rate[:500], rate[500:1000], rate[1000:]):
+        assert block.mean() == pytest.approx(0.1, abs=0.003)
+
+
+def test_the_held_out_part_is_a_poisson_sample_given_the_training_part():
+    rng = np.random.default_rng(1)
+    pi = np.array([0.2, 0.5, 0.9])
+    share = 0.3
+    n = 200_000
+    xi = rng.uniform(size=(n, 3)) < pi
+    held = xi & (rng.uniform(size=(n, 3)) < share)
+    train = xi & ~held
+    # P(held out | not in training) per candidate
+    emp = held.sum(0) / (~train).sum(0)
+    assert emp == pytest.approx(split_inclusion(pi, share), abs=0.004)
+
+
+def test_hash_coins_are_uniform_fixed_and_salted():
+    keys = [f"id{i}" for i in range(20_000)]
+    u = hash_uniforms(keys, "thin:1:0")
+    assert np.array_equal(u, hash_uniforms(keys, "thin:1:0"))
+    assert not np.array_equal(u, hash_uniforms(keys, "thin:2:0"))
+    assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 0.01
+
+
+def _world(rng, n, base):
+    y = (rng.uniform(size=n) < base).astype(float)
+    s = rng.normal(1.4 * y, 1.0)
+    return y, s
+
+
+@pytest.mark.parametrize("rule", ["accept", "reject"])
+def test_the_guarantee_holds_over_600_draws_with_unequal_probabilities(rule):
+    """With probability >= confidence the certified set meets the target - here measured over 600
+    draws of an active (unequal-probability) sample from fixed labels, as the design-based claim
+    says: the labels are fixed, the draw is random."""
+    rng = np.random.default_rng(7)
+    n, target, conf = 800, 0.8, 0.9
+    y, s = _world(rng, n, 0.55 if rule == "accept" else 0.45)
+    p = 1 / (1 + np.exp(-(s - 0.7) * 1.5))
+    pi = sampling_probabilities(p, 200, floor=0.15)
+    hit = y if rule == "accept" else 1 - y
+    wrong = acted = 0
+    for t in range(600):
+        r = np.random.default_rng(1000 + t)
+        xi = poisson_sample(pi, r)
+        kept, c = thin_to_equal(xi, pi, r.uniform(size=n))
+        ch = choose_threshold_equal(s, np.where(kept, hit, 0), kept, c, rule=rule, target=target,
+                                    confidence=conf)
+        if ch.chosen:
+            acted += 1
+            chosen = (s >= ch.threshold) if rule == "accept" else (s <= ch.threshold)
+            assert chosen.sum() == ch.n_decided
+            wrong += hit[chosen].mean() < target
+    assert acted > 200  # it is not vacuous
+    assert wrong / 600 <= 0.1 + 2 * np.sqrt(0.1 * 0.9 / 600)
+
+
+def test_an_adversarial_labelling_at_the_target_is_certified_no_more_often_than_alpha():
+    """The hardest case for the claim: every tested set holds just under the target, so every
+    null of the sequence is true; the first test must fail in at least 90% of the draws."""
+    n, c, target = 600, 0.3, 0.8
+    s = -np.arange(n, dtype=float)
+    y = np.zeros(n)
+    # exactly ceil(0.8 m) - 1 successes in the top m for every m: the top m is just below 80%
+    for m in range(1, n + 1):
+        y[m - 1] = (np.ceil(target * m - 1e-9) - 1) - y[:m - 1].sum() >= 1
+    wrong = 0
+    for t in range(1000):
+        r = np.random.default_rng(t)
+        xi = r.uniform(size=n) < c
+        ch = choose_threshold_equal(s, np.where(xi, y, 0), xi, c, rule="accept", target=target,
+                                    confidence=0.9)
+        wrong += ch.chosen
+    assert wrong / 1000 <= 0.1 + 2 * np.sqrt(0.09 / 1000)
+
+
+def test_it_certifies_more_than_the_inverse_probability_bound_from_the_same_labels():
+    rng = np.random.default_rng(3)
+    n = 1000
+    y, s = _world(rng, n, 0.6)
+    p = 1 / (1 + np.exp(-(s - 0.7) * 1.5))
+    pi = sampling_probabilities(p, 250, floor=0.1)
+    more = []
+    for t in range(40):
+        r = np.random.default_rng(t)
+        xi = poisson_sample(pi, r)
+        kept, c = thin_to_equal(xi, pi, r.uniform(size=n))
+        eq = choose_threshold_equal(s, np.where(kept, y, 0), kept, c, rule="accept", target=0.8,
+                                    confidence=0.9)
+        ipw = choose_accept_threshold_active(s, np.where(xi, y, np.nan), xi, pi, target_precision=0.8,
+                                             confidence=0.9)
+        more.append(eq.n_decided - (ipw.n_decided if ipw.chosen else 0))
+    assert np.mean(more) > 0
+
+
+def test_no_threshold_is_a_result_that_says_why():
+    s = np.linspace(0, 1, 200)
+    y = np.zeros(200)
+    kept = np.zeros(200, dtype=bool)
+    kept[::4] = True
+    ch = choose_threshold_equal(s, np.where(kept, y, 0), kept, 0.25, rule="accept", target=0.8,
+                                confidence=0.9)
+    assert not ch.chosen and ch.threshold is None and ch.n_tested == 1
+    assert "does not show a precision of 0.8" in str(ch) and ch.as_dict()["n_decided"] == 0
+    empty = choose_threshold_equal([], [], [], 0.0, rule="reject", target=0.8, confidence=0.9)
+    assert not empty.chosen and "no candidates" in empty.message
