@@ -31,7 +31,8 @@ Per round, over seeds (mean and a 95% t-interval):
 
 Variants (``--variants``) are the levers: which version certifies (``split``: this round's new
 version on the held-out part of the active sample; ``active``: the version that drew the sample,
-on all of it) and the sampling design (``uniform``: every candidate at ``budget / N``; ``half``:
+on all of it; ``auto``: both, each at half the error rate, the one that decides more), training
+examples made from the seed pairs (``-seeds``: 300, minus one per human label) and the sampling design (``uniform``: every candidate at ``budget / N``; ``half``:
 half the budget spread evenly, half by uncertainty; ``floor05``: the old floor of 0.05).
 Not part of the test run.
 """
@@ -57,12 +58,13 @@ TARGET, CONFIDENCE, NOISE = 0.80, 0.90, 0.03
 #: pool images per round (about 1.5 objects each: ~600 and ~3,000 candidates) and the budget
 SCALES = {"small": (400, 200), "large": (2000, 600)}
 REMOVERS = ["classical:telea", "classical:ns", {"kind": "classical", "method": "telea", "radius": 9}]
-VARIANTS = {
-    "auto-uniform": ("auto", "uniform"),
-    "split-uniform": ("split", "uniform"),
-    "split-half": ("split", "half"),
-    "active-uniform": ("active", "uniform"),
-    "active-floor05": ("active", "floor05"),
+VARIANTS = {  # name: (calibration, sampling design, seed pairs in training)
+    "auto-uniform": ("auto", "uniform", 0),
+    "auto-uniform-seeds": ("auto", "uniform", 300),
+    "split-uniform": ("split", "uniform", 0),
+    "active-uniform": ("active", "uniform", 0),
+    "split-half": ("split", "half", 0),
+    "active-floor05": ("active", "floor05", 0),
 }
 
 
@@ -113,7 +115,7 @@ def one_run(args) -> list[dict]:
     from rorem_data.rounds import defaults
 
     n, budget = SCALES[scale]
-    calibration, design = VARIANTS[variant]
+    calibration, design, seed_pairs = VARIANTS[variant]
     floor = 0.05 if SHARES[design] is None else None
     if SHARES[design] is not None:
         defaults.UNIFORM_SHARE = SHARES[design]  # the lever (read when the sample is drawn)
@@ -129,7 +131,7 @@ def one_run(args) -> list[dict]:
         reviewer = SimulatedReviewer("sim", noise=NOISE, rng=seed * 10 + r)
         t0 = time.perf_counter()
         res = rorem_data.run_round(project, r, remover=REMOVERS[r - 1], budget=budget,
-                                   reviewer=reviewer, floor=floor, spec=spec,
+                                   reviewer=reviewer, floor=floor, spec=spec, seed_pairs=seed_pairs,
                                    calibration=calibration, target_precision=TARGET,
                                    confidence=CONFIDENCE, pool_filter={"origin": f"pool-r{r}"},
                                    rng=seed, progress=False)

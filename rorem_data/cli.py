@@ -368,6 +368,8 @@ def disc_train(
     spec: str = typer.Option("stats-logistic", "--spec", "-s", help="Spec name or spec file."),
     holdout: float = typer.Option(0.3, help="Share of labels held out for calibration and thresholds."),
     calibration: str = typer.Option("platt", help="platt | isotonic | none"),
+    seed_pairs: int = typer.Option(D.SEED_PAIRS, "--seed-pairs",
+                                   help="Training examples made from seed pairs (minus one per human label)."),
     trust_code: bool = typer.Option(False, "--trust-code",
                                     help="Allow a spec whose head is a user class (imports its code)."),
     seed: int = typer.Option(0),
@@ -376,7 +378,7 @@ def disc_train(
     from rorem_data.rounds.discriminator import train
 
     _echo(train(_open(), round, spec, holdout=holdout, calibration=calibration, rng=seed,
-                **_opt(trust_code=trust_code)).summary())
+                seed_pairs=seed_pairs, **_opt(trust_code=trust_code)).summary())
 
 
 @disc_app.command("evaluate")
@@ -557,6 +559,8 @@ def round_run(
     audit: float = typer.Option(D.AUDIT, help="Share of automatic decisions queued for audit."),
     floor: Optional[float] = typer.Option(D.FLOOR, help="active-inference: smallest inclusion probability (default: the budget spread evenly)."),
     gold_rate: float = typer.Option(D.GOLD_RATE, help="Gold items mixed into the queue (share)."),
+    seed_pairs: int = typer.Option(D.SEED_PAIRS, "--seed-pairs",
+                                   help="Training examples made from seed pairs (minus one per human label)."),
     calibration: str = typer.Option(D.CALIBRATION, "--calibration",
                                     help="How automatic decisions are certified: auto, split, active, holdout."),
     origin: Optional[str] = typer.Option(None, "--origin", help="Only pool items of this origin."),
@@ -574,7 +578,7 @@ def round_run(
                     reviewer=reviewer, reviewer_name=reviewer_name, spec=spec, featurizer=featurizer,
                     candidates=candidates, target_precision=target_precision,
                     confidence=confidence, audit=audit, floor=floor, gold_rate=gold_rate,
-                    calibration=calibration, pool_filter={"origin": origin} if origin else None, port=port, rng=seed,
+                    calibration=calibration, seed_pairs=seed_pairs, pool_filter={"origin": origin} if origin else None, port=port, rng=seed,
                     redo=redo, allow_gap=allow_gap, echo=_echo)
     _echo(res.summary())
 
@@ -654,7 +658,7 @@ def _show_step_lines() -> None:
 # Python parameter names in library messages -> the CLI's flags, added in brackets
 _FLAGS = {"target_precision": "--target-precision", "confidence": "--confidence",
           "budget": "--budget", "strategy": "--strategy", "remover": "--remover", "rng": "--seed",
-          "redo": "--redo", "allow_gap": "--allow-gap", "floor": "--floor", "calibration": "--calibration", "spec": "--spec",
+          "redo": "--redo", "allow_gap": "--allow-gap", "floor": "--floor", "calibration": "--calibration", "seed_pairs": "--seed-pairs", "spec": "--spec",
           "reviewer": "--reviewer", "gold_rate": "--gold-rate", "audit": "--audit",
           "featurizer": "--featurizer", "candidates": "--candidates", "round": "--round"}
 

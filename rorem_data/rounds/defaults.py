@@ -19,6 +19,9 @@ UNIFORM_SHARE = 1.0
 #: Discriminator spec trained each round, and the featurizer the queue and the spec use.
 SPEC = "stats-logistic"
 FEATURIZER = "stats"
+#: Training examples made from seed pairs (a success and a failure per seed), minus one per human
+#: training label: the discriminator learns before people judge, and people take over.
+SEED_PAIRS = 0
 #: Share of human labels held out to calibrate the discriminator.
 HOLDOUT = 0.3
 #: Automatic accepts must reach this precision with this confidence.

@@ -188,7 +188,7 @@ class TrainResult(Displayable):
 
 
 def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
-          calibration: str = "platt", rng: int = 0, trust_code: bool = False,
+          calibration: str = "platt", rng: int = 0, seed_pairs: int = 0, trust_code: bool = False,
           progress: bool | None = None) -> TrainResult:
     """Train a discriminator version on every human label of rounds <= ``round``.
 
@@ -207,7 +207,13 @@ def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
     calibration : str
         A calibrator name (:func:`rorem_data.stats.calibration.list_calibrators`).
     rng : int
-        Seed of the split.
+        Seed of the split (and of the seed pairs drawn).
+    seed_pairs : int
+        Examples made from the project's seed pairs (:mod:`rorem_data.rounds.seed_pairs`: the
+        seed's target a success, the object pasted back, a blurred fill, a foreign patch or
+        object a failure) added to the training part, minus one per human training label, so
+        that human labels take over as they arrive. Never in the held-out part. Feature heads
+        only.
     trust_code : bool
         Allow a spec whose head is an unregistered ``"package.module:Class"``.
 
@@ -250,12 +256,22 @@ def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
     tr, ho, split = _split(ids, y, holdout, rng)
     X = _inputs(project, spec, ids, items, progress=progress)
     sel = (lambda idx: X[idx]) if isinstance(X, np.ndarray) else (lambda idx: [X[i] for i in idx])
-    disc.fit(sel(tr), y[tr])
+    n_aug = 0
+    if seed_pairs and spec.featurizer is not None and isinstance(X, np.ndarray):
+        from rorem_data.rounds.seed_pairs import seed_pair_examples
+
+        Xa, ya = seed_pair_examples(project, spec.make_featurizer(), max(0, int(seed_pairs) - len(tr)),
+                                    rng=rng)
+        n_aug = len(ya)
+    if n_aug:
+        disc.fit(np.concatenate([X[tr], Xa.astype(X.dtype)]), np.concatenate([y[tr], ya]))
+    else:
+        disc.fit(sel(tr), y[tr])
     raw = disc.predict_proba(sel(ho))[:, 1]
     cal.fit(raw, y[ho])
     hold_scores = cal.predict(raw)
     report = agreement_report(hold_scores, y[ho], threshold=0.5, rng=rng)
-    version = _version_name(spec.name, round, ids)
+    version = _version_name(spec.name + (f"+{n_aug} seed pairs" if n_aug else ""), round, ids)
     folder = version_dir(project, version)
     save_discriminator(disc, os.path.join(folder, "model"), spec=spec)
     generators = sorted({_generator_of(d) for d in docs} - {None})
@@ -263,10 +279,12 @@ def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
         "trained_at": schema.utcnow().isoformat(), "round": int(round), "spec": spec.name,
         "spec_source": spec.source, "featurizer_key": spec.featurizer_key,
         "calibration": cal.to_dict(), "generators": generators,
-        "train_ids": [ids[i] for i in tr], "split": split, "holdout_share": holdout, "holdout": {
+        "train_ids": [ids[i] for i in tr], "seed_pairs": n_aug, "split": split, "holdout_share": holdout, "holdout": {
             "ids": [ids[i] for i in ho], "scores": hold_scores.tolist(), "labels": y[ho].tolist()},
         "agreement": report.as_dict(),
     }
+    if getattr(disc, "chosen_", None) is not None:  # a cross-validated head: which one won
+        meta["head_choice"] = {"chosen": disc.chosen_, "cv_auc": dict(disc.cv_auc_)}
     write_version_meta(project, version, meta)
     store.update_round_record(project.dataset_name, round, set={f"discriminators.{version}": {
         "spec": spec.name, "n_train": len(tr), "n_holdout": len(ho), "agreement": report.as_dict(),

@@ -40,7 +40,7 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = D.ST
               confidence: float = D.CONFIDENCE, audit: float = D.AUDIT, estimate_budget: int = 0,
               double_share: float = 0.0, floor: float = D.FLOOR, holdout: float = D.HOLDOUT,
               gold_rate: float = D.GOLD_RATE, allow_unseen_remover: bool = False,
-              calibration: str = D.CALIBRATION,
+              calibration: str = D.CALIBRATION, seed_pairs: int = D.SEED_PAIRS,
               pool_filter=None, port: int = D.PORT, rng: int = D.RNG, redo: str | None = None,
               allow_gap: bool = False, progress: bool | None = None, echo=None) -> RoundResult:
     """Run one round of the loop (see the module docstring).
@@ -84,6 +84,9 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = D.ST
         Active inference: the smallest inclusion probability.
     holdout : float
         Share of labels held out to calibrate the discriminator.
+    seed_pairs : int
+        Training examples made from seed pairs, minus one per human training label
+        (:func:`rorem_data.train_discriminator`).
     gold_rate : float
         Gold items (known answers made from seed pairs) mixed into the queue, as a share of its
         size, to measure each reviewer (0: none; skipped when the project has no seeds).
@@ -148,7 +151,7 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = D.ST
                      target_precision=target_precision, confidence=confidence, audit=audit,
                      estimate_budget=estimate_budget, double_share=double_share, floor=floor,
                      holdout=holdout, gold_rate=gold_rate, allow_unseen_remover=allow_unseen_remover,
-                     calibration=calibration,
+                     calibration=calibration, seed_pairs=seed_pairs,
                      pool_filter=pool_filter, rng=rng, batch_size=batch_size, port=port)
     if redo is not None and redo not in STEPS:
         from rorem_data.core.checks import choice

@@ -39,7 +39,7 @@ STEP_PARAMS = {
     "queue": ("strategy", "budget", "floor", "estimate_budget", "double_share", "rng"),
     "gold": ("gold_rate", "rng"),
     "review": (),
-    "train": ("spec", "holdout", "rng"),
+    "train": ("spec", "holdout", "seed_pairs", "rng"),
     "score": (),
     "auto_label": ("target_precision", "confidence", "audit", "allow_unseen_remover", "calibration",
                    "rng"),
@@ -77,6 +77,7 @@ class RoundPlan:
     double_share: float = 0.0
     floor: float | None = D.FLOOR
     holdout: float = D.HOLDOUT
+    seed_pairs: int = D.SEED_PAIRS
     gold_rate: float = D.GOLD_RATE
     allow_unseen_remover: bool = False
     calibration: str = D.CALIBRATION
@@ -202,6 +203,8 @@ def _check_numbers(p: RoundPlan) -> None:
     checks.positive_int(p.budget, "budget")
     checks.positive_int(p.candidates, "candidates")
     checks.positive_int(p.batch_size, "batch_size")
+    if isinstance(p.seed_pairs, bool) or not isinstance(p.seed_pairs, int) or p.seed_pairs < 0:
+        raise checks.bad("seed_pairs", "an integer >= 0", p.seed_pairs)
     checks.non_negative_int(p.estimate_budget, "estimate_budget")
     checks.non_negative_int(p.rng, "rng")
     checks.fraction(p.target_precision, "target_precision", open_low=True)

@@ -180,7 +180,7 @@ def train(ctx: StepContext) -> StepOutput:
     p = ctx.plan
     try:
         res = discriminator.train(ctx.project, p.round, p.spec, holdout=p.holdout, rng=p.rng,
-                                  progress=ctx.progress)
+                                  seed_pairs=p.seed_pairs, progress=ctx.progress)
     except NotEnoughLabels as exc:  # a small round: people decide it all; not recorded as done
         return StepOutput(f"no discriminator this round: {exc}", record=False)
     ctx.version = res.version

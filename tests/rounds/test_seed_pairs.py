@@ -1,0 +1,55 @@
+"""Seed pairs as training examples: known successes and failures before people judge."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rorem_data.features.base import get_featurizer
+from rorem_data.rounds.discriminator import score, train
+from rorem_data.rounds.seed_pairs import seed_pair_examples
+from rorem_data.rounds.versions import load_version_meta
+from rorem_data.testing import synthetic
+
+from helpers import add_candidates, judge_by_mode
+
+
+def _modes(n, seed):
+    rng = np.random.default_rng(seed)
+    return ["clean" if rng.random() < 0.5 else str(rng.choice(["residue", "blur", "outside"]))
+            for _ in range(n)]
+
+
+def test_seed_pairs_are_balanced_features_of_known_answers(project, tmp_path):
+    f = get_featurizer("stats", size=64)
+    X, y = seed_pair_examples(project, f, 10)
+    assert X.shape == (0, f.dim) and y.size == 0  # no seeds yet: nothing, no error
+    meta = synthetic.write_seed_set(str(tmp_path / "seeds"), 20, size=48, seed=5)
+    project.import_seeds([meta], origin="seedset", workers=1)
+    X, y = seed_pair_examples(project, f, 30, rng=1)
+    # a success and a failure per seed (a failure too subtle to be a sure answer is left out)
+    assert 27 <= X.shape[0] <= 30 and X.shape[1] == f.dim and np.isfinite(X).all()
+    assert y.sum() == 15 and X.shape[0] == y.size
+    X2, y2 = seed_pair_examples(project, f, 30, rng=1)
+    assert np.array_equal(X, X2) and np.array_equal(y, y2)  # fixed by the seed
+
+
+def test_seed_pairs_join_training_and_give_way_to_people(project, tmp_path):
+    meta = synthetic.write_seed_set(str(tmp_path / "seeds"), 40, size=48, seed=5)
+    project.import_seeds([meta], origin="seedset", workers=1)
+    m = _modes(80, 2)
+    ids, _ = add_candidates(project, 1, m, seed=2, size=48)
+    judge_by_mode(project, 1, ids[:40], m[:40])
+    plain = train(project, 1, "stats-logistic", progress=False).version
+    mixed = train(project, 1, "stats-logistic", seed_pairs=60, progress=False).version
+    assert plain != mixed
+    a, b = load_version_meta(project, plain), load_version_meta(project, mixed)
+    n_train = len(b["train_ids"])
+    assert a["seed_pairs"] == 0 and 60 - n_train - 3 <= b["seed_pairs"] <= 60 - n_train
+    # the held-out part is human labels only, the same for both: it calibrates and certifies
+    assert a["holdout"]["ids"] == b["holdout"]["ids"]
+    score(project, 1, mixed, progress=False)
+    judge_by_mode(project, 1, ids[40:], m[40:])
+    later = load_version_meta(project, train(project, 1, "stats-logistic", seed_pairs=60,
+                                             progress=False).version)
+    # people take over: one example fewer per human training label
+    assert later["seed_pairs"] <= max(0, 60 - len(later["train_ids"])) < b["seed_pairs"]
