@@ -50,7 +50,11 @@ def observed(y, xi):
 
 
 def test_docstring_examples_run():
-    assert doctest.testmod(active).failed == 0
+    from rorem_data.stats import ipw_thresholds, sampling
+
+    shared = {"sampling_probabilities": sampling_probabilities, "poisson_sample": poisson_sample}
+    for mod in (active, sampling, ipw_thresholds):
+        assert doctest.testmod(mod, extraglobs=shared).failed == 0, mod.__name__
 
 
 # ------------------------------------------------------------------------------------------

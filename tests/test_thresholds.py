@@ -73,14 +73,13 @@ def simulate(model, *, n, target, confidence, seed, step=None, chooser="fixed-se
     accepted = []
     for i in range(TRIALS):
         if chooser == "fixed-sequence":
-            try:
-                choice = choose_accept_threshold(
-                    s[i], y[i], target_precision=target, confidence=confidence
-                )
-                t = choice.threshold
-            except ConfigError:
+            choice = choose_accept_threshold(
+                s[i], y[i], target_precision=target, confidence=confidence
+            )
+            if not choice.chosen:
                 none += 1
                 continue
+            t = choice.threshold
         else:  # naive: scan all thresholds, keep the loosest whose lower bound passes
             order = np.argsort(-s[i], kind="stable")
             k = np.cumsum(y[i][order])
@@ -147,9 +146,8 @@ def test_reject_threshold_keeps_its_failure_precision():
     s, y = model.draw(400, TRIALS, seed=13)
     errors = found = 0
     for i in range(TRIALS):
-        try:
-            choice = choose_reject_threshold(s[i], y[i], target_npv=target, confidence=confidence)
-        except ConfigError:
+        choice = choose_reject_threshold(s[i], y[i], target_npv=target, confidence=confidence)
+        if not choice.chosen:
             continue
         found += 1
         errors += model.reject_npv(choice.threshold) < target
@@ -215,11 +213,10 @@ def test_threshold_depends_on_the_score_order_only(seed, slope):
     rng = np.random.default_rng(seed)
     s = rng.normal(size=300)
     y = (rng.uniform(size=300) < 1 / (1 + np.exp(-3 * s))).astype(int)
-    try:
-        raw = choose_accept_threshold(s, y, target_precision=0.85, confidence=0.9)
-    except ConfigError:
-        with pytest.raises(ConfigError):
-            choose_accept_threshold(np.exp(slope * s), y, target_precision=0.85, confidence=0.9)
+    raw = choose_accept_threshold(s, y, target_precision=0.85, confidence=0.9)
+    if not raw.chosen:
+        assert not choose_accept_threshold(np.exp(slope * s), y, target_precision=0.85,
+                                           confidence=0.9).chosen
         return
     mapped = choose_accept_threshold(np.exp(slope * s), y, target_precision=0.85, confidence=0.9)
     assert mapped.n_decided == raw.n_decided
@@ -247,23 +244,22 @@ def test_min_accepted_is_respected():
 def test_too_few_successes_says_how_many_are_needed():
     s = np.linspace(0, 1, 100)
     y = np.r_[np.zeros(80), np.ones(20)].astype(int)
-    with pytest.raises(ConfigError) as err:
-        choose_accept_threshold(s, y, target_precision=0.95, confidence=0.95)
-    msg = str(err.value)
+    choice = choose_accept_threshold(s, y, target_precision=0.95, confidence=0.95)
+    assert not choice.chosen and choice.threshold is None and choice.as_dict()["threshold"] is None
+    msg = str(choice)
     assert ("at 95% confidence a precision lower bound of 0.95 needs at least 59 accepted "
             "labels all correct") in msg
     assert "you have 20 labelled successes" in msg
-    with pytest.raises(ConfigError, match="you have 20 labelled failures"):
-        choose_reject_threshold(s, 1 - y, target_npv=0.95)
+    assert "you have 20 labelled failures" in choose_reject_threshold(s, 1 - y, target_npv=0.95).message
 
 
 def test_unreachable_target_reports_the_best_bound_and_where():
     rng = np.random.default_rng(6)
     s = rng.uniform(size=500)
     y = (rng.uniform(size=500) < 0.5 + 0.4 * s).astype(int)  # precision <= 0.9 everywhere
-    with pytest.raises(ConfigError) as err:
-        choose_accept_threshold(s, y, target_precision=0.97)
-    msg = str(err.value)
+    choice = choose_accept_threshold(s, y, target_precision=0.97)
+    assert not choice.chosen
+    msg = choice.message
     assert "no threshold reaches a precision lower bound of 0.97 at 95% confidence" in msg
     assert "best bound of any threshold is 0." in msg and "at score >= " in msg
     assert "Label more candidates, lower target_precision" in msg

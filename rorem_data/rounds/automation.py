@@ -6,30 +6,32 @@ threshold chosen the same way for failures, leaves the middle pending, and queue
 sample of its own decisions for humans. ``audit_report`` measures the precision of the automatic
 accepts on the audited items and updates the round's automation yield.
 
-Two ways to calibrate the thresholds (``method``)
--------------------------------------------------
-``"active"``: on the round's active sample (:func:`rorem_data.rounds.review.queue.build_active_sample`),
-with the design-based, finite-sample bound of :func:`rorem_data.stats.active.choose_accept_threshold_active`:
-with probability at least ``confidence`` over the draw, at least ``target_precision`` of all the
-round's candidates scoring at or above the threshold (among those not judged before the draw)
-are successes - no assumption on the labels, the calibration or the shape of P(success |
-score). The drawn ones among them were judged by people and only their successes kept, so the
-pairs accepted from that region meet the target too; the automatic share alone is at least
-``(ceil(target m) - s) / (m - n)`` for ``m`` candidates in the region, ``n`` of them drawn and
-``s`` of those successes (``auto_precision_lo`` in the result). It needs a version that is
-independent of the draw: in round ``r`` that is ``v_{r-1}``, the version that drew the sample
-(see :mod:`rorem_data.rounds.estimates` for the rule and why). A version trained on the sample
-(``v_r``) is refused: its scores fit those labels, so the bound's proof does not hold.
+How the thresholds are certified (``method``; the statistics: ``docs/statistics.md``)
+-----------------------------------------------------------------------------------------
+``"active"``: the version that drew the round's active sample (``v_{r-1}``), on all of it
+(:func:`rorem_data.rounds.review.queue.build_active_sample`). ``"split"``: this round's version
+``v_r`` on the held-out part of the sample (its training labels were chosen by coins, so the
+held-out part is a Poisson sample of the rest; the candidates it trained on are left to people).
+Both certify on the equal-probability part of the sample with exact hypergeometric
+fixed-sequence tests (:mod:`rorem_data.stats.certify`): with probability at least ``confidence``
+over the draw, at least ``target_precision`` of all the candidates scoring at or above the
+threshold (among those not judged before the draw nor used in training) are successes - no
+assumption on the labels, the calibration or the shape of P(success | score). The drawn ones
+among them were judged by people and only their successes kept, so the pairs accepted from that
+region meet the target too; the automatic share alone is at least ``(ceil(target m) - s) / (m -
+n)`` for ``m`` candidates in the region, ``n`` of them drawn and ``s`` of those successes
+(``auto_precision_lo`` in the result). A version trained on the labels being tested is refused.
 
-``"holdout"`` (the design before active samples): on the version's own held-out human labels
-(``meta.json["holdout"]``), with exact binomial bounds and fixed-sequence testing
+``"holdout"`` (for queues that are not active samples): on the version's own held-out human
+labels (``meta.json["holdout"]``), with exact binomial bounds and fixed-sequence testing
 (:func:`rorem_data.stats.thresholds.choose_accept_threshold`). Valid when those labels are a
 uniform random sample of the candidates it is applied to and P(success | score) rises with the
 score; labels from a chosen (active-learning) queue break the first assumption.
 
-``"auto"`` (default) takes ``"active"`` when the round has a fully judged active sample and a
-version independent of it with scores on it (the named one, else the one that drew the sample),
-else ``"holdout"``; the round record says which and why.
+``"auto"`` (default) takes both ``"split"`` and ``"active"`` when both are valid, each at half
+the error rate, and uses the one that decides more; else the one that is valid; else
+``"holdout"``. The round record says which and why. When no threshold qualifies nothing is
+decided - an outcome, not an error: the result says per remover why and what would help.
 
 Per-remover trust
 -----------------
@@ -296,20 +298,21 @@ def _holdout_groups(project, meta, groups, cand_scores, *, target, npv, alpha, a
     need = min(need_a, need_r)
 
     def choose(s, y, c):
-        acc = rej = None
-        msgs = []
-        try:
-            acc = choose_accept_threshold(s, y, target_precision=target, confidence=conf_g,
-                                          candidate_scores=c if len(c) else None,
-                                          min_accepted=_start(need_a, len(s)))
-        except ConfigError as exc:
-            msgs.append(f"no accept threshold: {exc}")
-        try:
-            rej = choose_reject_threshold(s, y, target_npv=npv, confidence=conf_g,
-                                          candidate_scores=c if len(c) else None,
-                                          min_rejected=_start(need_r, len(s)))
-        except ConfigError as exc:
-            msgs.append(f"no reject threshold: {exc}")
+        out, msgs = [], []
+        for rule, fn, tgt, need_x in (("accept", choose_accept_threshold, target, need_a),
+                                      ("reject", choose_reject_threshold, npv, need_r)):
+            kw = {"target_precision" if rule == "accept" else "target_npv": tgt,
+                  "min_accepted" if rule == "accept" else "min_rejected": min(_start(need_x, len(s)), len(s))}
+            try:  # bad labels (one class only) raise; no threshold qualifying is a result
+                ch = fn(s, y, confidence=conf_g, candidate_scores=c if len(c) else None, **kw)
+            except ConfigError as exc:
+                msgs.append(f"no {rule} threshold: {exc}")
+                out.append(None)
+                continue
+            if not ch.chosen:
+                msgs.append(str(ch))
+            out.append(ch if ch.chosen else None)
+        acc, rej = out
         return acc, rej, "; ".join(msgs)
 
     out = {}

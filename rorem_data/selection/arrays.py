@@ -54,12 +54,10 @@ def as_rng(rng, *, name: str = "rng") -> np.random.Generator:
     >>> int(as_rng(0).integers(10)) == int(np.random.default_rng(0).integers(10))
     True
     """
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, np.random.SeedSequence) or (_is_int(rng) and rng >= 0):
-        return np.random.default_rng(rng)
-    raise bad(name, "an int seed >= 0 or a numpy.random.Generator", rng,
-              f"Pass e.g. {name}=0 so the same call gives the same selection")
+    from rorem_data.core.numbers import as_generator
+
+    return as_generator(rng, name=name, fix=f"pass e.g. {name}=0 so the same call gives the same "
+                                             "selection")
 
 
 def check_finite(arr: np.ndarray, name: str) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rorem_data.core.numbers import z_value
 from rorem_data.core.errors import ConfigError
 from rorem_data.stats.intervals import (
     Estimate,
@@ -30,10 +31,6 @@ from rorem_data.stats.intervals import (
 AUC_METHODS = ("delong", "bootstrap")
 
 
-def _z(confidence: float) -> float:
-    from scipy.special import ndtri
-
-    return float(ndtri(0.5 + confidence / 2))
 
 
 def _delong_placements(s_pos: np.ndarray, s_neg: np.ndarray):
@@ -109,7 +106,7 @@ def auc_estimate(scores, y, *, confidence=0.95, method="delong", rng=0, n_boot=1
         v10, v01 = _delong_placements(s_pos, s_neg)
         var = v10.var(ddof=1) / v10.size if v10.size > 1 else 0.0
         var += v01.var(ddof=1) / v01.size if v01.size > 1 else 0.0
-        half = _z(conf) * math.sqrt(var)
+        half = z_value(conf) * math.sqrt(var)
         lo, hi = value - half, value + half
     else:
         from scipy.stats import rankdata

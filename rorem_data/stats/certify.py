@@ -39,7 +39,7 @@ import math
 
 import numpy as np
 
-from rorem_data.core.errors import ConfigError
+from rorem_data.core.numbers import null_count
 
 __all__ = ["EqualChoice", "choose_threshold_equal", "hash_uniforms", "hypergeom_lower_count",
            "split_inclusion", "thin_to_equal"]
@@ -200,7 +200,7 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
     first = None
     for m in sizes:
         n, x = int(cum_n[m]), int(cum_x[m])
-        k0 = int(math.ceil(target * m - 1e-9)) - 1
+        k0 = null_count(m, target)
         tested += 1
         p = _p_value(m, n, x, k0)
         if first is None:

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from rorem_data.core.numbers import z_value
 from rorem_data.core.errors import ConfigError
 from rorem_data.stats.intervals import Estimate, check_confidence, check_scores
 
@@ -50,10 +51,6 @@ def _min_size(arr: np.ndarray, name: str, minimum: int = 2) -> None:
         )
 
 
-def _z(confidence: float) -> float:
-    from scipy.special import ndtri
-
-    return float(ndtri(0.5 + confidence / 2))
 
 
 def ppi_lambda(y_labeled, pred_labeled, pred_unlabeled) -> float:
@@ -159,7 +156,7 @@ def ppi_mean(y_labeled, pred_labeled, pred_unlabeled, *, confidence=0.95, tuned=
     rectifier = y - lam * f
     value = lam * float(f_u.mean()) + float(rectifier.mean())
     var = lam**2 * float(f_u.var(ddof=1)) / big_n + float(rectifier.var(ddof=1)) / n
-    half = _z(conf) * math.sqrt(var)
+    half = z_value(conf) * math.sqrt(var)
     return Estimate(
         value=float(np.clip(value, 0.0, 1.0)),
         lo=float(np.clip(value - half, 0.0, 1.0)),
@@ -201,5 +198,5 @@ def classical_mean(y_labeled, *, confidence=0.95) -> Estimate:
     y = _unit_values(y_labeled, "y_labeled")
     _min_size(y, "y_labeled")
     mean = float(y.mean())
-    half = _z(conf) * math.sqrt(float(y.var(ddof=1)) / y.size)
+    half = z_value(conf) * math.sqrt(float(y.var(ddof=1)) / y.size)
     return Estimate(mean, max(mean - half, 0.0), min(mean + half, 1.0), int(y.size), conf, "clt")

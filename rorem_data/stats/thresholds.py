@@ -111,9 +111,9 @@ class ThresholdChoice:
     """
 
     rule: str
-    threshold: float
-    precision: Estimate
-    recall: Estimate
+    threshold: float | None
+    precision: Estimate | None
+    recall: Estimate | None
     candidate_share: Estimate | None
     n_candidates_decided: int | None
     n_labels: int
@@ -123,8 +123,17 @@ class ThresholdChoice:
     confidence: float
     n_tested: int
     method: str = METHOD
+    message: str = ""
+
+    @property
+    def chosen(self) -> bool:
+        """True when a threshold was certified; False when none qualifies (``message`` says
+        why and what is achievable) - an outcome, not an error, as everywhere in rorem-data."""
+        return self.threshold is not None
 
     def __str__(self) -> str:
+        if not self.chosen:
+            return f"no {self.rule} threshold: {self.message}"
         op = ">=" if self.rule == "accept" else "<="
         what = "precision" if self.rule == "accept" else "failure precision (NPV)"
         lines = [
@@ -147,9 +156,9 @@ class ThresholdChoice:
         """Plain JSON-safe dict (Estimates as dicts, non-finite floats as ``None``)."""
         return {
             "rule": self.rule,
-            "threshold": float(self.threshold),
-            "precision": self.precision.as_dict(),
-            "recall": self.recall.as_dict(),
+            "threshold": None if self.threshold is None else float(self.threshold),
+            "precision": None if self.precision is None else self.precision.as_dict(),
+            "recall": None if self.recall is None else self.recall.as_dict(),
             "candidate_share": None if self.candidate_share is None else self.candidate_share.as_dict(),
             "n_candidates_decided": self.n_candidates_decided,
             "n_labels": int(self.n_labels),
@@ -159,6 +168,7 @@ class ThresholdChoice:
             "confidence": float(self.confidence),
             "n_tested": int(self.n_tested),
             "method": self.method,
+            "message": self.message,
         }
 
 
@@ -198,13 +208,15 @@ def _choose(scores, y, *, target, confidence, candidate_scores, min_decided, rul
     hit_name = "labelled successes" if rule == "accept" else "labelled failures"
     alpha = 1.0 - confidence
     n_min = min_trials_for_lower_bound(target, confidence=confidence)
+    none = dict(rule=rule, threshold=None, precision=None, recall=None, candidate_share=None,
+                n_candidates_decided=None, n_labels=n, n_positive=n_pos, n_decided=0, target=target,
+                confidence=confidence)
     if n_hit < n_min:
-        raise ConfigError(
+        return ThresholdChoice(**none, n_tested=0, message=(
             f"at {100 * confidence:g}% confidence a {'precision' if rule == 'accept' else 'NPV'} "
             f"lower bound of {target:g} needs at least {n_min} {rule}ed labels all correct; you "
             f"have {n_hit} {hit_name}. Label more candidates, or lower {target_name} or "
-            "confidence"
-        )
+            "confidence"))
     start = max(n_min, min_decided)
     if start > n:
         raise ConfigError(
@@ -234,15 +246,14 @@ def _choose(scores, y, *, target, confidence, candidate_scores, min_decided, rul
     if n_pass == 0:
         lower, _ = binomial_ci(k, m, confidence=confidence, sides="lower")
         best = int(np.argmax(lower))
-        raise ConfigError(
+        return ThresholdChoice(**none, n_tested=n_tested, message=(
             f"no threshold reaches a {'precision' if rule == 'accept' else 'NPV'} lower bound of "
             f"{target:g} at {100 * confidence:g}% confidence: the strictest testable threshold "
             f"({rule} score {op} {shown(thr[0]):.6g}: {k[0]} of {m[0]} correct) has a bound of "
             f"{lower[0]:.4f}, and the fixed-sequence test stops at the first failure. The best "
             f"bound of any threshold is {lower[best]:.4f} at score {op} {shown(thr[best]):.6g} "
             f"({k[best]} of {m[best]} correct). Label more candidates, lower {target_name}, or "
-            "improve the discriminator"
-        )
+            "improve the discriminator"))
     j = n_pass - 1
     threshold = float(shown(thr[j]))
     precision = Estimate(
@@ -311,15 +322,17 @@ def choose_accept_threshold(
     -------
     ThresholdChoice
         ``rule="accept"``; ``precision.lo`` is the exact one-sided lower bound, ``>= target``.
+        When no threshold qualifies - fewer labelled successes than the smallest sample that
+        could prove the target even if all were correct (``min_trials_for_lower_bound``, 59
+        for 0.95 at 95%), or no threshold passes - ``chosen`` is False and ``message`` gives
+        the best achievable bound and where (the one convention of rorem-data's threshold
+        searches: an outcome, not an error).
 
     Raises
     ------
     ConfigError
-        NaN/inf scores, length mismatch, labels other than 0/1, only one class; fewer
-        labelled successes than the smallest sample that could prove the target even if all
-        were correct (``min_trials_for_lower_bound``, 59 for 0.95 at 95%); no threshold
-        passes (the message gives the best achievable bound and where); bad ``target_precision``,
-        ``confidence`` or ``min_accepted``.
+        NaN/inf scores, length mismatch, labels other than 0/1, only one class; bad
+        ``target_precision``, ``confidence`` or ``min_accepted``.
 
     Examples
     --------

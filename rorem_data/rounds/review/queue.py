@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rorem_data.core.numbers import round_half_up
 from rorem_data.core import schema
 from rorem_data.core.display import Displayable
 from rorem_data.core.errors import ConfigError
@@ -522,5 +523,3 @@ def _selection_id(**what) -> str:
     return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def round_half_up(x: float) -> int:
-    return int(np.floor(x + 0.5))
