@@ -31,7 +31,7 @@ Per round, over seeds (mean and a 95% t-interval):
 
 Variants (``--variants``) are the levers: which version certifies (``split``: this round's new
 version on the held-out part of the active sample; ``active``: the version that drew the sample,
-on all of it; ``auto``: both, each at half the error rate, the one that decides more), training
+on all of it; ``auto``: ``active`` when it is valid, else ``split`` - round 1), training
 examples made from the seed pairs (``-seeds``: 300, minus one per human label) and the sampling design (``uniform``: every candidate at ``budget / N``; ``half``:
 half the budget spread evenly, half by uncertainty; ``floor05``: the old floor of 0.05).
 Not part of the test run.

@@ -97,14 +97,15 @@ def run_demo(path: str = "demo-project", *, small: bool = False, echo=print, siz
 
     team = DemoTeam()
     common = dict(budget=sizes["budget"], reviewer=team, spec="stats-logistic",
-                  target_precision=target_precision, confidence=confidence, audit=0.2, double_share=0.15, floor=0.1, gold_rate=0.1,
+                  target_precision=target_precision, confidence=confidence, audit=0.2, double_share=0.15, gold_rate=0.1,
                   progress=False, echo=echo)
-    echo("Round 1 (remover: OpenCV Telea). No discriminator yet: the active-inference sample is "
-         "uniform, and its labels train the first one")
+    echo("Round 1 (remover: OpenCV Telea). No discriminator yet: the sample is uniform; part of its "
+         "labels train the first discriminator and the held-out part certifies what it decides")
     r1 = run_round(project, 1, remover="classical:telea", pool_filter={"origin": "pool-r1"}, rng=0,
                    **common)
-    echo("Round 2 (remover: OpenCV Navier-Stokes). Round 1's discriminator sets the sampling "
-         "probabilities, and the same labels certify its automatic decisions")
+    echo("Round 2 (remover: OpenCV Navier-Stokes, new to the discriminator). Round 1's "
+         "discriminator and round 2's own are both certified on round 2's sample; the one that "
+         "decides more decides")
     r2 = run_round(project, 2, remover="classical:ns", pool_filter={"origin": "pool-r2"}, rng=1,
                    **common)
     for res in (r1, r2):

@@ -28,9 +28,10 @@ labels (``meta.json["holdout"]``), with exact binomial bounds and fixed-sequence
 uniform random sample of the candidates it is applied to and P(success | score) rises with the
 score; labels from a chosen (active-learning) queue break the first assumption.
 
-``"auto"`` (default) takes both ``"split"`` and ``"active"`` when both are valid, each at half
-the error rate, and uses the one that decides more; else the one that is valid; else
-``"holdout"``. The round record says which and why. When no threshold qualifies nothing is
+``"auto"`` (default) takes ``"active"`` when it is valid (rounds after the first: all of the
+round's labels certify the version fixed before them, which decides more than this round's
+version on the held-out part - ``benchmarks/automation_yield.py``), else ``"split"`` (round 1, or
+a version passed that was trained on the sample), else ``"holdout"``. The round record says which and why. When no threshold qualifies nothing is
 decided - an outcome, not an error: the result says per remover why and what would help.
 
 Per-remover trust
@@ -157,15 +158,14 @@ def _choose_method(project, round, version, method, design):
             raise ConfigError("no trained discriminator in this project; train one first "
                               "(rorem_data.train_discriminator)")
         return "holdout", latest, "method='holdout' was asked for"
-    if method in ("auto", "split"):
-        v = version or latest
-        problem = _split_problem(project, round, v, design)
+    split_reason = (f"{latest} was trained on round {round}'s labels outside the held-out part of "
+                    "its active sample, which certifies it")
+    if method == "split":
+        problem = _split_problem(project, round, latest, design)
         if problem is None:
-            return "split", v, (f"{v} was trained on round {round}'s labels outside the held-out part "
-                                "of its active sample, which certifies it")
-        if method == "split":
-            raise ConfigError(f"the split method cannot certify {v or 'a discriminator'} on round "
-                              f"{round}: {problem}. Use method='active' or 'holdout'")
+            return "split", latest, split_reason
+        raise ConfigError(f"the split method cannot certify {latest or 'a discriminator'} on round "
+                          f"{round}: {problem}. Use method='active' or 'holdout'")
     problem = None
     if design is None:
         problem = f"round {round} has no active sample (build_active_sample draws one)"
@@ -197,6 +197,8 @@ def _choose_method(project, round, version, method, design):
         raise ConfigError(f"the active method cannot calibrate {cand or 'a discriminator'} on round "
                           f"{round}: {problem}. Use method='holdout' (the version's held-out labels), "
                           "or the version that drew the sample")
+    if _split_problem(project, round, latest, design) is None:  # auto: this round's own version
+        return "split", latest, f"{split_reason} (the active method cannot: {problem})"
     if latest is None:
         raise ConfigError("no trained discriminator in this project; train one first "
                           "(rorem_data.train_discriminator)")
@@ -208,38 +210,6 @@ def _split_of(used: str, meta: dict):
     if used != "split":
         return None
     return set(meta.get("train_ids") or []), float(meta.get("holdout_share", D.HOLDOUT))
-
-
-def _decided(design, version, removers, split) -> int:
-    """Candidates of the design's population (not sampled) that the thresholds would decide."""
-    pop, s, _y, xi, _pi = _design_arrays(design, version, split)
-    t_acc = np.array([(removers.get(g) or {}).get("accept_threshold") or np.inf for g in design.removers])
-    t_rej = np.array([-np.inf if (removers.get(g) or {}).get("reject_threshold") is None
-                      else removers[g]["reject_threshold"] for g in design.removers])
-    return int((pop & ~design.xi & ((s >= t_acc) | (s <= t_rej))).sum())
-
-
-def _contest(project, round, design, version, reason, *, alpha, target, npv, allow_unseen):
-    """Both this round's version on the held-out part ("split") and the version that drew the
-    sample on all of it ("active") are valid: certify both, each at ``alpha / 2`` (so that
-    whichever is used holds at ``1 - alpha``), and use the one that decides more."""
-    try:
-        _m, prev, _r = _choose_method(project, round, design.version, "active", design)
-    except ConfigError:
-        return "split", version, reason, alpha
-    half = alpha / 2
-    n = {}
-    for used, v in (("split", version), ("active", prev)):
-        split = _split_of(used, load_version_meta(project, v))
-        removers, _p, _c = _active_groups(design, v, target=target, npv=npv, alpha=half,
-                                          allow_unseen=allow_unseen, split=split)
-        n[used] = _decided(design, v, removers, split)
-    used = "split" if n["split"] >= n["active"] else "active"
-    chosen = version if used == "split" else prev
-    why = (f"both certified at confidence {1 - half:.4g} ({version} on the held-out part of round "
-           f"{round}'s active sample decides {n['split']}, {prev} on all of it {n['active']}); "
-           f"{chosen} decides more")
-    return used, chosen, why, half
 
 
 def _split_problem(project, round, version, design) -> str | None:
@@ -505,9 +475,6 @@ def auto_label(
     design = active_design(project, round) if method != "holdout" else None
     used, version, reason = _choose_method(project, round, version, method, design)
     alpha = 1.0 - conf
-    if method == "auto" and used == "split" and design is not None and design.version:
-        used, version, reason, alpha = _contest(project, round, design, version, reason, alpha=alpha,
-                                                target=target, npv=npv, allow_unseen=allow_unseen_remover)
     meta = load_version_meta(project, version)
 
     # Every candidate of the round that humans were not asked about (audits included, so that a
