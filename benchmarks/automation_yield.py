@@ -26,7 +26,10 @@ Per round, over seeds (mean and a 95% t-interval):
   largest reject set "score <= t" among the rest with true NPV >= target, over the candidates
   people were not asked about, scored by the version that decided (the same scores, thresholds
   chosen with the truth); **ratio** = yield / oracle;
-* **coverage**: whether the round's success-rate interval (``estimates.best``) covers the rate
+* **region**: the precision of the pairs accepted from the accept region (automatic accepts
+  and the people-judged successes there: what the export holds) and the NPV of the rejected
+  ones - what the certification guarantees (``docs/statistics.md``);
+* **coverage**: whether the round's 95% success-rate interval (``estimates.best``) covers the rate
   the reviewer's labels have in expectation (truth with 3% flipped).
 
 Variants (``--variants``) are the levers: which version certifies (``split``: this round's new
@@ -158,7 +161,23 @@ def one_run(args) -> list[dict]:
             oracle = _oracle(s[m], truth[m], TARGET)
             if 0 < truth[m].mean() < 1:
                 auc = float(roc_auc_score(truth[m], s[m]))
-        best = (res.estimates or {}).get("best") or {}
+        # the region each automatic threshold decides: its automatic decisions and the drawn
+        # candidates people judged there (their successes are the accepted pairs too)
+        region_acc = region_rej = None
+        for rem in phase.get("removers") or []:
+            s_v = np.array([(d.get("scores") or {}).get(version, np.nan) for d in docs])
+            if rem.get("accept_threshold") is not None:
+                reg = (s_v >= rem["accept_threshold"]) & (acc | asked)
+                kept = reg & (acc | (status == schema.ACCEPTED))
+                region_acc = float(truth[kept].mean()) if kept.any() else None
+            if rem.get("reject_threshold") is not None:
+                reg = (s_v <= rem["reject_threshold"]) & (rej | asked)
+                gone = reg & (rej | (status == schema.REJECTED))
+                region_rej = float(1 - truth[gone].mean()) if gone.any() else None
+        # the success-rate interval at 95% (the round records it at the plan's confidence)
+        from rorem_data.rounds.estimates import round_estimates
+
+        best = round_estimates(project, r, confidence=0.95).get("best") or {}
         rate = float(truth.mean() * (1 - NOISE) + (1 - truth.mean()) * NOISE)
         covered = None if best.get("lo") is None else bool(best["lo"] <= rate <= best["hi"])
         rows.append({
@@ -167,6 +186,7 @@ def one_run(args) -> list[dict]:
             "yield": float((acc.sum() + rej.sum()) / len(docs)),
             "precision": float(truth[acc].mean()) if acc.any() else None,
             "npv": float(1 - truth[rej].mean()) if rej.any() else None,
+            "region_precision": region_acc, "region_npv": region_rej,
             "oracle": float(sum(oracle) / len(docs)), "covered": covered, "auc": auc,
             "method": phase.get("method"), "auto_line": str(res.steps.get("auto_label", ""))[:600],
             "seconds": secs, "true_rate": float(truth.mean())})
@@ -191,8 +211,8 @@ def _mean_ci(x) -> str:
 
 def table(rows: list[dict]) -> str:
     out = ["| scale | variant | round | seeds | yield % | accept % | reject % | precision % (held) | "
-           "NPV % (held) | oracle % | ratio | coverage | s/round |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "NPV % (held) | region held | oracle % | ratio | coverage | s/round |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["scale"], r["variant"], r["round"]) for r in rows},
                   key=lambda k: (list(SCALES).index(k[0]), list(VARIANTS).index(k[1]), k[2]))
     for sc, var, rd in keys:
@@ -203,11 +223,14 @@ def table(rows: list[dict]) -> str:
         held_n = f"{sum(p >= TARGET for p in npv)}/{len(npv)}" if npv else "-"
         ratio = np.mean([r["yield"] / r["oracle"] for r in g if r["oracle"] > 0] or [np.nan])
         cov = [r["covered"] for r in g if r["covered"] is not None]
+        reg = [v >= TARGET for r in g for v in (r.get("region_precision"), r.get("region_npv"))
+               if v is not None]
         out.append(
             f"| {sc} | {var} | {rd} | {len(g)} | {_mean_ci([r['yield'] for r in g])} | "
             f"{100 * np.mean([r['accepted'] / r['candidates'] for r in g]):.1f} | "
             f"{100 * np.mean([r['rejected'] / r['candidates'] for r in g]):.1f} | "
             f"{_mean_ci(prec)} ({held_p}) | {_mean_ci(npv)} ({held_n}) | "
+            f"{(f'{sum(reg)}/{len(reg)}' if reg else '-')} | "
             f"{_mean_ci([r['oracle'] for r in g])} | {ratio:.2f} | "
             f"{(f'{sum(cov)}/{len(cov)}' if cov else '-')} | "
             f"{np.mean([r['seconds'] for r in g]):.0f} |")

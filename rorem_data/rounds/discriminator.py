@@ -271,7 +271,7 @@ def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
     cal.fit(raw, y[ho])
     hold_scores = cal.predict(raw)
     report = agreement_report(hold_scores, y[ho], threshold=0.5, rng=rng)
-    version = _version_name(spec.name + (f"+{n_aug} seed pairs" if n_aug else ""), round, ids)
+    version = _version_name(spec.name, round, ids + ([f"+{n_aug} seed pairs"] if n_aug else []))
     folder = version_dir(project, version)
     save_discriminator(disc, os.path.join(folder, "model"), spec=spec)
     generators = sorted({_generator_of(d) for d in docs} - {None})
