@@ -104,8 +104,8 @@ def run_demo(path: str = "demo-project", *, small: bool = False, echo=print, siz
     r1 = run_round(project, 1, remover="classical:telea", pool_filter={"origin": "pool-r1"}, rng=0,
                    **common)
     echo("Round 2 (remover: OpenCV Navier-Stokes, new to the discriminator). Round 1's "
-         "discriminator and round 2's own are both certified on round 2's sample; the one that "
-         "decides more decides")
+         "discriminator was fixed before round 2's sample: all of round 2's labels certify what it "
+         "decides on round 2")
     r2 = run_round(project, 2, remover="classical:ns", pool_filter={"origin": "pool-r2"}, rng=1,
                    **common)
     for res in (r1, r2):
