@@ -428,7 +428,7 @@ def auto_label_cmd(
     reject_npv: Optional[float] = typer.Option(None, help="Required precision of automatic rejects."),
     audit: float = typer.Option(D.AUDIT, help="Share of automatic decisions queued for human audit."),
     version: Optional[str] = typer.Option(None, "--version", help="Discriminator version (default: latest)."),
-    method: str = typer.Option("auto", "--method", help="auto | active | holdout: which labels set the thresholds."),
+    method: str = typer.Option("auto", "--method", help="auto | split | active | holdout: which version and labels certify the thresholds."),
     allow_unseen_remover: bool = typer.Option(False, "--allow-unseen-remover",
                                               help="Decide candidates of removers the calibration labels barely cover."),
     seed: int = typer.Option(0),

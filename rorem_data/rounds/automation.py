@@ -332,7 +332,8 @@ def _active_groups(design, version, *, target, npv, alpha, allow_unseen, split=N
     from rorem_data.stats.intervals import min_trials_for_lower_bound
 
     pop, s_all, y_all, xi_all, pi_all = _design_arrays(design, version, split)
-    coins = hash_uniforms(design.ids, f"thin:{design.round}:{design.selection.get('seed', 0)}")
+    coins = hash_uniforms(design.keys or design.ids,
+                          f"thin:{design.round}:{design.selection.get('seed', 0)}")
     groups = sorted(set(design.removers[pop].tolist()))
     n_tests = len(groups) + (1 if allow_unseen else 0)
     conf_g = 1.0 - alpha / max(n_tests, 1)

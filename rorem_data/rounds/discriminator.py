@@ -253,7 +253,7 @@ def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
     ids = [ids[i] for i in keep]
     items = [items[i] for i in keep]
     docs = [docs[i] for i in keep]
-    tr, ho, split = _split(ids, y, holdout, rng)
+    tr, ho, split = _split([d.get("key") or sid for sid, d in zip(ids, docs)], y, holdout, rng)
     X = _inputs(project, spec, ids, items, progress=progress)
     sel = (lambda idx: X[idx]) if isinstance(X, np.ndarray) else (lambda idx: [X[i] for i in idx])
     n_aug = 0
@@ -294,8 +294,8 @@ def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
 
 
 def _split(ids, y, holdout: float, rng: int):
-    """(train, held-out, how): each label held out by its own coin (a hash of its sample id and
-    ``rng``) with probability ``holdout``, so that the held-out part of a round's active sample
+    """(train, held-out, how): each label held out by its own coin (a hash of its candidate key -
+    location-independent, so the same data splits the same in any project - and ``rng``) with probability ``holdout``, so that the held-out part of a round's active sample
     stays a Poisson sample given the training part and can certify the version on that round
     (:mod:`rorem_data.rounds.automation`). When the coins leave a part with fewer than two of a
     class (few labels), a split stratified by label is used instead (``"stratified"``: the

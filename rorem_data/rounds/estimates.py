@@ -96,6 +96,8 @@ class ActiveDesign:
         Remover of each candidate (:func:`remover_of`).
     scores : dict
         ``{version: float array (N,), NaN where missing}`` for every version stored.
+    keys : list of str
+        Candidate keys (location-independent: the coins of the certification hash them).
     """
 
     round: int
@@ -107,6 +109,7 @@ class ActiveDesign:
     labels: np.ndarray
     removers: np.ndarray
     scores: dict = field(default_factory=dict)
+    keys: list = field(default_factory=list)
 
     @property
     def xi(self) -> np.ndarray:
@@ -156,7 +159,7 @@ def active_design(project, round: int) -> ActiveDesign | None:
     if sel is None:
         return None
     docs = queries.candidates(project.dataset, round=round,
-                              fields=["inclusion_probability", "decisions", "generator", "scores"])
+                              fields=["inclusion_probability", "decisions", "generator", "scores", "key"])
     pop = [d for d in docs if d.get("inclusion_probability") is not None]
     if len(pop) != int(sel.get("population", -1)):
         raise ConfigError(
@@ -182,7 +185,7 @@ def active_design(project, round: int) -> ActiveDesign | None:
                 col[i] = float(s)
     return ActiveDesign(round=int(round), selection=sel, ids=ids, pi=pi, drawn=drawn, known=known,
                         labels=labels, removers=np.array([remover_of(d) for d in pop], dtype=object),
-                        scores=scores)
+                        scores=scores, keys=[d.get("key") or d["id"] for d in pop])
 
 
 def _as_time(x) -> datetime | None:

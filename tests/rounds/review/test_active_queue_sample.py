@@ -170,7 +170,7 @@ def test_ipw_estimate_and_certified_thresholds_from_one_sample(project):
     pop = ~d.known
     # the same certification by hand: the equal-probability part of the sample (thinned by the
     # recorded coins), the exact hypergeometric fixed sequence
-    coins = hash_uniforms(d.ids, f"thin:1:{d.selection['seed']}")[pop]
+    coins = hash_uniforms(d.keys, f"thin:1:{d.selection['seed']}")[pop]
     kept, c = thin_to_equal(d.xi[pop], d.pi[pop], coins)
     direct = choose_threshold_equal(d.version_scores("prev_r0")[pop], np.where(kept, y[pop] == 1, 0),
                                     kept, c, rule="accept", target=0.85, confidence=0.9)
