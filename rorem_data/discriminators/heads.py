@@ -51,6 +51,28 @@ def _two_columns(p1: np.ndarray) -> np.ndarray:
     return np.column_stack([1.0 - p1, p1])
 
 
+def _node_arrays(head) -> dict:
+    """The saved arrays of a head kept as node tables (boosted trees, forests)."""
+    arrays = {f"node_{k}": v for k, v in head.nodes_.items()}
+    arrays["tree_roots"] = head.tree_roots_
+    return arrays
+
+
+def _node_layout(meta: dict, n_roots_key: str) -> dict:
+    """The layout of those arrays, from the saved node and tree counts."""
+    saved_int(meta, "n_features_in_", minimum=1)
+    n_nodes = saved_int(meta, "n_nodes")
+    layout = {f"node_{k}": (dt, (n_nodes,)) for k, dt in NODE_DTYPES.items()}
+    layout["tree_roots"] = (np.dtype(np.int64), (saved_int(meta, n_roots_key),))
+    return layout
+
+
+def _set_nodes(head, arrays: dict) -> None:
+    """Checked node tables back onto ``head`` (after its base state)."""
+    nodes = {k: arrays[f"node_{k}"] for k in NODE_DTYPES}
+    head.nodes_, head.tree_roots_ = check_forest(nodes, arrays["tree_roots"], head.n_features_in_)
+
+
 # --------------------------------------------------------------------------------------------
 # Logistic regression
 # --------------------------------------------------------------------------------------------
@@ -433,17 +455,12 @@ class HistGradientBoostingHead(FeatureHead):
         return _two_columns(_expit(self.decision_function(X)))
 
     def _get_state(self):
-        arrays = {f"node_{k}": v for k, v in self.nodes_.items()}
-        arrays["tree_roots"] = self.tree_roots_
-        return arrays, {**self._base_state(), "n_iter_": self.n_iter_, "baseline_": self.baseline_,
-                        "n_nodes": int(len(self.nodes_["value"]))}
+        return _node_arrays(self), {**self._base_state(), "n_iter_": self.n_iter_,
+                                    "baseline_": self.baseline_,
+                                    "n_nodes": int(len(self.nodes_["value"]))}
 
     def _array_layout(self, meta):
-        saved_int(meta, "n_features_in_", minimum=1)
-        n_nodes = saved_int(meta, "n_nodes")
-        layout = {f"node_{k}": (dt, (n_nodes,)) for k, dt in NODE_DTYPES.items()}
-        layout["tree_roots"] = (np.dtype(np.int64), (saved_int(meta, "n_iter_"),))
-        return layout
+        return _node_layout(meta, "n_iter_")
 
     def _set_state(self, arrays, meta):
         self._set_base_state(meta)
@@ -451,9 +468,7 @@ class HistGradientBoostingHead(FeatureHead):
         if isinstance(baseline, bool) or not isinstance(baseline, (int, float)) or \
                 not np.isfinite(baseline):
             raise ValueError(f"saved state 'baseline_' must be a finite number; got {baseline!r}")
-        nodes = {k: arrays[f"node_{k}"] for k in NODE_DTYPES}
-        self.nodes_, self.tree_roots_ = check_forest(nodes, arrays["tree_roots"],
-                                                     self.n_features_in_)
+        _set_nodes(self, arrays)
         self.n_iter_ = saved_int(meta, "n_iter_")
         self.baseline_ = float(baseline)
 
@@ -526,23 +541,15 @@ class RandomForestHead(FeatureHead):
         return _two_columns(self._proba1(self._validate_predict(X)))
 
     def _get_state(self):
-        arrays = {f"node_{k}": v for k, v in self.nodes_.items()}
-        arrays["tree_roots"] = self.tree_roots_
-        return arrays, {**self._base_state(), "n_trees": int(len(self.tree_roots_)),
-                        "n_nodes": int(len(self.nodes_["value"]))}
+        return _node_arrays(self), {**self._base_state(), "n_trees": int(len(self.tree_roots_)),
+                                    "n_nodes": int(len(self.nodes_["value"]))}
 
     def _array_layout(self, meta):
-        saved_int(meta, "n_features_in_", minimum=1)
-        n_nodes = saved_int(meta, "n_nodes")
-        layout = {f"node_{k}": (dt, (n_nodes,)) for k, dt in NODE_DTYPES.items()}
-        layout["tree_roots"] = (np.dtype(np.int64), (saved_int(meta, "n_trees"),))
-        return layout
+        return _node_layout(meta, "n_trees")
 
     def _set_state(self, arrays, meta):
         self._set_base_state(meta)
-        nodes = {k: arrays[f"node_{k}"] for k in NODE_DTYPES}
-        self.nodes_, self.tree_roots_ = check_forest(nodes, arrays["tree_roots"],
-                                                     self.n_features_in_)
+        _set_nodes(self, arrays)
 
 
 # --------------------------------------------------------------------------------------------

@@ -138,18 +138,6 @@ def _start(min_all_correct: int, n_labels: int) -> int:
     return int(max(min_all_correct, min(3 * min_all_correct, n_labels // 3)))
 
 
-def _audit_draws(keys, round: int, seed: int) -> np.ndarray:
-    """A uniform number in [0, 1) per candidate, fixed by its key, the round and the seed: a
-    decision is audited when its number is below the audit share."""
-    import hashlib
-
-    out = np.empty(len(keys))
-    for i, k in enumerate(keys):
-        h = hashlib.blake2b(f"{seed}:{int(round)}:{k}".encode(), digest_size=8).digest()
-        out[i] = int.from_bytes(h, "big") / 2.0 ** 64
-    return out
-
-
 def _choose_method(project, round, version, method, design):
     """(method, version, reason): which calibration to use, with which version, and why."""
     latest = version or latest_version(project)
@@ -562,7 +550,11 @@ def auto_label(
     ledger.decide_automatically(project.dataset, dec_ids, dec_docs)  # a rerun adds nothing
 
     seed = store.round_field_once(project.dataset_name, round, "audit_seed", int(rng))
-    u = _audit_draws([d["key"] for d in docs], round, seed)
+    # a uniform number per decision, fixed by its key, the round and the seed: audited when below
+    # the audit share (the same hashed coins as the certification's, another salt)
+    from rorem_data.stats.certify import hash_uniforms
+
+    u = hash_uniforms([d["key"] for d in docs], f"{seed}:{int(round)}")
     audited = np.array([d.get("queue_purpose") == schema.QUEUE_AUDIT for d in docs], dtype=bool)
     audit_idx: list[int] = []
     for st in (schema.ACCEPTED, schema.REJECTED):
