@@ -104,3 +104,34 @@ def test_bad_license_filters(licensed, tmp_path, kw, needle):
     with pytest.raises(ConfigError, match=needle):
         licensed.export(1, str(tmp_path / "x"), **kw)
     assert not (tmp_path / "x").exists()
+
+
+def test_license_of_the_remover_weights_is_recorded_and_filtered(project, tmp_path):
+    """A remover spec's license travels with each candidate it made; the export's filters
+    apply it next to the pool item's license, and the manifest counts it."""
+    from rorem_data.removers import load_remover
+
+    remover = load_remover({"kind": "classical", "license": "FLUX.1-dev-non-commercial"})
+    prov = remover.provenance(seed=0)
+    assert prov["license"] == "FLUX.1-dev-non-commercial"
+    assert load_remover("classical:telea").key == remover.key  # the license is not in the key
+    ids, modes = add_candidates(project, 1, ["clean", "clean", "clean"], seed=5)
+    from bson import ObjectId
+
+    coll = project.dataset._sample_collection
+    coll.update_many({"_id": {"$in": [ObjectId(i) for i in ids[:2]]}},
+                     {"$set": {"generator": prov, "license": "CC0-1.0"}})
+    coll.update_one({"_id": ObjectId(ids[2])}, {"$set": {"license": "CC0-1.0"}})
+    judge_by_mode(project, 1, ids, modes)
+    res = project.export(1, str(tmp_path / "all"))
+    m = _manifest(tmp_path / "all")
+    assert m["counts"]["by_model_license"] == {"FLUX.1-dev-non-commercial": 2, "not recorded": 1}
+    rows = json.load(open(tmp_path / "all" / "meta.json"))
+    assert len(rows) == res.accepted == 3
+    denied = project.export(1, str(tmp_path / "deny"),
+                            license_deny=["FLUX.1-dev-non-commercial"])
+    assert denied.accepted == 1
+    assert denied.left_out == {"FLUX.1-dev-non-commercial": {
+        "pairs": 2, "reason": "denied by --license-deny (license of the remover weights)"}}
+    allowed = project.export(1, str(tmp_path / "allow"), license_allow=["CC0-1.0"])
+    assert allowed.accepted == 1 and allowed.left_out["FLUX.1-dev-non-commercial"]["pairs"] == 2

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from rorem_data.core.model_files import UnsafeWeightsError, is_pickle_file
+from rorem_data.models.files import UnsafeWeightsError, is_pickle_file
 from rorem_data.testing import synthetic
 
 torch = pytest.importorskip("torch")

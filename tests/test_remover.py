@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from rorem_data.core.errors import ConfigError
-from rorem_data.core.model_files import checkpoint_sha256
+from rorem_data.models.hashing import checkpoint_sha256
 from rorem_data.removers import (
     Remover,
     RemoverInputError,
@@ -51,8 +51,9 @@ def _photos():
 
 def test_spec_from_dict_json_toml_and_strings(tmp_path):
     spec = RemoverSpec.from_dict({"model": "m", "steps": 4, "dilation": 20})
+    # unset run values are the family's defaults, filled in when the pipeline class is known
     assert (spec.kind, spec.steps, spec.strength, spec.guidance, spec.resolution) == \
-        ("diffusers", 4, 0.99, 1.0, 512)
+        ("diffusers", 4, None, None, None)
     (tmp_path / "m").mkdir()
     (tmp_path / "a.json").write_text(json.dumps({"model": "m", "scheduler": "lcm", "steps": 4}))
     js = RemoverSpec.from_file(str(tmp_path / "a.json"))
@@ -74,7 +75,15 @@ def test_spec_from_dict_json_toml_and_strings(tmp_path):
     ({"model": "m", "dilation": -1}, ["dilation"]),
     ({"kind": "classical", "method": "fmm"}, ["method", "telea"]),
     ({"model": "m", "dtype": "float8"}, ["dtype"]),
-    ({"model": "m", "steps": 1}, ["steps", "strength", "steps >= 2"]),
+    ({"model": "m", "steps": 1, "strength": 0.99}, ["steps", "strength", "steps >= 2"]),
+    ({"model": "m", "lora": [{"path": "a", "weight": 2}]}, ["lora", "path", "scale"]),
+    ({"model": "m", "lora": [{"path": "a", "scale": "high"}]}, ["lora", "scale", "high"]),
+    ({"model": "m", "lora": 3}, ["lora", "list of paths"]),
+    ({"model": "m", "lora_mode": "merge"}, ["lora_mode", "fuse", "attach"]),
+    ({"model": "m", "offload": "gpu"}, ["offload", "sequential"]),
+    ({"model": "m", "vae_tiling": "yes"}, ["vae_tiling", "true or false"]),
+    ({"model": "m", "true_cfg": -1}, ["true_cfg", ">= 0"]),
+    ({"model": "m", "max_sequence_length": 0}, ["max_sequence_length", "positive integer"]),
 ])
 def test_spec_errors_name_the_field(fields, words):
     with pytest.raises(ConfigError) as exc:
@@ -331,7 +340,7 @@ def test_remover_modules_import_light():
     import sys
 
     code = ("import sys, rorem_data.removers, rorem_data.removers.diffusion, "
-            "rorem_data.removers.classical, rorem_data.core.model_files, rorem_data.rounds.generate, "
+            "rorem_data.removers.classical, rorem_data.models, rorem_data.rounds.generate, "
             "rorem_data.finetune, rorem_data.finetune.loop, rorem_data.finetune.checkpoints, "
             "rorem_data.rounds.finetune, rorem_data.testing.tiny; print(','.join(m for m in ('torch', 'diffusers', 'transformers', "
             "'fiftyone', 'cv2', 'accelerate') if m in sys.modules))")

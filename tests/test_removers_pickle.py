@@ -11,13 +11,13 @@ import sys
 
 import pytest
 
-from rorem_data.core.model_files import (
+from rorem_data.models.files import (
     UnsafeWeightsError,
     check_pipeline_folder,
     resolve_lora_file,
-    resolve_pipeline_folder,
     resolve_unet_folder,
 )
+from rorem_data.models.hub import resolve_pipeline_folder
 from rorem_data.removers import load_remover
 
 torch = pytest.importorskip("torch")

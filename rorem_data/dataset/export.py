@@ -82,6 +82,8 @@ def register_export_format(name: str, target, *, overwrite: bool = False) -> Non
 KIND = export_outputs.KIND
 DENIED = "denied by --license-deny"
 NOT_ALLOWED = "not in --license-allow"
+MODEL = " (license of the remover weights)"
+NOT_RECORDED = "not recorded"
 
 
 @dataclass(repr=False)
@@ -145,6 +147,7 @@ class ExportRow:
     mask_area: float
     license: str = schema.UNKNOWN_LICENSE
     license_url: str | None = None
+    model_license: str | None = None
 
 
 def rows_as_of(project, round: int, *, with_rejected: bool = False) -> list[ExportRow]:
@@ -156,7 +159,7 @@ def rows_as_of(project, round: int, *, with_rejected: bool = False) -> list[Expo
     proj = {"key": 1, "kind": 1, "origin": 1, "category": 1, "round": 1, "filepath": 1,
             "mask.mask_path": 1, "target_path": 1, "decisions.round": 1, "decisions.status": 1,
             "decisions.by": 1, "metadata.width": 1, "metadata.height": 1, "mask_area": 1,
-            "license": 1, "license_url": 1}
+            "license": 1, "license_url": 1, "generator.license": 1}
     rows = []
     keep = {schema.ACCEPTED, schema.REJECTED} if with_rejected else {schema.ACCEPTED}
     for d in coll.find(query, proj):
@@ -177,9 +180,18 @@ def rows_as_of(project, round: int, *, with_rejected: bool = False) -> list[Expo
             mask_area=float(d.get("mask_area") or 0.0),
             license=str(d.get("license") or schema.UNKNOWN_LICENSE),
             license_url=d.get("license_url") or None,
+            model_license=_model_license(d),
         ))
     rows.sort(key=lambda r: (r.round, r.origin, r.key))
     return rows
+
+
+def _model_license(doc: dict) -> str | None:
+    """The license of the remover weights that made a candidate (its spec's ``license``), or
+    None: a seed, a remover without weights, or one whose license was not given."""
+    gen = doc.get("generator")
+    lic = gen.get("license") if isinstance(gen, dict) else None
+    return str(lic) if lic else None
 
 
 def _ext(path: str) -> str:
@@ -271,7 +283,8 @@ def write_rorem(tmp, rows, names, hashes, *, with_rejected=False, embed_images=F
 def _row_meta(r: ExportRow, with_rejected: bool) -> dict:
     d = {"key": r.key, "kind": r.kind, "origin": r.origin, "category": r.category,
          "round": r.round, "decided_by": r.decided_by, "width": r.width, "height": r.height,
-         "mask_area": round(r.mask_area, 6), "license": r.license, "license_url": r.license_url}
+         "mask_area": round(r.mask_area, 6), "license": r.license, "license_url": r.license_url,
+         "model_license": r.model_license}
     if with_rejected:
         d["score"] = 1 if r.status == schema.ACCEPTED else 0
     return d
@@ -324,19 +337,28 @@ write_parquet.embeds_images = True
 def license_filter(rows: list[ExportRow], allow: list[str] | None, deny: list[str] | None):
     """Split rows by license: ``(kept, left_out)`` with ``left_out = {license: {pairs, reason}}``.
 
-    A license in ``deny`` is left out; with ``allow``, so is every license not in it -
-    ``"unknown"`` included unless it is listed.
+    Each pair is checked with the license of its pool item and, for a candidate, the license
+    of the remover weights that made it (the remover spec's ``license``, when given). A
+    license in ``deny`` is left out; with ``allow``, so is every license not in it -
+    ``"unknown"`` included unless it is listed. A remover whose license was not recorded
+    does not count against the filters (``counts.by_model_license`` shows them).
     """
     kept, left = [], {}
     for r in rows:
-        if deny and r.license in deny:
-            reason = DENIED
-        elif allow is not None and r.license not in allow:
-            reason = NOT_ALLOWED
-        else:
+        reason = lic = None
+        for lic, what in ((r.license, ""), (r.model_license, MODEL)):
+            if lic is None:
+                continue
+            if deny and lic in deny:
+                reason = DENIED + what
+            elif allow is not None and lic not in allow:
+                reason = NOT_ALLOWED + what
+            if reason:
+                break
+        if reason is None:
             kept.append(r)
             continue
-        entry = left.setdefault(r.license, {"pairs": 0, "reason": reason})
+        entry = left.setdefault(lic, {"pairs": 0, "reason": reason})
         entry["pairs"] += 1
     return kept, dict(sorted(left.items()))
 
@@ -459,6 +481,7 @@ def export_round(
                 "by_kind": _count(rows, lambda r: r.kind),
                 "by_decided_by": _count(rows, lambda r: r.decided_by or ""),
                 "by_license": by_license,
+                "by_model_license": _count(rows, lambda r: r.model_license or NOT_RECORDED),
             },
             "license_urls": _license_urls(rows),
             "license_filter": {"allow": allow, "deny": deny},

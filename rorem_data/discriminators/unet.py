@@ -259,7 +259,7 @@ class UNetDiscriminator(BaseDiscriminator):
 
     # -- building --------------------------------------------------------------------------------
     def _resolve_folder(self) -> str:
-        from rorem_data.core.model_files import resolve_pipeline_folder
+        from rorem_data.models.hub import resolve_pipeline_folder
 
         folder = resolve_pipeline_folder(os.fspath(self.pretrained_model),
                                          what="UNetDiscriminator pretrained_model")

@@ -25,7 +25,7 @@ Guarantees
   checkpoint (the loop always checkpoints its last step when ``checkpointing_steps > 0``).
 * **No pickle.** Resume reads safetensors and JSON only (:mod:`rorem_data.finetune.state`). A
   checkpoint that holds only ``accelerate`` pickle state (``random_states_*.pkl``,
-  ``optimizer.bin``, ...) is refused with :class:`~rorem_data.core.model_files.UnsafeWeightsError`.
+  ``optimizer.bin``, ...) is refused with :class:`~rorem_data.models.files.UnsafeWeightsError`.
 
 :data:`WRITE_POINTS` names every step of these writes; :func:`write_point` is called at each
 (it does nothing; the kill tests replace it to SIGKILL the process exactly there).
@@ -39,7 +39,8 @@ import os
 import re
 import shutil
 
-from rorem_data.core import jsonfile, model_files
+from rorem_data.core import jsonfile
+from rorem_data.models import files
 from rorem_data.core.errors import ConfigError
 from rorem_data.finetune import state as training_state
 from rorem_data.finetune.models import LORA_WEIGHTS, save_lora
@@ -126,10 +127,10 @@ def check_checkpoint(path: str, identity: dict) -> int:
         resolution / starting UNet.
     """
     if not os.path.isfile(os.path.join(path, STATE_NAME)):
-        pickled = sorted(f for f in os.listdir(path) if model_files.is_pickle_file(f)) \
+        pickled = sorted(f for f in os.listdir(path) if files.is_pickle_file(f)) \
             if os.path.isdir(path) else []
         if pickled:
-            raise model_files.UnsafeWeightsError(
+            raise files.UnsafeWeightsError(
                 f"checkpoint {path} holds only pickle-based training state ({', '.join(pickled)}), "
                 "as accelerate's save_state writes it; rorem-data does not unpickle files, "
                 "because that can run arbitrary code. Fix: resume from a checkpoint written by "
@@ -217,9 +218,9 @@ def prune_checkpoints(output: str, keep: int | None) -> list[str]:
 def _load_unet_weights(model, folder: str) -> None:
     from safetensors.torch import load_file
 
-    files = model_files.require_safetensors(folder, what="checkpoint UNet folder")
+    names = files.require_safetensors(folder, what="checkpoint UNet folder")
     expected, loaded = set(model.state_dict()), set()
-    for name in files:
+    for name in names:
         if name.endswith(".index.json"):
             continue
         weights = load_file(os.path.join(folder, name))

@@ -42,7 +42,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from rorem_data.core import model_files
+from rorem_data.models import hashing
 from rorem_data.core.deps import require
 from rorem_data.core.display import Displayable
 from rorem_data.core.errors import ConfigError, DependencyError
@@ -283,9 +283,9 @@ def train(config: FinetuneConfig, *, progress: bool | None = None) -> FinetuneRe
     if cfg.on_size_mismatch == "error":
         check_sizes(pairs, cfg.resolution)
     base = models.inspect_base(cfg.pretrained, resolution=cfg.resolution, unet=cfg.unet)
-    identity = {"base_sha256": model_files.checkpoint_sha256([base.folder]), "mode": cfg.mode,
+    identity = {"base_sha256": hashing.checkpoint_sha256([base.folder]), "mode": cfg.mode,
                 "lora_rank": cfg.lora_rank, "sdxl": base.sdxl, "resolution": cfg.resolution,
-                "unet_sha256": model_files.checkpoint_sha256([base.unet_dir]) if cfg.unet else None}
+                "unet_sha256": hashing.checkpoint_sha256([base.unet_dir]) if cfg.unet else None}
 
     # -- accelerate, models, optimizer --------------------------------------------------------
     accelerator, weight_dtype, tracking = _make_accelerator(cfg, output)

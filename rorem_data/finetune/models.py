@@ -2,7 +2,7 @@
 encoding, SDXL micro-conditioning, and LoRA weights in diffusers format.
 
 Everything loads from safetensors (``use_safetensors=True``); pickle-based weights are refused
-by :mod:`rorem_data.core.model_files` before anything is read.
+by :mod:`rorem_data.models` before anything is read.
 
 >>> from rorem_data.finetune.models import inspect_base
 >>> base = inspect_base("runs/tiny-sd", resolution=64)             # doctest: +SKIP
@@ -17,10 +17,11 @@ import inspect
 import os
 from dataclasses import dataclass
 
-from rorem_data.core import jsonfile, model_files
+from rorem_data.core import jsonfile
+from rorem_data.models import devices, files, hub
 from rorem_data.core.errors import ConfigError
 
-LORA_WEIGHTS = model_files.LORA_WEIGHT_NAME
+LORA_WEIGHTS = files.LORA_WEIGHT_NAME
 REQUIRED_COMPONENTS = ("vae", "unet", "scheduler", "text_encoder", "tokenizer")
 
 
@@ -60,9 +61,9 @@ def inspect_base(pretrained: str, *, resolution: int, unet: str | None = None) -
     UnsafeWeightsError
         Pickle-based weights only.
     """
-    base = model_files.resolve_pipeline_folder(pretrained, what="--pretrained")
-    index = model_files.read_model_index(base)
-    components = model_files.pipeline_components(index)
+    base = hub.resolve_pipeline_folder(pretrained, what="--pretrained")
+    index = files.read_model_index(base)
+    components = files.pipeline_components(index)
     sdxl = "text_encoder_2" in components
     for name in REQUIRED_COMPONENTS:
         if name not in components:
@@ -74,7 +75,7 @@ def inspect_base(pretrained: str, *, resolution: int, unet: str | None = None) -
         lo = resolution // vae_scale * vae_scale
         raise ConfigError(f"resolution {resolution} is not divisible by the VAE scale factor "
                           f"{vae_scale} of {base}; use {lo or vae_scale} or {lo + vae_scale}")
-    unet_dir = (model_files.resolve_unet_folder(unet, what="--unet") if unet
+    unet_dir = (files.resolve_unet_folder(unet, what="--unet") if unet
                 else os.path.join(base, "unet"))
     unet_cfg = jsonfile.load(os.path.join(unet_dir, "config.json"))
     if unet_cfg.get("in_channels") != 9:
@@ -191,7 +192,7 @@ def load_lora_into(unet, path: str) -> None:
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    file = model_files.resolve_lora_file(path, what="checkpoint LoRA")
+    file = files.resolve_lora_file(path, what="checkpoint LoRA")
     state = load_file(file)
     unet_state = {k[len("unet."):]: v for k, v in state.items() if k.startswith("unet.")}
     result = set_peft_model_state_dict(unet, convert_unet_state_dict_to_peft(unet_state),
@@ -212,7 +213,7 @@ def full_pipeline(unet, vae, base: BaseModel):
         unet = unet.to(torch.float32)
     return AutoPipelineForInpainting.from_pretrained(
         base.folder, unet=unet, vae=vae, use_safetensors=True,
-        **model_files.dtype_kwargs(torch.float32))
+        **devices.dtype_kwargs(torch.float32))
 
 
 __all__ = [

@@ -18,7 +18,7 @@ Modules: :mod:`~rorem_data.removers.spec` (the spec and its parsing),
 :mod:`~rorem_data.removers.hd` (HD strategies for photos of any size),
 :mod:`~rorem_data.removers.classical` and :mod:`~rorem_data.removers.diffusion` (the two
 built-in kinds). Model folders are resolved, checked and hashed by
-:mod:`rorem_data.core.model_files`. Importing this package imports neither torch nor OpenCV.
+:mod:`rorem_data.models`. Importing this package imports neither torch nor OpenCV.
 """
 
 from rorem_data.removers.base import KEY_EXCLUDED, PROVENANCE_KEYS, Remover

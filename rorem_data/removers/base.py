@@ -28,10 +28,11 @@ from rorem_data.removers.inputs import RemoverInputError, dilate_mask, read_batc
 
 #: Keys every remover's provenance has (``seed`` too when one is given).
 PROVENANCE_KEYS = ("remover", "remover_key", "kind", "checkpoint_sha256", "sampler", "dilation",
-                   "paste_back", "hd_strategy", "versions")
+                   "paste_back", "hd_strategy", "versions", "license")
 # Provenance fields left out of ``Remover.key``: the seed, names and paths (the content of
 # model / unet / lora is in ``checkpoint_sha256``), the device and library versions.
-KEY_EXCLUDED = ("seed", "remover", "remover_key", "model", "unet", "lora", "device", "versions")
+KEY_EXCLUDED = ("seed", "remover", "remover_key", "model", "unet", "lora", "device", "versions",
+                "license")
 
 
 class Remover:
@@ -52,6 +53,9 @@ class Remover:
     #: after keys were first made, at the value that reproduces the earlier behaviour, so that
     #: candidates made before keep their keys.
     key_defaults: ClassVar[dict] = {}
+    #: Provenance keys this kind records but leaves out of :attr:`key` (besides
+    #: :data:`KEY_EXCLUDED`): settings that do not change the pixels.
+    key_excluded: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec):
         self.spec = spec
@@ -120,7 +124,8 @@ class Remover:
         raise NotImplementedError
 
     def _provenance(self) -> dict:
-        """The kind's provenance: :data:`PROVENANCE_KEYS` (but ``remover``, ``remover_key``)
+        """The kind's provenance: :data:`PROVENANCE_KEYS` (but ``remover``, ``remover_key``,
+        ``license``, which the base class adds)
         plus :attr:`provenance_keys`; JSON-serialisable."""
         raise NotImplementedError
 
@@ -128,9 +133,11 @@ class Remover:
 
     def provenance(self, seed: int | None = None) -> dict:
         """What made a result: spec name, key, kind, checkpoint hash, sampler, steps, strength,
-        guidance, dilation, HD strategy, resolution, dtype, ... and ``seed`` when given.
+        guidance, dilation, HD strategy, resolution, dtype, the weights' ``license`` (the spec's,
+        None when not given; the export's license filters read it), ... and ``seed`` when given.
         JSON-serialisable; generation stores it as is in each candidate's ``generator``."""
-        prov = {"remover": self.spec.display_name, "remover_key": self.key, **self._provenance()}
+        prov = {"remover": self.spec.display_name, "remover_key": self.key, **self._provenance(),
+                "license": getattr(self.spec, "license", None)}
         if seed is not None:
             prov["seed"] = int(seed)
         return prov
@@ -144,7 +151,7 @@ class Remover:
         changes the key; fields at their :attr:`key_defaults` are left out of it."""
         if self._key is None:
             core = {k: v for k, v in self._provenance().items()
-                    if k not in KEY_EXCLUDED
+                    if k not in KEY_EXCLUDED and k not in self.key_excluded
                     and not (k in self.key_defaults and self.key_defaults[k] == v)}
             blob = json.dumps(core, sort_keys=True, default=str).encode()
             self._key = "r" + hashlib.sha256(blob).hexdigest()[:15]

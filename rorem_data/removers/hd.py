@@ -114,7 +114,7 @@ def _fit(width: int, height: int, limit: int) -> tuple[int, int]:
 
 def plan_window(image_size: tuple[int, int], mask: np.ndarray, *, strategy: str = "resize",
                 resolution: int = 512, crop_margin: int = 128,
-                crop_trigger_size: int = 800) -> Window:
+                crop_trigger_size: int = 800, multiple: int = MULTIPLE) -> Window:
     """Where the model looks at one image and at what size.
 
     Parameters
@@ -127,6 +127,9 @@ def plan_window(image_size: tuple[int, int], mask: np.ndarray, *, strategy: str 
         The model's working size.
     crop_margin, crop_trigger_size : int
         See the module docstring.
+    multiple : int
+        Sides are padded to a multiple of this (8 for SD / SDXL; 16 for the transformer
+        families, whose latents are packed in 2x2 patches).
 
     Returns
     -------
@@ -142,7 +145,7 @@ def plan_window(image_size: tuple[int, int], mask: np.ndarray, *, strategy: str 
     if strategy == "resize":
         return Window(full, (resolution, resolution), (resolution, resolution))
     if strategy == "original":
-        return Window(full, (width, height), (round_up(width), round_up(height)))
+        return Window(full, (width, height), (round_up(width, multiple), round_up(height, multiple)))
     if strategy != "crop":
         raise ValueError(f"unknown hd_strategy {strategy!r}; choose one of {HD_STRATEGIES}")
     box = full
@@ -150,7 +153,7 @@ def plan_window(image_size: tuple[int, int], mask: np.ndarray, *, strategy: str 
         box = crop_box(mask_box(mask), crop_margin, image_size)
     bw, bh = box[2] - box[0], box[3] - box[1]
     size = _fit(bw, bh, resolution) if max(bw, bh) > resolution else (bw, bh)
-    return Window(box, size, (round_up(size[0]), round_up(size[1])))
+    return Window(box, size, (round_up(size[0], multiple), round_up(size[1], multiple)))
 
 
 def to_model(image: np.ndarray, mask: np.ndarray, window: Window) -> tuple[Image.Image, Image.Image]:

@@ -1,8 +1,4 @@
-"""Model folders on disk: find them, check them, hash them, and never unpickle them.
-
-Shared by the removers, the fine-tuning loop and the UNet discriminator, which must not import
-each other. Importing this module imports neither torch nor diffusers: the functions that need
-them import them when called.
+"""Model folders on disk: check them and never unpickle them.
 
 Weights load from **safetensors only**. A pickle-based weight file (``.bin``, ``.pt``, ``.pth``,
 ``.ckpt``, ``.pkl``) can run arbitrary code when it is loaded, so a folder whose model has only
@@ -10,19 +6,16 @@ such files is refused with :class:`UnsafeWeightsError`, naming the file and the 
 it to safetensors where its origin is trusted). Loading code passes ``use_safetensors=True`` to
 diffusers / transformers, so a folder that holds both formats is read from its safetensors.
 
->>> from rorem_data.core.model_files import resolve_device_dtype, checkpoint_sha256
->>> folder = resolve_pipeline_folder("runs/tiny-sd")               # doctest: +SKIP
->>> checkpoint_sha256([folder])                                    # doctest: +SKIP
-'5b0c...'
+>>> from rorem_data.models.files import resolve_lora_file
+>>> resolve_lora_file("runs/remover-r3-lora")                      # doctest: +SKIP
+'/home/me/runs/remover-r3-lora/pytorch_lora_weights.safetensors'
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-from collections.abc import Sequence
 
 from rorem_data.core.errors import ConfigError, UnsafeWeightsError  # noqa: F401 - re-exported
 
@@ -36,7 +29,7 @@ CONFIG_FILES = ("config.json", "scheduler_config.json", "tokenizer_config.json",
                 "preprocessor_config.json", "vocab.json", "tokenizer.json")
 # Component classes without weights (their folder only needs a config file)
 _WEIGHTLESS = ("Scheduler", "Tokenizer", "Processor", "FeatureExtractor")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
 
 
 def convert_hint(path: str) -> str:
@@ -189,50 +182,6 @@ def check_pipeline_folder(folder: str, *, what: str = "model") -> dict:
     return data
 
 
-def resolve_pipeline_folder(model: str | os.PathLike, *, what: str = "model") -> str:
-    """The local folder of a pipeline given a folder or a hub id, with clear errors.
-
-    A local folder is checked with :func:`check_pipeline_folder`. A hub id is looked up in the
-    Hugging Face cache when offline (``HF_HUB_OFFLINE=1``), otherwise downloaded with
-    ``DiffusionPipeline.download`` (only the files a pipeline needs).
-
-    Returns
-    -------
-    str
-        Absolute path of the pipeline folder.
-
-    Raises
-    ------
-    ConfigError
-        A missing folder, a file, a folder that is not a pipeline, or a hub id that cannot be
-        fetched (offline: the message says how to get it).
-    UnsafeWeightsError
-        A component with pickle-based weights only.
-
-    Examples
-    --------
-    >>> resolve_pipeline_folder("runs/tiny-sd")                    # doctest: +SKIP
-    '/home/me/runs/tiny-sd'
-    """
-    path = os.path.expanduser(os.fspath(model))
-    if os.path.isdir(path):
-        check_pipeline_folder(path, what=what)
-        return os.path.abspath(path)
-    if os.path.isfile(path):
-        if is_pickle_file(path):
-            raise refuse_pickle_file(path, what=what)
-        raise ConfigError(
-            f"{what} {model} is a file, not a diffusers pipeline folder; single-file checkpoints "
-            "are not supported: convert it with diffusers' from_single_file(...).save_pretrained(DIR) "
-            "and pass DIR")
-    looks_like_path = (path.startswith((".", "/", "~")) or path.count("/") > 1 or "\\" in path
-                       or not _HUB_ID.match(path))
-    if looks_like_path:
-        raise ConfigError(f"{what} folder {os.path.abspath(path)} does not exist; check the path "
-                          "(or pass a Hugging Face hub id such as org/name)")
-    return download_hub_pipeline(path, what=what)
-
-
 def resolve_unet_folder(unet: str | os.PathLike, *, what: str = "unet") -> str:
     """The folder of a UNet (``config.json`` + safetensors), given it or a folder holding ``unet/``.
 
@@ -300,101 +249,6 @@ def resolve_lora_file(lora: str | os.PathLike, *, what: str = "lora") -> str:
     raise ConfigError(f"{what} {path} does not exist; pass a LoRA folder or .safetensors file")
 
 
-# --------------------------------------------------------------------------------------------
-# The Hugging Face hub
-# --------------------------------------------------------------------------------------------
-
-
-def is_offline() -> bool:
-    """Whether the Hugging Face hub must not be contacted (``HF_HUB_OFFLINE`` and friends)."""
-    v = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    if v.strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        return False
-    return bool(constants.HF_HUB_OFFLINE)
-
-
-def download_hub_pipeline(repo_id: str, *, what: str = "model") -> str:
-    """The local folder of a hub pipeline: from the cache when offline, else downloaded.
-
-    Raises
-    ------
-    ConfigError
-        Offline and not cached, or the download failed; the message says how to get the files.
-    """
-    from huggingface_hub import try_to_load_from_cache
-
-    local_hint = os.path.abspath(repo_id)
-    if is_offline():
-        cached = try_to_load_from_cache(repo_id, "model_index.json")
-        if isinstance(cached, str):
-            folder = os.path.dirname(cached)
-            check_pipeline_folder(folder, what=what)
-            return folder
-        raise ConfigError(
-            f"{what} {repo_id!r} is a Hugging Face hub id, but the hub is offline "
-            f"(HF_HUB_OFFLINE is set) and it is not in the local cache. Download it where there is "
-            f"network (`hf download {repo_id}`) and pass the folder, or unset HF_HUB_OFFLINE. "
-            f"(If you meant a local folder: {local_hint} does not exist.)")
-    from diffusers import DiffusionPipeline
-
-    try:
-        folder = DiffusionPipeline.download(repo_id, use_safetensors=True)
-    except (OSError, ValueError) as exc:  # connection errors and HF hub errors subclass these
-        raise ConfigError(
-            f"{what} {repo_id!r} could not be fetched from the Hugging Face hub "
-            f"({type(exc).__name__}: {first_line(exc)}). Without network, download it elsewhere "
-            f"(`hf download {repo_id}`) and pass the folder. (If you meant a local folder: "
-            f"{local_hint} does not exist.)") from None
-    check_pipeline_folder(os.fspath(folder), what=what)
-    return os.fspath(folder)
-
-
-# --------------------------------------------------------------------------------------------
-# Devices and dtypes
-# --------------------------------------------------------------------------------------------
-
-
-def resolve_device_dtype(device: str, dtype: str):
-    """(torch.device, torch.dtype) for spec strings ``auto`` / explicit values.
-
-    ``device="auto"`` is CUDA when available, else the CPU; ``dtype="auto"`` is float16 on
-    CUDA and float32 elsewhere.
-
-    Raises
-    ------
-    ConfigError
-        float16 asked for on the CPU.
-
-    Examples
-    --------
-    >>> resolve_device_dtype("cpu", "auto")                        # doctest: +SKIP
-    (device(type='cpu'), torch.float32)
-    """
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    dt = (torch.float16 if dev.type == "cuda" else torch.float32) if dtype == "auto" \
-        else getattr(torch, dtype)
-    if dt == torch.float16 and dev.type == "cpu":
-        raise ConfigError("dtype 'float16' needs a GPU; on the CPU use dtype 'float32' "
-                          "(or 'bfloat16')")
-    return dev, dt
-
-
-def dtype_kwargs(torch_dtype) -> dict:
-    """The ``from_pretrained`` keyword for a dtype: ``dtype`` (diffusers >= 0.36) or ``torch_dtype``."""
-    try:
-        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
-    except ImportError:
-        return {"torch_dtype": torch_dtype}
-    return {"dtype": torch_dtype}
-
 
 def first_line(exc: BaseException) -> str:
     """The informative start of an exception message (up to two non-empty lines, 400 chars)."""
@@ -403,129 +257,3 @@ def first_line(exc: BaseException) -> str:
         return ""
     head = lines[0] if not lines[0].endswith(":") or len(lines) == 1 else f"{lines[0]} {lines[1]}"
     return head[:400]
-
-
-# --------------------------------------------------------------------------------------------
-# Checkpoint hashing
-# --------------------------------------------------------------------------------------------
-
-
-def hash_cache_path() -> str:
-    """``$ROREM_DATA_CACHE/sha256-cache.json`` (default ``~/.cache/rorem_data``)."""
-    base = os.environ.get("ROREM_DATA_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "rorem_data")
-    return os.path.join(base, "sha256-cache.json")
-
-
-def _file_sha256(path: str, cache: dict) -> str:
-    """sha256 of a file's bytes, memoised by (real path, size, mtime) in ``cache``."""
-    from rorem_data.core.images import sha256_file
-
-    real = os.path.realpath(path)
-    st = os.stat(real)
-    tag = f"{st.st_size}:{st.st_mtime_ns}"
-    hit = cache.get(real)
-    if isinstance(hit, list) and len(hit) == 2 and hit[0] == tag:
-        return hit[1]
-    digest = sha256_file(real)
-    cache[real] = [tag, digest]
-    return digest
-
-
-def _walk_model_folder(root: str):
-    """``os.walk`` over a model folder; for a pipeline folder only ``model_index.json`` and the
-    component folders it lists (not checkpoints, logs or data kept beside them)."""
-    index = os.path.join(root, "model_index.json")
-    if not os.path.isfile(index):
-        yield from os.walk(root, followlinks=True)
-        return
-    try:
-        with open(index, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        data = {}
-    yield root, [], ["model_index.json"]
-    for name in sorted(pipeline_components(data) if isinstance(data, dict) else ()):
-        if os.path.isdir(os.path.join(root, name)):
-            yield from os.walk(os.path.join(root, name), followlinks=True)
-
-
-def _load_hash_cache(path: str) -> dict:
-    from rorem_data.core import jsonfile
-
-    try:
-        data = jsonfile.load(path)
-    except ConfigError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def checkpoint_sha256(paths: Sequence[str]) -> str:
-    """A stable sha256 over model files: the relative path and content hash of every config and
-    weight file under each folder (or of each file), in sorted order. For a pipeline folder only
-    ``model_index.json`` and the components it lists count.
-
-    The same files give the same hash wherever the folder lives. Content hashes are memoised
-    in ``$ROREM_DATA_CACHE`` (default ``~/.cache/rorem_data``) by path, size and mtime, so a
-    multi-GB checkpoint is read once.
-
-    Parameters
-    ----------
-    paths : sequence of str
-        Folders or files.
-
-    Returns
-    -------
-    str
-        64 hex digits.
-
-    Examples
-    --------
-    >>> checkpoint_sha256(["runs/tiny-sd"]) == checkpoint_sha256(["copy-of/tiny-sd"])  # doctest: +SKIP
-    True
-    """
-    cache_path = hash_cache_path()
-    cache = _load_hash_cache(cache_path)
-    snapshot = dict(cache)
-    h = hashlib.sha256()
-    for root in paths:
-        root = os.path.abspath(root)
-        if os.path.isfile(root):
-            files = [(os.path.basename(root), root)]
-        else:
-            files = []
-            for dirpath, dirnames, filenames in _walk_model_folder(root):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for f in filenames:
-                    if f.startswith(".") or ".tmp" in f:
-                        continue
-                    if f.endswith(WEIGHT_SUFFIXES) or f.endswith((".json", ".txt", ".model")):
-                        full = os.path.join(dirpath, f)
-                        files.append((os.path.relpath(full, root).replace(os.sep, "/"), full))
-            files.sort()
-        h.update(b"\x01")
-        for rel, full in files:
-            h.update(rel.encode())
-            h.update(b"\x00")
-            h.update(_file_sha256(full, cache).encode())
-    if cache != snapshot:
-        try:
-            os.makedirs(os.path.dirname(cache_path), exist_ok=True)
-            tmp = f"{cache_path}.tmp-{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(cache, fh)
-            os.replace(tmp, cache_path)
-        except OSError:
-            pass  # the cache is an optimisation only
-    return h.hexdigest()
-
-
-__all__ = [
-    "CONFIG_FILES", "LORA_WEIGHT_NAME", "PICKLE_SUFFIXES", "SAFE_WEIGHT_SUFFIXES", "WEIGHT_SUFFIXES",
-    "UnsafeWeightsError", "check_pipeline_folder", "checkpoint_sha256", "convert_hint",
-    "download_hub_pipeline", "dtype_kwargs", "first_line", "hash_cache_path", "is_offline",
-    "is_pickle_file", "pipeline_components", "read_model_index", "refuse_pickle_file",
-    "require_safetensors", "resolve_device_dtype", "resolve_lora_file", "resolve_pipeline_folder",
-    "resolve_unet_folder", "weight_files",
-]
