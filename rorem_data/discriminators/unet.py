@@ -325,15 +325,16 @@ class UNetDiscriminator(BaseDiscriminator):
         """Load base UNet/VAE, drop the up blocks, attach head + LoRA; returns nothing."""
         torch = _torch()
         _diffusers()
-        from diffusers import AutoencoderKL, UNet2DConditionModel
         from peft import LoraConfig
 
+        from rorem_data.models.pipelines import load_component
+
         folder = self._resolve_folder()
+        what = "UNetDiscriminator pretrained_model"
         try:
-            # safetensors only: diffusers would otherwise fall back to pickle-based .bin files
-            unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet",
-                                                        use_safetensors=True)
-            vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", use_safetensors=True)
+            # the classes model_index.json names (diffusers exports only), safetensors only
+            unet = load_component(folder, "unet", what=what)
+            vae = load_component(folder, "vae", what=what)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"UNetDiscriminator: cannot load the UNet/VAE of {folder}: "
                               f"{str(exc).splitlines()[0]}") from None

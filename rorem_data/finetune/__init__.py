@@ -1,5 +1,8 @@
 """Fine-tuning an inpainting remover on exported pairs: one accelerate loop that imports no
-project code but :mod:`rorem_data.core`.
+project code but :mod:`rorem_data.core` and :mod:`rorem_data.models`. UNet pipelines (SD / SDXL
+inpainting) train fully or as a LoRA with the epsilon / v objective; FLUX.1-Fill and
+FLUX.2-klein inpainting transformers train a LoRA with the flow-matching objective of
+:mod:`~rorem_data.finetune.flow`.
 
 Modules: :mod:`~rorem_data.finetune.config` (the options), :mod:`~rorem_data.finetune.data`
 (pairs from RORem-layout exports), :mod:`~rorem_data.finetune.models` (base pipeline, prompt,

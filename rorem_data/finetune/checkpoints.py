@@ -4,7 +4,7 @@ half-written result that looks finished, and read back without unpickling anythi
 Layout of ``<output>/checkpoints/checkpoint-<step>/``::
 
     unet/                              full fine-tune: config.json + safetensors (save_pretrained)
-    pytorch_lora_weights.safetensors   LoRA: the adapter in diffusers format
+    pytorch_lora_weights.safetensors   LoRA: the adapter in diffusers format (UNet or transformer)
     optimizer-00000.safetensors ...    optimizer tensors (sharded at 2 GB)
     rng-<rank>.safetensors             each process's torch / numpy / Python RNG states
     training_state.json                step, optimizer groups, scheduler, gradient scaler
@@ -65,7 +65,8 @@ WRITE_POINTS = (
 )
 _IDENTITY_WORDS = {"base_sha256": "base model", "mode": "training mode (full/lora)",
                    "lora_rank": "LoRA rank", "sdxl": "model family (SD/SDXL)",
-                   "resolution": "resolution", "unet_sha256": "starting UNet"}
+                   "resolution": "resolution", "unet_sha256": "starting UNet",
+                   "family": "pipeline family"}
 
 
 def write_point(name: str) -> None:
@@ -157,8 +158,11 @@ def check_checkpoint(path: str, identity: dict) -> int:
 
 def save_checkpoint(accelerator, output: str, step: int, *, unet, optimizer, lr_scheduler,
                     identity: dict, config: dict, sdxl: bool, lora: bool,
-                    keep: int | None) -> str:
+                    keep: int | None, lora_saver=None) -> str:
     """Write ``checkpoint-<step>`` (every process calls this; see the module docstring).
+
+    ``unet`` is the model being trained; ``lora_saver(model, folder)`` writes its LoRA when it
+    is not a UNet (default: :func:`rorem_data.finetune.models.save_lora`).
 
     Returns
     -------
@@ -176,7 +180,9 @@ def save_checkpoint(accelerator, output: str, step: int, *, unet, optimizer, lr_
     training_state.save_rng(tmp, accelerator.process_index)
     if main:
         model = accelerator.unwrap_model(unet)
-        if lora:
+        if lora_saver is not None:
+            lora_saver(model, tmp)
+        elif lora:
             save_lora(model, tmp, sdxl=sdxl)
         else:
             model.save_pretrained(os.path.join(tmp, "unet"), safe_serialization=True,
@@ -236,15 +242,19 @@ def _load_unet_weights(model, folder: str) -> None:
                           "resume from another one or with resume='none' (--resume none)")
 
 
-def load_checkpoint(accelerator, path: str, *, unet, optimizer, lr_scheduler, lora: bool) -> int:
+def load_checkpoint(accelerator, path: str, *, unet, optimizer, lr_scheduler, lora: bool,
+                    lora_loader=None) -> int:
     """Restore a checkpoint written by :func:`save_checkpoint` into the prepared objects
-    (safetensors and JSON only); returns its step. Call :func:`check_checkpoint` first."""
+    (safetensors and JSON only); returns its step. Call :func:`check_checkpoint` first.
+    ``lora_loader(model, path)`` reads a LoRA that is not a UNet's."""
     state = jsonfile.load(os.path.join(path, STATE_NAME), fix="resume from another checkpoint")
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise ConfigError(f"{path}/{STATE_NAME} is not a {STATE_FORMAT} file; resume from a "
                           "checkpoint written by this version of rorem-data")
     model = accelerator.unwrap_model(unet)
-    if lora:
+    if lora_loader is not None:
+        lora_loader(model, path)
+    elif lora:
         from rorem_data.finetune.models import load_lora_into
 
         load_lora_into(model, path)
@@ -312,11 +322,15 @@ def publish_full_pipeline(pipe, output: str, meta: dict) -> str:
     return output
 
 
-def publish_lora(unet, output: str, meta: dict, *, sdxl: bool) -> str:
+def publish_lora(unet, output: str, meta: dict, *, sdxl: bool, lora_saver=None) -> str:
     """Write ``<output>/pytorch_lora_weights.safetensors`` (loadable with stock
-    ``pipe.load_lora_weights(output)``); returns its path."""
+    ``pipe.load_lora_weights(output)``) with ``lora_saver(model, folder)`` (default: the UNet's
+    :func:`~rorem_data.finetune.models.save_lora`); returns its path."""
     staging = _unpublish(output, (META_NAME,))
-    save_lora(unet, staging, sdxl=sdxl)
+    if lora_saver is not None:
+        lora_saver(unet, staging)
+    else:
+        save_lora(unet, staging, sdxl=sdxl)
     write_point("final:weights")
     write_point("final:components")
     _move_into(staging, output, LORA_WEIGHTS)

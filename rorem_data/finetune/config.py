@@ -21,6 +21,7 @@ from rorem_data.core.errors import ConfigError
 DEFAULT_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 REPORT_TO = ("auto", "none", "tensorboard", "wandb", "all")
+WEIGHTING_SCHEMES = ("none", "logit_normal", "mode", "sigma_sqrt", "cosmap")
 
 
 @dataclass
@@ -30,7 +31,10 @@ class FinetuneConfig:
     Parameters
     ----------
     pretrained : str
-        Base inpainting pipeline (folder or hub id) with a 9-channel UNet.
+        Base inpainting pipeline (folder or hub id): Stable Diffusion (XL) inpainting with a
+        9-channel UNet (epsilon / v objective, full or LoRA), or a flow-matching transformer
+        pipeline, ``FluxFillPipeline`` or ``Flux2KleinInpaintPipeline`` (LoRA only; see
+        :mod:`rorem_data.finetune.flow`).
     data : list of str
         Export folders (each with ``meta.json``) or ``meta.json`` files.
     output : str
@@ -52,7 +56,7 @@ class FinetuneConfig:
     max_grad_norm : float
         Gradient clipping (0 = off).
     mixed_precision : {"auto", "no", "fp16", "bf16"}
-        ``auto`` = fp16 on a GPU, none on the CPU.
+        ``auto`` = fp16 on a GPU for UNets, bf16 for transformers, none on the CPU.
     gradient_checkpointing : bool
     random_flip : bool
         Random horizontal flip (same for source, mask and GT).
@@ -66,6 +70,18 @@ class FinetuneConfig:
     lora_alpha : int, optional
         LoRA alpha (default: the rank).
     lora_target_modules : list of str
+    guidance_scale : float, optional
+        Transformers with a guidance embedding (FLUX): the value fed during training (default:
+        the family's, 30 for FLUX.1-Fill). Ignored otherwise.
+    weighting_scheme : {"none", "logit_normal", "mode", "sigma_sqrt", "cosmap"}
+        Transformers: timestep density (``none`` = uniform, ``logit_normal``, ``mode``) or
+        loss weighting (``sigma_sqrt``, ``cosmap``), as diffusers' flow-matching examples.
+    logit_mean, logit_std : float
+        The ``logit_normal`` density's parameters.
+    mode_scale : float
+        The ``mode`` density's scale.
+    max_sequence_length : int, optional
+        Transformers: text tokens of the cached prompt (default: the family's, 512).
     checkpointing_steps : int
         Save a resumable checkpoint every N steps and at the last step (0 = never: a killed
         run then starts over).
@@ -119,6 +135,12 @@ class FinetuneConfig:
     lora_rank: int | None = None
     lora_alpha: int | None = None
     lora_target_modules: list = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
+    guidance_scale: float | None = None
+    weighting_scheme: str = "none"
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    mode_scale: float = 1.29
+    max_sequence_length: int | None = None
     checkpointing_steps: int = 2000
     checkpoints_total_limit: int | None = 3
     resume: str | None = "latest"
@@ -176,6 +198,19 @@ class FinetuneConfig:
                                             or not isinstance(self.lora_alpha, (int, float))
                                             or self.lora_alpha <= 0):
             raise bad("lora_alpha", "a number > 0 (or unset for alpha = rank)")
+        if self.weighting_scheme not in WEIGHTING_SCHEMES:
+            raise bad("weighting_scheme", f"one of {', '.join(WEIGHTING_SCHEMES)}")
+        for name in ("logit_mean", "logit_std", "mode_scale"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise bad(name, "a number")
+        if self.guidance_scale is not None and (isinstance(self.guidance_scale, bool) or not
+                                                isinstance(self.guidance_scale, (int, float))
+                                                or self.guidance_scale < 0):
+            raise bad("guidance_scale", "a number >= 0 (or unset for the family's default)")
+        if self.max_sequence_length is not None and (not checks.is_int(self.max_sequence_length)
+                                                     or self.max_sequence_length < 1):
+            raise bad("max_sequence_length", "a positive integer (or unset for the family's default)")
         if self.checkpoints_total_limit is not None and (
                 not checks.is_int(self.checkpoints_total_limit) or self.checkpoints_total_limit < 1):
             raise bad("checkpoints_total_limit", "a positive integer (or unset for no limit)")
@@ -258,9 +293,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                                 help=f"(default: {default})")
         else:
             typ = {int: int, float: float}.get(type(default), str)
-            if f.name in ("lora_rank", "checkpoints_total_limit"):
+            if f.name in ("lora_rank", "checkpoints_total_limit", "max_sequence_length"):
                 typ = int
-            elif f.name == "lora_alpha":
+            elif f.name in ("lora_alpha", "guidance_scale"):
                 typ = float
             parser.add_argument(flag, type=typ, default=None, help=f"(default: {default})")
 

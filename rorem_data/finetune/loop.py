@@ -1,6 +1,11 @@
-"""Fine-tune an inpainting UNet on exported pairs: one readable training loop on accelerate.
+"""Fine-tune an inpainting UNet (or a LoRA of a flow-matching transformer) on exported pairs:
+one readable training loop on accelerate.
 
-The loop follows RORem's released training code (see ``reference/rorem-paper.md`` §2):
+The objective is chosen from the base pipeline: a UNet pipeline (SD / SDXL inpainting) takes
+the path below; ``FluxFillPipeline`` and ``Flux2KleinInpaintPipeline`` train a LoRA with the
+flow-matching objective of :mod:`rorem_data.finetune.flow` (same data, flip, checkpoints,
+resume, trackers and outputs). The UNet path follows RORem's released training code (see
+``reference/rorem-paper.md`` §2):
 
 * **Inputs.** (source, mask, GT) triplets from RORem-layout exports
   (:mod:`rorem_data.finetune.data`), resized to ``resolution`` x ``resolution`` (aspect not
@@ -46,7 +51,7 @@ from rorem_data.models import hashing
 from rorem_data.core.deps import require
 from rorem_data.core.display import Displayable
 from rorem_data.core.errors import ConfigError, DependencyError
-from rorem_data.finetune import checkpoints, models
+from rorem_data.finetune import checkpoints, flow, models
 from rorem_data.finetune.config import FinetuneConfig
 from rorem_data.finetune.data import PairDataset, check_sizes, random_flip, read_pairs
 from rorem_data.finetune.validation import run_validation
@@ -118,7 +123,7 @@ def trackers(report_to: str) -> list[str]:
     return wanted
 
 
-def _make_accelerator(cfg: FinetuneConfig, output: str):
+def _make_accelerator(cfg: FinetuneConfig, output: str, *, auto_precision: str = "fp16"):
     import torch
     from accelerate import Accelerator
     from accelerate.utils import (
@@ -129,7 +134,7 @@ def _make_accelerator(cfg: FinetuneConfig, output: str):
 
     mp = cfg.mixed_precision
     if mp == "auto":
-        mp = "fp16" if torch.cuda.is_available() else "no"
+        mp = auto_precision if torch.cuda.is_available() else "no"
     if mp == "fp16" and use_cpu():
         raise ConfigError("mixed_precision fp16 needs a GPU; on the CPU use mixed_precision='no' (--mixed-precision no) "
                           "(or bf16)")
@@ -282,26 +287,38 @@ def train(config: FinetuneConfig, *, progress: bool | None = None) -> FinetuneRe
     pairs = read_pairs(cfg.data)
     if cfg.on_size_mismatch == "error":
         check_sizes(pairs, cfg.resolution)
-    base = models.inspect_base(cfg.pretrained, resolution=cfg.resolution, unet=cfg.unet)
+    flow_base = flow.inspect_flow_base(cfg)  # None for a UNet pipeline
+    base = flow_base or models.inspect_base(cfg.pretrained, resolution=cfg.resolution, unet=cfg.unet)
     identity = {"base_sha256": hashing.checkpoint_sha256([base.folder]), "mode": cfg.mode,
                 "lora_rank": cfg.lora_rank, "sdxl": base.sdxl, "resolution": cfg.resolution,
                 "unet_sha256": hashing.checkpoint_sha256([base.unet_dir]) if cfg.unet else None}
+    if flow_base:
+        identity["family"] = flow_base.pipeline
 
     # -- accelerate, models, optimizer --------------------------------------------------------
-    accelerator, weight_dtype, tracking = _make_accelerator(cfg, output)
+    # "unet" below is the denoiser being trained: the UNet, or the transformer with its LoRA
+    accelerator, weight_dtype, tracking = _make_accelerator(
+        cfg, output, auto_precision="bf16" if flow_base else "fp16")
     set_seed(cfg.seed)
     main = accelerator.is_main_process
     if main:
         os.makedirs(os.path.join(output, "checkpoints"), exist_ok=True)
         checkpoints.remove_leftovers(output)
-    noise_scheduler = DDPMScheduler.from_pretrained(base.folder, subfolder="scheduler")
-    vae = models.load_component(base, "vae")
-    unet = _trainable_unet(cfg, base, accelerator, weight_dtype)
-    prompt_embeds, pooled, add_time_ids = _text_conditioning(cfg, base, unet, accelerator,
-                                                             weight_dtype)
-    vae.requires_grad_(False)
-    vae.to(accelerator.device)  # float32 as loaded (RORem keeps the VAE in float32)
-    vae_sf = vae.config.scaling_factor
+    objective, lora_saver, lora_loader = None, None, None
+    if flow_base:
+        objective = flow.FlowObjective(flow_base, cfg, accelerator.device, weight_dtype)
+        lora_saver, lora_loader = objective.save_lora, objective.load_lora
+        vae = objective.vae
+        unet = objective.trainable_transformer()
+    else:
+        noise_scheduler = DDPMScheduler.from_pretrained(base.folder, subfolder="scheduler")
+        vae = models.load_component(base, "vae")
+        unet = _trainable_unet(cfg, base, accelerator, weight_dtype)
+        prompt_embeds, pooled, add_time_ids = _text_conditioning(cfg, base, unet, accelerator,
+                                                                 weight_dtype)
+        vae.requires_grad_(False)
+        vae.to(accelerator.device)  # float32 as loaded (RORem keeps the VAE in float32)
+        vae_sf = vae.config.scaling_factor
     params = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
                                   weight_decay=cfg.adam_weight_decay, eps=cfg.adam_epsilon)
@@ -332,7 +349,8 @@ def train(config: FinetuneConfig, *, progress: bool | None = None) -> FinetuneRe
             global_step = checkpoints.load_checkpoint(accelerator, path, unet=unet,
                                                       optimizer=optimizer,
                                                       lr_scheduler=lr_scheduler,
-                                                      lora=bool(cfg.lora_rank))
+                                                      lora=bool(cfg.lora_rank),
+                                                      lora_loader=lora_loader)
             resumed_from = path
     log_path = os.path.join(output, LOG_NAME)
     if main:
@@ -348,18 +366,46 @@ def train(config: FinetuneConfig, *, progress: bool | None = None) -> FinetuneRe
         checkpoints.save_checkpoint(accelerator, output, step, unet=unet, optimizer=optimizer,
                                     lr_scheduler=lr_scheduler, identity=identity,
                                     config=cfg.to_dict(), sdxl=base.sdxl,
-                                    lora=bool(cfg.lora_rank), keep=cfg.checkpoints_total_limit)
+                                    lora=bool(cfg.lora_rank), keep=cfg.checkpoints_total_limit,
+                                    lora_saver=lora_saver)
 
     val_idx = list(range(min(cfg.num_validation_images, len(dataset))))
 
     def validate(step: int) -> None:
         if main and cfg.validation_steps:
-            run_validation(accelerator.unwrap_model(unet), vae, base, dataset, val_idx,
-                           prompt_embeds, pooled, resolution=cfg.resolution,
-                           steps=cfg.validation_inference_steps, seed=cfg.seed,
-                           out_dir=os.path.join(output, "validation", f"step-{step:06d}"),
-                           step=step, accelerator=accelerator)
+            out_dir = os.path.join(output, "validation", f"step-{step:06d}")
+            if objective is not None:
+                flow.validate(objective, accelerator.unwrap_model(unet), dataset, val_idx,
+                              resolution=cfg.resolution, steps=cfg.validation_inference_steps,
+                              seed=cfg.seed, out_dir=out_dir, step=step, accelerator=accelerator)
+            else:
+                run_validation(accelerator.unwrap_model(unet), vae, base, dataset, val_idx,
+                               prompt_embeds, pooled, resolution=cfg.resolution,
+                               steps=cfg.validation_inference_steps, seed=cfg.seed,
+                               out_dir=out_dir, step=step, accelerator=accelerator)
             unet.train()
+
+    def unet_loss(batch):
+        """Epsilon / v-prediction MSE of one batch (the UNet path)."""
+        with torch.no_grad():
+            both = torch.cat([batch["target"], batch["masked_source"]]).to(torch.float32)
+            latents = vae.encode(both).latent_dist.sample() * vae_sf
+            latents, masked_latents = latents.chunk(2)
+            mask = F.interpolate(batch["mask"], size=latents.shape[-2:])
+        noise = torch.randn_like(latents)
+        bsz = latents.shape[0]
+        timesteps = torch.randint(0, T, (bsz,), device=latents.device).long()
+        noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+        model_in = torch.cat([noisy, mask, masked_latents], dim=1).to(weight_dtype)
+        added = None
+        if base.sdxl:
+            added = {"text_embeds": pooled.expand(bsz, -1),
+                     "time_ids": add_time_ids.expand(bsz, -1)}
+        pred = unet(model_in, timesteps, encoder_hidden_states=prompt_embeds.expand(bsz, -1, -1),
+                    added_cond_kwargs=added, return_dict=False)[0]
+        target = noise if prediction_type == "epsilon" else \
+            noise_scheduler.get_velocity(latents, noise, timesteps)
+        return F.mse_loss(pred.float(), target.float())
 
     # -- the loop -----------------------------------------------------------------------------
     steps_per_epoch = max(1, math.ceil(len(loader) / cfg.gradient_accumulation_steps))
@@ -368,9 +414,10 @@ def train(config: FinetuneConfig, *, progress: bool | None = None) -> FinetuneRe
     log_fh = open(log_path, "a", encoding="utf-8") if main else None
     loss_sum = torch.zeros((), device=accelerator.device)
     loss_n, last_loss = 0, None
-    T = noise_scheduler.config.num_train_timesteps
-    prediction_type = noise_scheduler.config.prediction_type
-    if prediction_type not in ("epsilon", "v_prediction"):
+    if objective is None:
+        T = noise_scheduler.config.num_train_timesteps
+        prediction_type = noise_scheduler.config.prediction_type
+    if objective is None and prediction_type not in ("epsilon", "v_prediction"):
         raise ConfigError(f"the base scheduler's prediction_type {prediction_type!r} is not "
                           "supported (epsilon or v_prediction)")
     unet.train()
@@ -386,26 +433,7 @@ def train(config: FinetuneConfig, *, progress: bool | None = None) -> FinetuneRe
                 if cfg.random_flip:
                     batch = random_flip(batch)
                 with accelerator.accumulate(unet):
-                    with torch.no_grad():
-                        both = torch.cat([batch["target"], batch["masked_source"]]).to(torch.float32)
-                        latents = vae.encode(both).latent_dist.sample() * vae_sf
-                        latents, masked_latents = latents.chunk(2)
-                        mask = F.interpolate(batch["mask"], size=latents.shape[-2:])
-                    noise = torch.randn_like(latents)
-                    bsz = latents.shape[0]
-                    timesteps = torch.randint(0, T, (bsz,), device=latents.device).long()
-                    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-                    model_in = torch.cat([noisy, mask, masked_latents], dim=1).to(weight_dtype)
-                    added = None
-                    if base.sdxl:
-                        added = {"text_embeds": pooled.expand(bsz, -1),
-                                 "time_ids": add_time_ids.expand(bsz, -1)}
-                    pred = unet(model_in, timesteps,
-                                encoder_hidden_states=prompt_embeds.expand(bsz, -1, -1),
-                                added_cond_kwargs=added, return_dict=False)[0]
-                    target = noise if prediction_type == "epsilon" else \
-                        noise_scheduler.get_velocity(latents, noise, timesteps)
-                    loss = F.mse_loss(pred.float(), target.float())
+                    loss = objective.loss(unet, batch) if objective else unet_loss(batch)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                         accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -458,7 +486,7 @@ def train(config: FinetuneConfig, *, progress: bool | None = None) -> FinetuneRe
         if cfg.lora_rank:
             weights = checkpoints.publish_lora(final_unet, output, {**meta, "weights":
                                                                     models.LORA_WEIGHTS},
-                                               sdxl=base.sdxl)
+                                               sdxl=base.sdxl, lora_saver=lora_saver)
         else:
             checkpoints.publish_full_pipeline(models.full_pipeline(final_unet, vae, base), output,
                                               {**meta, "weights": "."})

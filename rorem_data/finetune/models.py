@@ -12,13 +12,12 @@ by :mod:`rorem_data.models` before anything is read.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 from dataclasses import dataclass
 
 from rorem_data.core import jsonfile
-from rorem_data.models import devices, files, hub
+from rorem_data.models import files, hub, pipelines
 from rorem_data.core.errors import ConfigError
 
 LORA_WEIGHTS = files.LORA_WEIGHT_NAME
@@ -87,20 +86,16 @@ def inspect_base(pretrained: str, *, resolution: int, unet: str | None = None) -
 
 
 def component_class(index: dict, name: str):
-    """The class a ``model_index.json`` names for component ``name`` (diffusers / transformers)."""
-    lib, cls_name = index[name]
-    if lib not in ("diffusers", "transformers"):
-        raise ConfigError(f"component {name!r} comes from library {lib!r}; fine-tuning loads "
-                          "diffusers and transformers components only")
-    return getattr(importlib.import_module(lib), cls_name)
+    """The class a ``model_index.json`` names for component ``name`` (diffusers / transformers
+    exports only; :func:`rorem_data.models.pipelines.component_class`)."""
+    return pipelines.component_class(index, name, what="--pretrained")
 
 
 def load_component(base: BaseModel, name: str, **kwargs):
-    """``from_pretrained`` of one component of the base pipeline (safetensors only for models)."""
-    cls = component_class(base.index, name)
-    if not any(w in cls.__name__ for w in ("Tokenizer", "Scheduler")):
-        kwargs.setdefault("use_safetensors", True)
-    return cls.from_pretrained(base.folder, subfolder=name, **kwargs)
+    """``from_pretrained`` of one component of the base pipeline (safetensors only for models;
+    :func:`rorem_data.models.pipelines.load_component`)."""
+    return pipelines.load_component(base.folder, name, index=base.index, what="--pretrained",
+                                    **kwargs)
 
 
 def load_unet(base: BaseModel):
@@ -207,13 +202,11 @@ def load_lora_into(unet, path: str) -> None:
 def full_pipeline(unet, vae, base: BaseModel):
     """The base pipeline with the trained UNet (float32) and VAE, ready to ``save_pretrained``."""
     import torch
-    from diffusers import AutoPipelineForInpainting
 
     if unet.dtype != torch.float32:
         unet = unet.to(torch.float32)
-    return AutoPipelineForInpainting.from_pretrained(
-        base.folder, unet=unet, vae=vae, use_safetensors=True,
-        **devices.dtype_kwargs(torch.float32))
+    return pipelines.load_pipeline(base.folder, dtype=torch.float32, what="--pretrained",
+                                   unet=unet, vae=vae)
 
 
 __all__ = [

@@ -54,6 +54,16 @@ class Family:
         Image sides must be multiples of this (the pipeline resizes otherwise).
     negative_prompt : bool
         Whether the pipeline takes a negative prompt.
+    masked_source : bool
+        Give the pipeline the source with the object grayed out (RORem's masked source), for
+        pipelines that condition on the whole ``image`` (FLUX.2-klein: it would otherwise see,
+        and keep, the object); the fine-tuning module trains these families the same way.
+    fixed_area : bool
+        The pipeline ignores ``height`` / ``width`` and works at about one megapixel
+        (Qwen-Image-Edit); the result is resized back to the window.
+    distilled : tuple or None
+        ``(steps, guidance)`` for a guidance-distilled checkpoint (``is_distilled`` in its
+        ``model_index.json``, as the released FLUX.2-klein models).
     license_hint : str
         The license of the usual base weights, for the docs (the spec's ``license`` is what
         is recorded).
@@ -70,11 +80,18 @@ class Family:
     max_sequence_length: int | None = None
     multiple: int = 8
     negative_prompt: bool = True
+    masked_source: bool = False
+    fixed_area: bool = False
+    distilled: tuple | None = None
     license_hint: str = ""
 
-    def defaults(self) -> dict:
-        """The spec values this family fills in when a spec leaves them unset."""
-        return {"steps": self.steps, "guidance": self.guidance, "strength": self.strength,
+    def defaults(self, index: dict | None = None) -> dict:
+        """The spec values this family fills in when a spec leaves them unset; ``index`` (a
+        ``model_index.json``) picks the distilled values where it says ``is_distilled``."""
+        steps, guidance = self.steps, self.guidance
+        if self.distilled and isinstance(index, dict) and index.get("is_distilled") is True:
+            steps, guidance = self.distilled
+        return {"steps": steps, "guidance": guidance, "strength": self.strength,
                 "true_cfg": self.true_cfg, "max_sequence_length": self.max_sequence_length}
 
 
@@ -96,14 +113,14 @@ _FAMILIES = (
            guidance_kind="embedded", true_cfg=1.0, max_sequence_length=512, multiple=16,
            license_hint="FLUX.1 [dev] Non-Commercial License"),
     Family("flux2-klein-inpaint", "Flux2KleinInpaintPipeline", "transformer", 50, 8.0, 1.0,
-           max_sequence_length=512, multiple=16, negative_prompt=False,
-           license_hint="Apache-2.0 (FLUX.2 [klein] 4B)"),
+           max_sequence_length=512, multiple=16, negative_prompt=False, masked_source=True,
+           distilled=(4, 1.0), license_hint="Apache-2.0 (FLUX.2 [klein] 4B)"),
     Family("qwen-image-inpaint", "QwenImageInpaintPipeline", "transformer", 50, 1.0, 1.0,
            guidance_kind="true-cfg", true_cfg=4.0, max_sequence_length=512, multiple=16,
            license_hint="Apache-2.0"),
     Family("qwen-image-edit-inpaint", "QwenImageEditInpaintPipeline", "transformer", 50, 1.0,
            1.0, guidance_kind="true-cfg", true_cfg=4.0, max_sequence_length=512, multiple=16,
-           license_hint="Apache-2.0"),
+           fixed_area=True, license_hint="Apache-2.0"),
     Family("z-image-inpaint", "ZImageInpaintPipeline", "transformer", 8, 0.0, 1.0,
            max_sequence_length=512, multiple=16, license_hint="Apache-2.0"),
 )

@@ -104,19 +104,53 @@ def pipeline_class(folder: str, override: str | None = None, *, what: str = "mod
                               what=f"{what} folder {folder}")
 
 
-def check_components(index: dict, folder: str, *, what: str = "model") -> None:
-    """Refuse a ``model_index.json`` whose components come from other libraries or name
-    classes their library does not export (loading would import or call them)."""
+def component_class(index: dict, name: str, *, folder: str = "", what: str = "model"):
+    """The class ``model_index.json`` names for component ``name``: only a class that
+    diffusers or transformers exports (loading anything else would import or call it).
+
+    Raises
+    ------
+    ConfigError
+        The index lacks the component, or names another library or an unknown class.
+    """
     import importlib
 
-    for name, (lib, cls) in pipeline_components(index).items():
-        ok = lib in COMPONENT_LIBRARIES and isinstance(cls, str) and cls.isidentifier()
-        if ok:
-            ok = isinstance(getattr(importlib.import_module(lib), cls, None), type)
-        if not ok:
-            raise ConfigError(f"{what} folder {folder}: component {name!r} is [{lib!r}, {cls!r}] "
-                              "in model_index.json; only classes diffusers and transformers "
-                              "export load. Re-save the pipeline with diffusers' save_pretrained")
+    entry = pipeline_components(index).get(name)
+    if entry is None:
+        raise ConfigError(f"{what} folder {folder} has no {name!r} component in model_index.json; "
+                          "pass a complete pipeline folder")
+    lib, cls_name = entry
+    cls = None
+    if lib in COMPONENT_LIBRARIES and isinstance(cls_name, str) and cls_name.isidentifier():
+        cls = getattr(importlib.import_module(lib), cls_name, None)
+    if not isinstance(cls, type):
+        raise ConfigError(f"{what} folder {folder}: component {name!r} is [{lib!r}, {cls_name!r}] "
+                          "in model_index.json; only classes diffusers and transformers export "
+                          "load. Re-save the pipeline with diffusers' save_pretrained")
+    return cls
+
+
+def check_components(index: dict, folder: str, *, what: str = "model") -> None:
+    """Refuse a ``model_index.json`` with any component :func:`component_class` refuses."""
+    for name in pipeline_components(index):
+        component_class(index, name, folder=folder, what=what)
+
+
+def load_component(folder: str, name: str, *, index: dict | None = None, what: str = "model",
+                   **kwargs):
+    """``from_pretrained`` of one component of a pipeline folder (``vae``, ``unet``,
+    ``text_encoder``, ...), as the class its index names; models from safetensors only.
+
+    Raises
+    ------
+    ConfigError
+        See :func:`component_class`.
+    """
+    index = read_model_index(folder) if index is None else index
+    cls = component_class(index, name, folder=folder, what=what)
+    if not any(w in cls.__name__ for w in ("Tokenizer", "Scheduler", "Processor")):
+        kwargs.setdefault("use_safetensors", True)
+    return cls.from_pretrained(folder, subfolder=name, **kwargs)
 
 
 def load_pipeline(folder: str, *, pipeline: str | None = None, dtype=None, what: str = "model",
@@ -241,5 +275,5 @@ def set_attention_backend(pipe, name: str) -> None:
 
 
 __all__ = ["COMPONENT_LIBRARIES", "OFFLOAD_MODES", "apply_memory_options", "attention_backends",
-           "check_components", "denoiser", "load_pipeline", "pipeline_class",
+           "check_components", "component_class", "denoiser", "load_component", "load_pipeline", "pipeline_class",
            "set_attention_backend"]

@@ -49,6 +49,13 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {files.first_line(exc)}"
 
 
+def _grayed(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """RORem's masked source: the object's pixels mid-gray (0 in the model's [-1, 1] range)."""
+    out = image.copy()
+    out[mask] = 128
+    return out
+
+
 class DiffusersRemover(Remover):
     """A diffusers inpainting pipeline of any family (see the module docstring).
 
@@ -95,6 +102,7 @@ class DiffusersRemover(Remover):
         import torch
 
         self.model_dir = hub.resolve_pipeline_folder(spec.model, what="model")
+        self._index = files.read_model_index(self.model_dir)
         cls = pipelines.pipeline_class(self.model_dir, spec.pipeline)
         self.family = families.family_of(cls.__name__)
         transformer = self.family is not None and self.family.denoiser == "transformer"
@@ -142,8 +150,9 @@ class DiffusersRemover(Remover):
     def _settings(self) -> dict:
         """The spec's run values, the family's defaults where unset; checked for the family."""
         s, fam = self.spec, self.family
-        base = fam.defaults() if fam else {"steps": 50, "guidance": 1.0, "strength": 0.99,
-                                           "true_cfg": None, "max_sequence_length": None}
+        base = fam.defaults(self._index) if fam else {
+            "steps": 50, "guidance": 1.0, "strength": 0.99, "true_cfg": None,
+            "max_sequence_length": None}
         out = {k: (getattr(s, k) if getattr(s, k) is not None else v) for k, v in base.items()}
         if fam is None or fam.true_cfg is None:
             out["true_cfg"] = None if s.true_cfg is None else s.true_cfg
@@ -237,8 +246,10 @@ class DiffusersRemover(Remover):
         for i, w in enumerate(windows):
             groups.setdefault(w.padded, []).append(i)
         results: list = [None] * len(images)
+        masked = self.family is not None and self.family.masked_source
         for (width, height), idx in groups.items():
-            inputs = [hd.to_model(images[i], masks[i], windows[i]) for i in idx]
+            inputs = [hd.to_model(_grayed(images[i], masks[i]) if masked else images[i], masks[i],
+                                  windows[i]) for i in idx]
             outputs = self._run_pipeline([p[0] for p in inputs], [p[1] for p in inputs],
                                          [seeds[i] for i in idx], width, height)
             for i, out in zip(idx, outputs):
@@ -255,7 +266,14 @@ class DiffusersRemover(Remover):
                       generator=gens, output_type="np")
         with torch.inference_mode():
             out = self.pipe(**kwargs).images
-        return [(np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8) for a in out]
+        out = [(np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8) for a in out]
+        if any(a.shape[:2] != (height, width) for a in out):  # a fixed-area pipeline
+            from PIL import Image
+
+            out = [a if a.shape[:2] == (height, width) else
+                   np.asarray(Image.fromarray(a).resize((width, height), Image.LANCZOS))
+                   for a in out]
+        return out
 
     def call_arguments(self, n: int) -> dict:
         """The pipeline arguments other than the images, masks, size and generators, for a
