@@ -183,9 +183,13 @@ def test_lora_serves_as_the_next_remover(env, tmp_path):
     from rorem_data.removers import load_remover
 
     out = tmp_path / "lora"
-    train(_cfg(env, "fill", out, max_train_steps=1, checkpointing_steps=0), progress=False)
-    r = load_remover({"model": env["fill"], "lora": str(out), "steps": 2, "resolution": RES})
+    res = train(_cfg(env, "fill", out, max_train_steps=1, checkpointing_steps=0), progress=False)
+    assert res.remover_spec == {"model": os.path.abspath(env["fill"]), "lora": str(out)}
+    assert "next remover" in res.summary()
+    r = load_remover(res.remover_spec, steps=2, resolution=RES, device="cpu")
     assert r.provenance()["lora"] == str(out)
+    plain = load_remover({"model": env["fill"]}, steps=2, resolution=RES, device="cpu")
+    assert r.key != plain.key
 
 
 def test_refused_setups_say_why(env, tmp_path):

@@ -260,3 +260,27 @@ def test_accelerate_two_processes_each_candidate_once(project, tmp_path, models)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "process 0/2" in out.stdout and "process 1/2" in out.stdout, out.stdout
     _assert_consistent(project, 1, 2 * n_pool)
+
+
+@pytest.mark.parametrize("cls", ["FluxFillPipeline", "Flux2KleinInpaintPipeline",
+                                 "StableDiffusion3InpaintPipeline", "QwenImageInpaintPipeline",
+                                 "ZImageInpaintPipeline"])
+def test_transformer_family_generates_in_shards_and_resumes(project, tmp_path, cls):
+    """Every family goes through generation as SDXL does: shards whose union is the whole
+    round, a rerun that adds nothing, the pipeline class and family in the round record."""
+    from rorem_data.testing import tiny_families
+
+    folder = tiny_families.FAMILY_BUILDERS[cls](str(tmp_path / "model"))
+    spec = {"model": folder, "steps": 2, "resolution": 64, "dilation": 3, "hd_strategy": "crop",
+            "license": "Apache-2.0"}
+    n_pool = _pool(project, tmp_path, n_images=3)
+    r0 = generate(project, 1, spec, candidates=2, shard="0/2", batch_size=2, progress=False)
+    r1 = generate(project, 1, spec, candidates=2, shard="1/2", batch_size=2, progress=False)
+    assert r0.inserted + r1.inserted == 2 * n_pool and r0.remover_key == r1.remover_key
+    docs = _assert_consistent(project, 1, 2 * n_pool)
+    again = generate(project, 1, spec, candidates=2, progress=False)
+    assert again.inserted == 0 and again.already_present == 2 * n_pool
+    assert {d["generator"]["pipeline"] for d in docs} == {cls}
+    assert {d["generator"]["license"] for d in docs} == {"Apache-2.0"}
+    rec = store.get_round_records(project.dataset_name)[0]
+    assert rec["generation"][r0.remover_key]["provenance"]["family"] is not None

@@ -201,3 +201,21 @@ def test_distilled_klein_takes_the_distilled_defaults(folders):
     fam = families.FAMILIES["Flux2KleinInpaintPipeline"]
     expect = fam.distilled if distilled else (fam.steps, fam.guidance)
     assert (remover.settings["steps"], remover.settings["guidance"]) == expect
+
+
+def test_memory_options_are_recorded_and_keyed_by_whether_they_change_pixels(folders):
+    folder = folders("FluxFillPipeline")
+    plain = load_remover(_spec(folder))
+    native = load_remover(_spec(folder, attention_backend="native", vae_slicing=True))
+    prov = native.provenance()
+    assert prov["attention_backend"] == "native" and prov["vae_slicing"] is True
+    assert native.key == plain.key  # same pixels: not in the key
+    img, mask = _scene(64, 64)
+    assert np.array_equal(native.remove([img], [mask], [2], output="numpy")[0],
+                          plain.remove([img], [mask], [2], output="numpy")[0])
+    tiled = load_remover(_spec(folder, vae_tiling=True))
+    assert tiled.provenance()["vae_tiling"] is True and tiled.key != plain.key
+    with pytest.raises(ConfigError, match="attention_backend 'warp-drive'"):
+        load_remover(_spec(folder, attention_backend="warp-drive"))
+    with pytest.raises(ConfigError, match="device is the CPU"):
+        load_remover(_spec(folder, offload="model"))

@@ -78,6 +78,10 @@ class FinetuneResult(Displayable):
         The finished checkpoints kept.
     weights : str
         The output folder (full) or the LoRA file.
+    base : str or None
+        The base pipeline folder the LoRA goes on.
+    unet : str or None
+        The fine-tuned UNet folder the training started from (``--unet``), if any.
     """
 
     output: str
@@ -88,12 +92,24 @@ class FinetuneResult(Displayable):
     seconds: float
     checkpoints: list
     weights: str
+    base: str | None = None
+    unet: str | None = None
+
+    @property
+    def remover_spec(self) -> dict:
+        """The next round's remover: ``{"model": output}`` after a full fine-tune,
+        ``{"model": base, "lora": output}`` after a LoRA (any family); pass it to
+        ``run_round(remover=...)`` or ``load_remover``."""
+        if self.mode == "lora" and self.base:
+            spec = {"model": self.base, "lora": self.output}
+            return {**spec, "unet": self.unet} if self.unet else spec
+        return {"model": self.output}
 
     def summary(self) -> str:
         loss = "n/a" if self.final_loss is None else f"{self.final_loss:.4f}"
         res = f" (resumed from {self.resumed_from})" if self.resumed_from else ""
         return (f"fine-tuned ({self.mode}) for {self.steps} steps{res} in {self.seconds:.1f} s, "
-                f"loss {loss}; weights: {self.weights}")
+                f"loss {loss}; weights: {self.weights}; next remover: {self.remover_spec}")
 
 
 def use_cpu() -> bool:
@@ -495,7 +511,8 @@ def train(config: FinetuneConfig, *, progress: bool | None = None) -> FinetuneRe
     return FinetuneResult(output=output, mode=cfg.mode, steps=global_step, resumed_from=resumed_from,
                           final_loss=last_loss, seconds=time.perf_counter() - t0,
                           checkpoints=[p for _s, p in checkpoints.list_checkpoints(output)],
-                          weights=weights)
+                          weights=weights, base=base.folder,
+                          unet=getattr(base, "unet_dir", None) if cfg.unet else None)
 
 
 __all__ = ["FinetuneResult", "trackers", "train", "use_cpu"]
