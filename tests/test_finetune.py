@@ -5,6 +5,7 @@ input errors."""
 from __future__ import annotations
 
 import importlib.util
+import glob
 import json
 import os
 import shutil
@@ -256,15 +257,18 @@ def test_project_finetune_exports_the_round_and_trains(project, env, tmp_path):
 
 @pytest.mark.slow
 def test_recipe_under_accelerate_launch(env, tmp_path):
+    """Two processes (``--multi_gpu``: torchrun, a gloo group on a CPU-only machine)."""
     out = tmp_path / "launched"
     launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
-    cmd = [launcher, "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+    cmd = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no",
            os.path.join(REPO, "recipes", "finetune_remover.py"),
            "--pretrained", env["sd"], "--data", env["data"], "--output", str(out),
            "--resolution", "64", "--max-train-steps", "2", "--train-batch-size", "2",
-           "--validation-steps", "0", "--no-progress"]
+           "--validation-steps", "0", "--checkpointing-steps", "2", "--no-progress"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert os.path.isfile(out / "model_index.json")
+    states = glob.glob(str(out / "checkpoints" / "*" / "*.json"))
+    assert 2 in [json.load(open(p)).get("num_processes") for p in states]

@@ -5,6 +5,7 @@ changes its output, and the refused set-ups say why."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -240,18 +241,25 @@ def test_recipe_trains_a_fill_lora(env, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_recipe_under_accelerate_launch(env, tmp_path):
+    """Two processes (``--multi_gpu``: torchrun; on a CPU-only machine they join a gloo group),
+    as across GPUs: each trains on its share of every batch and one LoRA comes out.
+    (``--cpu --num_processes 2`` starts a single process unless mpirun is set up.)"""
     import subprocess
     import sys
 
     out = tmp_path / "launched"
     launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
-    cmd = [launcher, "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+    cmd = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no",
            os.path.join(REPO, "recipes", "finetune_remover.py"),
            "--pretrained", env["klein"], "--data", env["data"], "--output", str(out),
            "--resolution", str(RES), "--lora-rank", "4", "--max-train-steps", "2",
-           "--train-batch-size", "2", "--validation-steps", "0", "--no-progress"]
+           "--train-batch-size", "2", "--validation-steps", "0", "--checkpointing-steps", "2",
+           "--no-progress"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert os.path.isfile(out / "pytorch_lora_weights.safetensors")
+    states = glob.glob(str(out / "checkpoints" / "*" / "*.json"))
+    recorded = [json.load(open(p)).get("num_processes") for p in states]
+    assert 2 in recorded, recorded
