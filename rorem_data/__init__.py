@@ -14,7 +14,8 @@ The loop as flat, documented functions (each loads what it needs on first use, s
 or step by step: ``generate``, ``featurize``, ``estimate_sample``, ``select``, ``review``,
 ``train_discriminator``, ``score``, ``auto_label``, ``audit``, ``estimates``, ``export``,
 ``finetune``, ``report``. Plug-ins: ``list_discriminators``, ``get_discriminator``,
-``list_strategies``, ``list_featurizers``, ``list_removers``.
+``list_strategies``, ``list_featurizers``, ``list_removers``, ``list_families`` (the diffusers
+inpainting families a remover can be).
 """
 
 from __future__ import annotations
@@ -69,11 +70,12 @@ _API = {
     "list_strategies": "rorem_data.selection.strategies:list_strategies",
     "list_featurizers": "rorem_data.features.base:list_featurizers",
     "list_removers": "rorem_data.removers.kinds:list_removers",
+    "list_families": "rorem_data.models.families:list_families",
 }
 
 # front-door names handed out as they are (listing plug-ins touches no project or database)
 _PLAIN = {"list_discriminators", "get_discriminator", "list_strategies", "list_featurizers",
-          "list_removers"}
+          "list_removers", "list_families"}
 
 __all__ = sorted([*_API, "__version__", "ConfigError", "DependencyError", "EnvironmentProblem",
                   "ExportError", "PlanChanged", "ProjectError", "RoremError", "RoundBusy",

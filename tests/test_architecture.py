@@ -50,7 +50,7 @@ def test_every_front_door_name_resolves_to_a_documented_function():
               "train_discriminator", "score", "select", "estimate_sample", "review", "auto_label",
               "audit", "estimates", "export", "finetune", "report", "run_round",
               "list_discriminators", "get_discriminator", "list_strategies", "list_featurizers",
-              "list_removers"}
+              "list_removers", "list_families"}
     assert wanted <= set(rorem_data.__all__)
 
 

@@ -43,7 +43,7 @@ import os
 from dataclasses import dataclass
 
 from rorem_data.core.errors import ConfigError
-from rorem_data.models import files, hub
+from rorem_data.models import files, hub, pipelines
 from rorem_data.models.families import family_of
 
 #: Pipeline class -> how its transformer is fed (``"fill"``: channel-concatenated condition;
@@ -91,7 +91,8 @@ def inspect_flow_base(cfg) -> FlowBase | None:
     index = files.read_model_index(folder)
     if "transformer" not in files.pipeline_components(index):
         return None
-    name = index.get("_class_name")
+    # the class the remover would load it as (a text-to-image folder as its inpainting class)
+    name = pipelines.pipeline_class(folder, what="--pretrained").__name__
     if name not in SUPPORTED:
         raise ConfigError(f"pretrained {folder} is a {name}; fine-tuning supports the transformer "
                           f"families {', '.join(SUPPORTED)} (and UNet inpainting pipelines: "
