@@ -35,7 +35,9 @@ Per round, over seeds (mean and a 95% t-interval):
 Variants (``--variants``) are the levers: which version certifies (``split``: this round's new
 version on the held-out part of the active sample; ``active``: the version that drew the sample,
 on all of it; ``auto``: ``active`` when it is valid, else ``split`` - round 1), training
-examples made from the seed pairs (``-seeds``: 300, minus one per human label) and the sampling design (``uniform``: every candidate at ``budget / N``; ``half``:
+examples made from the seed pairs (``-seeds``: 300 - ``run_round``'s default: a version trained
+on them alone draws round 1's sample and is certified on all of its labels, and later versions
+train on them minus one per human label; the other variants pass 0) and the sampling design (``uniform``: every candidate at ``budget / N``; ``half``:
 half the budget spread evenly, half by uncertainty; ``floor05``: the old floor of 0.05).
 Not part of the test run.
 """

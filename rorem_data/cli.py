@@ -368,7 +368,7 @@ def disc_train(
     spec: str = typer.Option("stats-logistic", "--spec", "-s", help="Spec name or spec file."),
     holdout: float = typer.Option(0.3, help="Share of labels held out for calibration and thresholds."),
     calibration: str = typer.Option("platt", help="platt | isotonic | none"),
-    seed_pairs: int = typer.Option(D.SEED_PAIRS, "--seed-pairs",
+    seed_pairs: int = typer.Option(0, "--seed-pairs",
                                    help="Training examples made from seed pairs (minus one per human label)."),
     trust_code: bool = typer.Option(False, "--trust-code",
                                     help="Allow a spec whose head is a user class (imports its code)."),
@@ -560,7 +560,9 @@ def round_run(
     floor: Optional[float] = typer.Option(D.FLOOR, help="active-inference: smallest inclusion probability (default: the budget spread evenly)."),
     gold_rate: float = typer.Option(D.GOLD_RATE, help="Gold items mixed into the queue (share)."),
     seed_pairs: int = typer.Option(D.SEED_PAIRS, "--seed-pairs",
-                                   help="Training examples made from seed pairs (minus one per human label)."),
+                                   help="Seed-pair examples: a first discriminator learns from them before round 1's "
+                                        "first label and draws its sample; later versions train on them too, minus "
+                                        "one per human label (0: none)."),
     calibration: str = typer.Option(D.CALIBRATION, "--calibration",
                                     help="How automatic decisions are certified: auto, split, active, holdout."),
     origin: Optional[str] = typer.Option(None, "--origin", help="Only pool items of this origin."),

@@ -99,8 +99,9 @@ def run_demo(path: str = "demo-project", *, small: bool = False, echo=print, siz
     common = dict(budget=sizes["budget"], reviewer=team, spec="stats-logistic",
                   target_precision=target_precision, confidence=confidence, audit=0.2, double_share=0.15, gold_rate=0.1,
                   progress=False, echo=echo)
-    echo("Round 1 (remover: OpenCV Telea). No discriminator yet: the sample is uniform; part of its "
-         "labels train the first discriminator and the held-out part certifies what it decides")
+    echo("Round 1 (remover: OpenCV Telea). No human label yet: a first discriminator learns from "
+         "the seed pairs (each seed's target a success, the object pasted back or a blurred fill a "
+         "failure), draws the sample, and all of round 1's labels certify what it decides")
     r1 = run_round(project, 1, remover="classical:telea", pool_filter={"origin": "pool-r1"}, rng=0,
                    **common)
     echo("Round 2 (remover: OpenCV Navier-Stokes, new to the discriminator). Round 1's "

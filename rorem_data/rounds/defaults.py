@@ -19,9 +19,11 @@ UNIFORM_SHARE = 1.0
 #: Discriminator spec trained each round, and the featurizer the queue and the spec use.
 SPEC = "stats-logistic"
 FEATURIZER = "stats"
-#: Training examples made from seed pairs (a success and a failure per seed), minus one per human
-#: training label: the discriminator learns before people judge, and people take over.
-SEED_PAIRS = 0
+#: Examples made from seed pairs (a success and a failure per seed): round 1's first discriminator
+#: learns from them alone, before people judge; later versions train on them minus one per human
+#: training label, so people take over (benchmarks/automation_yield.py: round 1 decides 28% of a
+#: 600-candidate round instead of 5%).
+SEED_PAIRS = 300
 #: Share of human labels held out to calibrate the discriminator.
 HOLDOUT = 0.3
 #: Automatic accepts must reach this precision with this confidence.

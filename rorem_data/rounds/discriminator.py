@@ -176,13 +176,14 @@ class TrainResult(Displayable):
     n_holdout: int
     agreement: dict
     seconds: float
+    examples: str = "human labels"
 
     def summary(self) -> str:
         a = self.agreement
         auc = a.get("auc") or {}
         auc_s = f"AUC {auc['value']:.3f} [{auc['lo']:.3f}, {auc['hi']:.3f}]" if auc else "AUC n/a"
         hr, dr = a.get("human_rate") or {}, a.get("discriminator_rate") or {}
-        return (f"trained {self.version} on {self.n_train} human labels; held-out {self.n_holdout}: {auc_s}, "
+        return (f"trained {self.version} on {self.n_train} {self.examples}; held-out {self.n_holdout}: {auc_s}, "
                 f"success rate human {100 * hr.get('value', 0):.1f}% vs discriminator "
                 f"{100 * dr.get('value', 0):.1f}% in {self.seconds:.1f} s")
 
@@ -291,6 +292,61 @@ def train(project, round: int, spec="stats-logistic", *, holdout: float = 0.3,
         "at": schema.utcnow()}})
     return TrainResult(version=version, n_train=len(tr), n_holdout=len(ho), agreement=report.as_dict(),
                        seconds=time.perf_counter() - t0)
+
+
+def train_from_seeds(project, spec="stats-logistic", *, n: int = 300, holdout: float = 0.3,
+                     calibration: str = "platt", rng: int = 0) -> TrainResult | None:
+    """A version trained on seed-pair examples only (round 0), before any human label.
+
+    Each seed gives a success (its target) and a failure (the object pasted back, a blurred
+    fill, a foreign patch or object: :mod:`rorem_data.rounds.seed_pairs`); a share ``holdout``
+    of them, by seed-pair coin, fits the calibration and the agreement report. No candidate and
+    no human label is used, so the version is independent of round 1's sample: drawn with it,
+    round 1's labels can certify its thresholds (``auto_label``'s active method) - all of them,
+    not only a held-out part. Returns None when the project has too few usable seeds (fewer
+    than 10 examples of each class). Feature heads only.
+    """
+    from rorem_data.core.checks import fraction
+    from rorem_data.discriminators.persistence import save_discriminator
+    from rorem_data.discriminators.specs import get_spec
+    from rorem_data.rounds.seed_pairs import seed_pair_examples
+    from rorem_data.rounds.versions import version_dir, write_version_meta
+    from rorem_data.stats.agreement import agreement_report
+    from rorem_data.stats.calibration import get_calibrator
+
+    t0 = time.perf_counter()
+    holdout = fraction(holdout, "holdout", open_low=True, open_high=True)
+    spec = get_spec(spec).resolved()
+    if spec.featurizer is None:
+        raise ConfigError(f"discriminator spec {spec.name!r}: seed-pair examples need a feature "
+                          "head (a spec with a [featurizer] table)")
+    X, y = seed_pair_examples(project, spec.make_featurizer(), int(n), rng=rng)
+    if min(int((y == 1).sum()), int((y == 0).sum())) < 10:
+        return None
+    held = np.random.default_rng([int(rng), 0x5EED, 1]).random(len(y)) < holdout
+    if min(int((y[held] == k).sum()) for k in (0, 1)) < 2:
+        held[:] = False
+        held[::3] = True
+    disc = spec.build()
+    disc.fit(X[~held], y[~held])
+    cal = get_calibrator(calibration)
+    raw = disc.predict_proba(X[held])[:, 1]
+    cal.fit(raw, y[held])
+    report = agreement_report(cal.predict(raw), y[held], threshold=0.5, rng=rng)
+    version = _version_name(spec.name, 0, [f"+{len(y)} seed pairs only", str(int(rng))])
+    save_discriminator(disc, os.path.join(version_dir(project, version), "model"), spec=spec)
+    meta = {
+        "trained_at": schema.utcnow().isoformat(), "round": 0, "spec": spec.name,
+        "spec_source": spec.source, "featurizer_key": spec.featurizer_key,
+        "calibration": cal.to_dict(), "generators": [], "train_ids": [], "seed_pairs": int(len(y)),
+        "seed_pairs_only": True, "split": "seed-pairs", "holdout_share": holdout,
+        "holdout": {"ids": [], "scores": [], "labels": []},
+        "agreement": report.as_dict(),
+    }
+    write_version_meta(project, version, meta)
+    return TrainResult(version=version, n_train=int((~held).sum()), n_holdout=int(held.sum()),
+                       agreement=report.as_dict(), seconds=time.perf_counter() - t0,
+                       examples="seed-pair examples (no human label)")
 
 
 def _split(ids, y, holdout: float, rng: int):

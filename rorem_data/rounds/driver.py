@@ -85,8 +85,13 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = D.ST
     holdout : float
         Share of labels held out to calibrate the discriminator.
     seed_pairs : int
-        Training examples made from seed pairs, minus one per human training label
-        (:func:`rorem_data.train_discriminator`).
+        Examples made from the project's seed pairs (a success and a failure per seed). In a
+        round with no discriminator before it (round 1), a first version learns from them
+        alone before any human label (step ``seed_version``,
+        :func:`rorem_data.rounds.discriminator.train_from_seeds`), draws the round's sample and
+        is certified on all of its labels; every version also trains on them, minus one per
+        human training label (:func:`rorem_data.train_discriminator`). 0: none (round 1 then
+        certifies its own version on the held-out part of its labels).
     gold_rate : float
         Gold items (known answers made from seed pairs) mixed into the queue, as a share of its
         size, to measure each reviewer (0: none; skipped when the project has no seeds).
@@ -207,7 +212,10 @@ def _run_step(name: str, ctx, rec, res: RoundResult, say) -> bool:
     done = rec.done(name)
     if done is not None:
         ctx.feature_key = done.get("key", ctx.feature_key)
-        ctx.version = done.get("version", ctx.version)
+        if name == "seed_version":  # the version that draws this round's sample
+            ctx.previous_version = done.get("version", ctx.previous_version)
+        else:
+            ctx.version = done.get("version", ctx.version)
         res.steps[name] = f"done before ({done.get('summary', '')})"
         if name == "generate":
             new = steps.new_pool_items(ctx)

@@ -28,13 +28,14 @@ from rorem_data.rounds import defaults as D
 ACTIVE = D.ACTIVE
 
 #: The driver's steps, in order.
-STEPS = ("generate", "featurize", "score_previous", "queue", "gold", "review", "train", "score",
-         "auto_label", "audit_review")
+STEPS = ("generate", "featurize", "seed_version", "score_previous", "queue", "gold", "review",
+         "train", "score", "auto_label", "audit_review")
 
 #: The plan parameters each step's result depends on.
 STEP_PARAMS = {
     "generate": ("remover", "candidates", "pool_filter"),
     "featurize": ("featurizer",),
+    "seed_version": ("spec", "seed_pairs", "holdout", "rng"),
     "score_previous": (),
     "queue": ("strategy", "budget", "floor", "estimate_budget", "double_share", "rng"),
     "gold": ("gold_rate", "rng"),

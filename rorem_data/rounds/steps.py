@@ -107,6 +107,22 @@ def featurize(ctx: StepContext) -> StepOutput:
     return StepOutput(_first_line(res), inputs=candidate_inputs(ctx), extra={"key": res.key})
 
 
+def seed_version(ctx: StepContext) -> StepOutput:
+    """Before the first human label: a version trained on seed-pair examples only, which then
+    draws the round's sample (and can be certified on all of its labels)."""
+    from rorem_data.rounds import discriminator
+
+    p = ctx.plan
+    res = discriminator.train_from_seeds(ctx.project, p.spec, n=p.seed_pairs, holdout=p.holdout,
+                                         rng=p.rng)
+    if res is None:
+        return StepOutput("no discriminator before the first label: too few usable seed pairs",
+                          record=False)
+    ctx.previous_version = res.version
+    return StepOutput(_first_line(res), inputs={"seed_pairs": p.seed_pairs},
+                      extra={"version": res.version})
+
+
 def score_previous(ctx: StepContext) -> StepOutput:
     from rorem_data.rounds import discriminator
 
@@ -234,15 +250,29 @@ def audit_line(project, round: int, confidence: float) -> str:
 
 
 STEP_FUNCTIONS = {
-    "generate": generate, "featurize": featurize, "score_previous": score_previous,
+    "generate": generate, "featurize": featurize, "seed_version": seed_version,
+    "score_previous": score_previous,
     "queue": queue, "gold": gold, "review": review, "train": train, "score": score,
     "auto_label": auto_label, "audit_review": audit_review,
 }
 
 
+def seed_pairs_only(project, version: str) -> bool:
+    """Whether ``version`` was trained on seed-pair examples only (no human label)."""
+    from rorem_data.rounds.versions import load_version_meta
+
+    try:
+        return bool(load_version_meta(project, version).get("seed_pairs_only"))
+    except ConfigError:
+        return False
+
+
 def applies(step: str, ctx: StepContext) -> bool:
     """Whether ``step`` runs in this round at all (no previous version: nothing to score with;
     gold rate 0: no gold)."""
+    if step == "seed_version":
+        return ctx.plan.seed_pairs > 0 and (ctx.previous_version is None
+                                            or seed_pairs_only(ctx.project, ctx.previous_version))
     if step == "score_previous":
         return ctx.previous_version is not None
     if step == "gold":

@@ -53,3 +53,54 @@ def test_seed_pairs_join_training_and_give_way_to_people(project, tmp_path):
                                              progress=False).version)
     # people take over: one example fewer per human training label
     assert later["seed_pairs"] <= max(0, 60 - len(later["train_ids"])) < b["seed_pairs"]
+
+
+def test_round_one_draws_with_a_seed_pair_version_and_certifies_it_on_all_its_labels(project, tmp_path):
+    import rorem_data
+    from rorem_data.rounds.estimates import active_design
+    from rorem_data.testing.simulate import SimulatedReviewer
+
+    meta = synthetic.write_seed_set(str(tmp_path / "seeds"), 30, size=40, seed=0)
+    pool = synthetic.write_pool_folder(str(tmp_path / "pool"), 40, size=40, seed=1)
+    rorem_data.import_seeds(project, [meta], progress=False)
+    rorem_data.import_pool(project, pool, origin="pool", progress=False)
+    args = dict(remover="classical:telea", budget=30, target_precision=0.8, confidence=0.8,
+                reviewer=SimulatedReviewer("sim", noise=0.0), seed_pairs=60, progress=False)
+    res = rorem_data.run_round(project, 1, **args)
+    assert res.state == "finished"
+    assert res.steps["seed_version"].startswith("trained") and "seed-pair examples" in res.steps["seed_version"]
+    design = active_design(project, 1)
+    seed_v = design.version
+    m = load_version_meta(project, seed_v)
+    # trained before any human label, on no candidate: round 0, seed pairs only
+    assert m["round"] == 0 and m["seed_pairs_only"] and m["train_ids"] == [] and m["seed_pairs"] >= 40
+    # this round's own version is trained on people's labels as before, and the seed version,
+    # fixed before the draw, is the one certified on all of the round's labels
+    assert res.version != seed_v
+    from rorem_data.dataset import store
+
+    auto = store.round_record(project.dataset_name, 1)["phases"]["auto"]
+    assert auto["method"] == "active" and auto["version"] == seed_v
+    # the same call again: nothing trained twice
+    again = rorem_data.run_round(project, 1, **args)
+    assert again.steps["seed_version"].startswith("done before")
+    assert active_design(project, 1).version == seed_v
+    # round 2 draws with round 1's version (people's labels), not with a seed version
+    pool2 = synthetic.write_pool_folder(str(tmp_path / "pool2"), 30, size=40, seed=2)
+    rorem_data.import_pool(project, pool2, origin="pool2", progress=False)
+    r2 = rorem_data.run_round(project, 2, **{**args, "remover": "classical:ns"})
+    assert "seed_version" not in r2.steps
+    assert active_design(project, 2).version == res.version
+
+
+def test_without_seeds_round_one_runs_as_before(project, tmp_path):
+    import rorem_data
+    from rorem_data.testing.simulate import SimulatedReviewer
+
+    pool = synthetic.write_pool_folder(str(tmp_path / "pool"), 30, size=40, seed=1)
+    rorem_data.import_pool(project, pool, origin="pool", progress=False)
+    res = rorem_data.run_round(project, 1, remover="classical:telea", budget=30,
+                               reviewer=SimulatedReviewer("sim", noise=0.0), seed_pairs=60,
+                               progress=False)
+    assert res.state == "finished"
+    assert res.steps["seed_version"].startswith("no discriminator before the first label")

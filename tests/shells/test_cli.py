@@ -82,7 +82,9 @@ def test_demo_runs_on_the_embedded_database(tmp_path):
                  "train: trained", "auto_label:", "score_previous:", "queue: active sample of round 2"):
         assert step in out, step
     versions = os.listdir(tmp_path / "demo" / "models" / "discriminators")
-    assert len(versions) == 2
+    # the seed-pair version drew round 1's sample; rounds 1 and 2 trained on people's labels
+    assert len(versions) == 3 and sum(v.startswith("stats_logistic_r0_") for v in versions) == 1
+    assert "seed_version: trained stats_logistic_r0_" in out
     for v in versions:
         assert os.path.isfile(tmp_path / "demo" / "models" / "discriminators" / v / "model" / "spec.json")
     assert "from discriminator stats_logistic_r1_" in out  # round 2's probabilities came from v1
