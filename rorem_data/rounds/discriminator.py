@@ -304,7 +304,8 @@ def train_from_seeds(project, spec="stats-logistic", *, n: int = 300, holdout: f
     no human label is used, so the version is independent of round 1's sample: drawn with it,
     round 1's labels can certify its thresholds (``auto_label``'s active method) - all of them,
     not only a held-out part. Returns None when the project has too few usable seeds (fewer
-    than 10 examples of each class). Feature heads only.
+    than 10 examples of each class) or the spec's head takes images, not features (seed pairs
+    are made as features).
     """
     from rorem_data.core.checks import fraction
     from rorem_data.discriminators.persistence import save_discriminator
@@ -317,9 +318,8 @@ def train_from_seeds(project, spec="stats-logistic", *, n: int = 300, holdout: f
     t0 = time.perf_counter()
     holdout = fraction(holdout, "holdout", open_low=True, open_high=True)
     spec = get_spec(spec).resolved()
-    if spec.featurizer is None:
-        raise ConfigError(f"discriminator spec {spec.name!r}: seed-pair examples need a feature "
-                          "head (a spec with a [featurizer] table)")
+    if spec.featurizer is None:  # an image head (e.g. rorem-unet): seed pairs are for feature heads
+        return None
     X, y = seed_pair_examples(project, spec.make_featurizer(), int(n), rng=rng)
     if min(int((y == 1).sum()), int((y == 0).sum())) < 10:
         return None

@@ -116,8 +116,8 @@ def seed_version(ctx: StepContext) -> StepOutput:
     res = discriminator.train_from_seeds(ctx.project, p.spec, n=p.seed_pairs, holdout=p.holdout,
                                          rng=p.rng)
     if res is None:
-        return StepOutput("no discriminator before the first label: too few usable seed pairs",
-                          record=False)
+        return StepOutput(f"no discriminator before the first label: too few usable seed pairs, or "
+                          f"{p.spec!r} is not a feature head", record=False)
     ctx.previous_version = res.version
     return StepOutput(_first_line(res), inputs={"seed_pairs": p.seed_pairs},
                       extra={"version": res.version})

@@ -104,3 +104,16 @@ def test_without_seeds_round_one_runs_as_before(project, tmp_path):
                                progress=False)
     assert res.state == "finished"
     assert res.steps["seed_version"].startswith("no discriminator before the first label")
+
+
+def test_a_seed_pair_version_needs_a_feature_head_and_enough_seeds(project, tmp_path):
+    from rorem_data.rounds.discriminator import train_from_seeds
+
+    assert train_from_seeds(project, "stats-logistic", n=60) is None  # no seeds yet
+    meta = synthetic.write_seed_set(str(tmp_path / "seeds"), 12, size=40, seed=0)
+    project.import_seeds([meta], origin="seedset", workers=1)
+    assert train_from_seeds(project, "pair-resnet18", n=60) is None  # an image head
+    res = train_from_seeds(project, "stats-logistic", n=60, rng=3)
+    assert res is not None and "seed-pair examples (no human label)" in res.summary()
+    # the same call names the same version (no second copy)
+    assert train_from_seeds(project, "stats-logistic", n=60, rng=3).version == res.version
