@@ -94,14 +94,23 @@ def _save_view_once(ds, name: str, view) -> None:
         return json.dumps([{k: v for k, v in d.items() if k != "_uuid"} for d in dicts],
                           sort_keys=True, default=str)
 
-    ds._doc.reload("saved_views")
-    same = [v for v in ds._doc.get_saved_views() if v.name == name]
-    if len(same) == 1 and stages([json_util.loads(s) for s in same[0].view_stages]) == \
-            stages(view._serialize()):
-        return
-    for _ in same[1:]:  # duplicates an older version left behind: keep one
-        ds.delete_saved_view(name)
-    ds.save_view(name, view, overwrite=True)
+    import random
+    import time
+
+    want = stages(view._serialize())
+    for attempt in range(6):  # another process may be saving the same view right now
+        ds._doc.reload("saved_views")
+        same = [v for v in ds._doc.get_saved_views() if v.name == name]
+        if len(same) == 1 and stages([json_util.loads(s) for s in same[0].view_stages]) == want:
+            return
+        try:
+            for _ in same[1:]:  # duplicates (an older version, or a race): keep one
+                ds.delete_saved_view(name)
+            ds.save_view(name, view, overwrite=True)
+        except ValueError as exc:  # the other process deleted the view this one meant to replace
+            if "has no saved view" not in str(exc):
+                raise
+        time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
 
 
 def mix_in(ds, round: int, sample_ids: Sequence[str], *, purpose: str, rng: int = 0,

@@ -23,7 +23,10 @@ Each null "the set holds fewer than ``target * m_j`` successes" is tested at lev
 set; testing stops at the first null that is not rejected and the largest rejected set is
 returned. Why it is valid: a wrong answer needs a true null rejected; the first true null of the
 sequence is fixed by the labels (design-based: the labels are fixed, the draw is random), and
-given ``n_j`` its p-value is exact, so it is rejected with probability at most ``alpha``.
+given ``n_j`` its p-value is exact, so it is rejected with probability at most ``alpha``. With
+many expected labels (``SECOND_FROM * start`` or more) a second sequence starts at a quarter of
+them; each runs at ``alpha / 2`` (Bonferroni), so a wrong answer from either has probability at
+most ``alpha`` in all, and the larger certified set is returned.
 
 Scores, the sets and the thinning coins must not depend on the labels being tested: scores
 from a discriminator trained before the draw, or on a held-out split decided by coins (see
@@ -48,6 +51,13 @@ __all__ = ["EqualChoice", "choose_threshold_equal", "hash_uniforms", "hypergeom_
 START, STEP = 30, 10
 #: With fewer expected labels than ``5 * START`` the first set holds a fifth of them, at least this.
 MIN_START = 12
+#: With at least ``SECOND_FROM * start`` expected labels, a second fixed sequence starts at
+#: ``1 / SECOND_SHARE`` of them; the two share the error rate (Bonferroni) and the larger
+#: certified set is taken. One sequence stops for good at its first set that is not shown,
+#: however good the larger sets are (a few confidently misjudged candidates at the extreme
+#: score); the second starts past them. (On these pools: rounds of 600 labels left with nothing
+#: in 1 of 10; in simulation with 2% such candidates, 0.03 -> 0.33 of a 3,000-candidate round.)
+SECOND_FROM, SECOND_SHARE = 10, 4
 METHOD = "fixed-sequence equal-probability hypergeometric"
 
 
@@ -97,6 +107,44 @@ def hypergeom_lower_count(m: int, n: int, x: int, alpha: float) -> int:
     p = hypergeom.sf(x - 1, m, ks, n)  # P(X >= x | K), rises with K
     j = int(np.searchsorted(p, alpha, side="right"))
     return int(ks[min(j, ks.size - 1)])
+
+
+def _set_sizes(key_sorted, c: float, start: float, step: float) -> list[int]:
+    """Sizes of the nested sets with ``start``, ``start + step``, ... expected labels (ties at
+    a set's last score go in together), up to the whole population."""
+    big_n = key_sorted.size
+    sizes, e = [], start
+    while True:
+        m = min(int(math.ceil(e / c)), big_n)
+        m = int(np.searchsorted(-key_sorted, -key_sorted[m - 1], side="right"))
+        if not sizes or m > sizes[-1]:
+            sizes.append(m)
+        if m >= big_n:
+            return sizes
+        e += step
+
+
+def _fixed_sequence(sizes, cum_n, cum_x, target: float, alpha: float):
+    """(largest rejected (m, n, x) or None, the first test's (m, n, x, p), tests run): test the
+    nulls in order at level ``alpha``, stopping at the first not rejected."""
+    best, first, tested = None, None, 0
+    for m in sizes:
+        n, x = int(cum_n[m]), int(cum_x[m])
+        tested += 1
+        p = _p_value(m, n, x, null_count(m, target))
+        if first is None:
+            first = (m, n, x, p)
+        if p > alpha:
+            break
+        best = (m, n, x)
+    return best, first, tested
+
+
+def _split_note(starts) -> str:
+    if len(starts) == 1:
+        return ""
+    return (f"; two sequences, from {starts[0]:.0f} and {starts[1]:.0f} expected labels, each at "
+            "half the error rate")
 
 
 def _p_value(m: int, n: int, x: int, k0: int) -> float:
@@ -184,46 +232,32 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
     hit_sorted = np.where(kept_sorted, hits[order], 0.0)
     cum_n = np.r_[0, np.cumsum(kept_sorted)]
     cum_x = np.r_[0, np.cumsum(hit_sorted)]
-    sizes = []
-    e = start
-    while True:
-        m = min(int(math.ceil(e / c)), big_n)
-        # a set is every candidate scoring at least the m-th score (ties go in together)
-        m = int(np.searchsorted(-key_sorted, -key_sorted[m - 1], side="right"))
-        if not sizes or m > sizes[-1]:
-            sizes.append(m)
-        if m >= big_n:
-            break
-        e += step
-    best = None
-    tested = 0
-    first = None
-    for m in sizes:
-        n, x = int(cum_n[m]), int(cum_x[m])
-        k0 = null_count(m, target)
-        tested += 1
-        p = _p_value(m, n, x, k0)
-        if first is None:
-            first = (m, n, x, p)
-        if p <= alpha:
-            best = (m, n, x)
-        else:
-            break
+    starts = [start] + ([expected / SECOND_SHARE] if expected >= SECOND_FROM * start else [])
+    alpha_each = alpha / len(starts)  # Bonferroni over the sequences
+    best, first, tested = None, None, 0
+    for e0 in starts:
+        found, fail, n_t = _fixed_sequence(_set_sizes(key_sorted, c, e0, step), cum_n, cum_x,
+                                           target, alpha_each)
+        tested += n_t
+        first = first or fail
+        if found is not None and (best is None or found[0] > best[0]):
+            best = found
     base["n_tested"] = tested
+    base["sequences"] = [round(float(e0), 1) for e0 in starts]
     if best is None:
         m, n, x, p = first
         base["message"] = (
             f"no {rule} threshold: the first tested set ({m} best-scored candidates, {n} of them in "
             f"the equal-probability sample, {x} {'successes' if rule == 'accept' else 'failures'}) "
             f"does not show a {what} of {target:g} at {100 * confidence:g}% confidence "
-            f"(p = {p:.3g}); more labels or a better discriminator are needed")
+            f"(p = {p:.3g}{_split_note(starts)}); more labels or a better discriminator are needed")
         return base
     m, n, x = best
-    k_lo = max(hypergeom_lower_count(m, n, x, alpha), int(math.ceil(target * m - 1e-9)))
+    k_lo = max(hypergeom_lower_count(m, n, x, alpha_each), int(math.ceil(target * m - 1e-9)))
     t = float(key_sorted[m - 1] if rule == "accept" else -key_sorted[m - 1])
     base.update(threshold=t, n_decided=int(m), n_labeled_decided=int(n), hits=int(x),
                 lower=k_lo / m)
     base["message"] = (f"{rule} score {op} {t:.6g}: {m} of {big_n} candidates, {what} >= "
                        f"{k_lo / m:.4f} at {100 * confidence:g}% confidence ({x} of {n} labelled "
-                       f"in the equal-probability sample; target {target:g})")
+                       f"in the equal-probability sample; target {target:g}{_split_note(starts)})")
     return base

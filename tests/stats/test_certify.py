@@ -146,3 +146,61 @@ def test_no_threshold_is_a_result_that_says_why():
     assert "does not show a precision of 0.8" in str(ch) and ch.as_dict()["n_decided"] == 0
     empty = choose_threshold_equal([], [], [], 0.0, rule="reject", target=0.8, confidence=0.9)
     assert not empty.chosen and "no candidates" in empty.message
+
+
+def _bumped_world(rng, n):
+    """Failures mostly at low scores, but the 2% lowest-scored candidates succeed half the time
+    (confidently misjudged): the region "score <= t" holds ~90% failures for a wide range of t,
+    while its smallest sets do not."""
+    s = rng.normal(size=n)
+    p = 1 / (1 + np.exp(-(1.9 * s - 0.7)))
+    low = np.argsort(s)[: int(0.02 * n)]
+    p[low] = 0.5
+    return (rng.uniform(size=n) < p).astype(float), s
+
+
+def test_a_second_sequence_gets_past_misjudged_extremes_and_keeps_the_guarantee(monkeypatch):
+    import rorem_data.stats.certify as certify
+
+    rng = np.random.default_rng(11)
+    n, c, target = 3000, 0.2, 0.8
+    y, s = _bumped_world(rng, n)
+    fail = 1 - y
+
+    def draws(k=300):
+        acted = wrong = 0
+        for t in range(k):
+            r = np.random.default_rng(5000 + t)
+            xi = r.uniform(size=n) < c
+            ch = choose_threshold_equal(s, np.where(xi, fail, 0), xi, c, rule="reject",
+                                        target=target, confidence=0.9)
+            if ch.chosen:
+                acted += 1
+                wrong += fail[s <= ch.threshold].mean() < target
+        return acted, wrong, ch
+
+    acted, wrong, ch = draws()
+    assert ch.sequences == [30.0, 150.0]  # 600 expected labels: a second sequence from 150
+    assert acted >= 0.8 * 300 and wrong <= 0.1 * 300
+    monkeypatch.setattr(certify, "SECOND_FROM", 10**9)  # one sequence, from the extreme
+    acted_one, _, ch = draws()
+    assert ch.sequences == [30.0] and acted_one < 0.3 * 300
+
+
+def test_two_sequences_certify_an_adversarial_labelling_no_more_often_than_alpha():
+    """Every tested set of both sequences just under the target: every null is true, and the
+    two sequences together must stay silent in at least 90% of the draws."""
+    n, c, target = 3000, 0.2, 0.8
+    s = -np.arange(n, dtype=float)
+    y = np.zeros(n)
+    for m in range(1, n + 1):
+        y[m - 1] = (np.ceil(target * m - 1e-9) - 1) - y[:m - 1].sum() >= 1
+    wrong = 0
+    for t in range(1000):
+        r = np.random.default_rng(t)
+        xi = r.uniform(size=n) < c
+        ch = choose_threshold_equal(s, np.where(xi, y, 0), xi, c, rule="accept", target=target,
+                                    confidence=0.9)
+        assert len(ch.sequences) == 2
+        wrong += ch.chosen
+    assert wrong / 1000 <= 0.1 + 2 * np.sqrt(0.09 / 1000)
