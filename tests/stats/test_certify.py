@@ -182,9 +182,19 @@ def test_a_second_sequence_gets_past_misjudged_extremes_and_keeps_the_guarantee(
     acted, wrong, ch = draws()
     assert ch.sequences == [30.0, 150.0]  # 600 expected labels: a second sequence from 150
     assert acted >= 0.8 * 300 and wrong <= 0.1 * 300
-    monkeypatch.setattr(certify, "SECOND_FROM", 10**9)  # one sequence, from the extreme
-    acted_one, _, ch = draws()
-    assert ch.sequences == [30.0] and acted_one < 0.3 * 300
+    # the first sequence alone (from 30 labels at the extreme) is stopped by the misjudged ones
+    order = np.argsort(s, kind="stable")
+    sizes = certify._set_sizes(-s[order], c, 30, 10)
+    alone = 0
+    for t in range(100):
+        xi = np.random.default_rng(5000 + t).uniform(size=n) < c
+        cum_n = np.r_[0, np.cumsum(xi[order])]
+        cum_x = np.r_[0, np.cumsum(np.where(xi, fail, 0)[order])]
+        alone += certify._fixed_sequence(sizes, cum_n, cum_x, target, 0.1)[0] is not None
+    assert alone < 30
+    monkeypatch.setattr(certify, "SECOND_FROM", 10**9)  # one sequence: it starts at a fifth
+    _, _, ch = draws(5)
+    assert ch.sequences == [120.0]
 
 
 def test_two_sequences_certify_an_adversarial_labelling_no_more_often_than_alpha():
