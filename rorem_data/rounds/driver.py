@@ -194,12 +194,14 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = D.ST
 
 
 def _context(project, plan, progress):
-    from rorem_data.rounds.steps import StepContext
+    from rorem_data.rounds.steps import StepContext, seed_pairs_only
     from rorem_data.rounds.versions import latest_version
 
     # the latest version trained on rounds before this one, fixed before the round's sample is
     # drawn (so its scores may set the sampling probabilities)
     prev = latest_version(project, before_round=plan.round)
+    if prev is not None and seed_pairs_only(project, prev):
+        prev = None  # a seed-pair version draws only through the seed_version step (its plan)
     return StepContext(project=project, plan=plan, previous_version=prev, progress=progress)
 
 

@@ -271,8 +271,7 @@ def applies(step: str, ctx: StepContext) -> bool:
     """Whether ``step`` runs in this round at all (no previous version: nothing to score with;
     gold rate 0: no gold)."""
     if step == "seed_version":
-        return ctx.plan.seed_pairs > 0 and (ctx.previous_version is None
-                                            or seed_pairs_only(ctx.project, ctx.previous_version))
+        return ctx.plan.seed_pairs > 0 and ctx.previous_version is None
     if step == "score_previous":
         return ctx.previous_version is not None
     if step == "gold":

@@ -85,12 +85,15 @@ def test_round_one_draws_with_a_seed_pair_version_and_certifies_it_on_all_its_la
     again = rorem_data.run_round(project, 1, **args)
     assert again.steps["seed_version"].startswith("done before")
     assert active_design(project, 1).version == seed_v
+    # run again from the seed_version step without seed pairs: the seed version does not draw
+    res0 = rorem_data.run_round(project, 1, **{**args, "seed_pairs": 0}, redo="seed_version")
+    assert "seed_version" not in res0.steps and active_design(project, 1).version != seed_v
     # round 2 draws with round 1's version (people's labels), not with a seed version
     pool2 = synthetic.write_pool_folder(str(tmp_path / "pool2"), 30, size=40, seed=2)
     rorem_data.import_pool(project, pool2, origin="pool2", progress=False)
     r2 = rorem_data.run_round(project, 2, **{**args, "remover": "classical:ns"})
     assert "seed_version" not in r2.steps
-    assert active_design(project, 2).version == res.version
+    assert active_design(project, 2).version == res0.version
 
 
 def test_without_seeds_round_one_runs_as_before(project, tmp_path):
