@@ -241,6 +241,25 @@ def gpu_info(device: str) -> dict:
         raise SystemExit(f"--device {device}: no CUDA device ({tail[-1] if tail else 'no output'})")
 
 
+#: Written into a --keep folder this script made: the model folders under it are removed and
+#: rebuilt only in a folder that carries it.
+MARK = ".rorem-real-size"
+
+
+def own_work_dir(path: str) -> str:
+    """The --keep folder, made (and marked) here, or one this script marked before; a symlink
+    or a folder with other contents is refused (its subfolders would be deleted and rebuilt)."""
+    work = os.path.abspath(path)
+    if os.path.islink(path):
+        raise SystemExit(f"--keep {path}: a symbolic link; give a real folder")
+    if os.path.isdir(work) and os.listdir(work) and not os.path.isfile(os.path.join(work, MARK)):
+        raise SystemExit(f"--keep {path}: the folder holds files this script did not write; "
+                         "give a new or empty folder (model folders under it are deleted and rebuilt)")
+    os.makedirs(work, exist_ok=True)
+    open(os.path.join(work, MARK), "a").close()
+    return work
+
+
 def _short(n: int) -> str:
     return f"{n / 1e9:.3g}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
 
@@ -440,8 +459,7 @@ def main(argv=None) -> None:
     on_gpu = args.device != "cpu"
     gpu = gpu_info(args.device) if on_gpu else {}
     limit = args.limit_gb if args.limit_gb is not None else (gpu["total"] / GB if on_gpu else 20.0)
-    work = os.path.abspath(args.keep) if args.keep else tempfile.mkdtemp(prefix="rorem-real-size-")
-    os.makedirs(work, exist_ok=True)
+    work = own_work_dir(args.keep) if args.keep else tempfile.mkdtemp(prefix="rorem-real-size-")
     os.environ["ROREM_DATA_CACHE"] = os.path.join(work, "cache")
     rows = []
 

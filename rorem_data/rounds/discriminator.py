@@ -323,16 +323,13 @@ def train_from_seeds(project, spec="stats-logistic", *, n: int = 300, holdout: f
     X, y = seed_pair_examples(project, spec.make_featurizer(), int(n), rng=rng)
     if min(int((y == 1).sum()), int((y == 0).sum())) < 10:
         return None
-    held = np.random.default_rng([int(rng), 0x5EED, 1]).random(len(y)) < holdout
-    if min(int((y[held] == k).sum()) for k in (0, 1)) < 2:
-        held[:] = False
-        held[::3] = True
+    tr, ho, _how = _split([f"seed-pair:{i}" for i in range(len(y))], y, holdout, rng)
     disc = spec.build()
-    disc.fit(X[~held], y[~held])
+    disc.fit(X[tr], y[tr])
     cal = get_calibrator(calibration)
-    raw = disc.predict_proba(X[held])[:, 1]
-    cal.fit(raw, y[held])
-    report = agreement_report(cal.predict(raw), y[held], threshold=0.5, rng=rng)
+    raw = disc.predict_proba(X[ho])[:, 1]
+    cal.fit(raw, y[ho])
+    report = agreement_report(cal.predict(raw), y[ho], threshold=0.5, rng=rng)
     version = _version_name(spec.name, 0, [f"+{len(y)} seed pairs only", str(int(rng))])
     save_discriminator(disc, os.path.join(version_dir(project, version), "model"), spec=spec)
     meta = {
@@ -344,7 +341,7 @@ def train_from_seeds(project, spec="stats-logistic", *, n: int = 300, holdout: f
         "agreement": report.as_dict(),
     }
     write_version_meta(project, version, meta)
-    return TrainResult(version=version, n_train=int((~held).sum()), n_holdout=int(held.sum()),
+    return TrainResult(version=version, n_train=len(tr), n_holdout=len(ho),
                        agreement=report.as_dict(), seconds=time.perf_counter() - t0,
                        examples="seed-pair examples (no human label)")
 
