@@ -29,12 +29,16 @@ Per round, over seeds (mean and a 95% t-interval):
 * **region**: the precision of the pairs accepted from the accept region (automatic accepts
   and the people-judged successes there: what the export holds) and the NPV of the rejected
   ones - what the certification guarantees (``docs/statistics.md``);
+* **top2 .. top20** (JSON only): the true success rate of the best-scored 2, 5, 10, 20% - how
+  pure the accept side can be;
 * **coverage**: whether the round's 95% success-rate interval (``estimates.best``) covers the rate
   the reviewer's labels have in expectation (truth with 3% flipped).
 
 Variants (``--variants``) are the levers: which version certifies (``split``: this round's new
 version on the held-out part of the active sample; ``active``: the version that drew the sample,
-on all of it; ``auto``: ``active`` when it is valid, else ``split`` - round 1), training
+on all of it; ``crossfit``: this round's version refitted without each fold of the sample,
+averaged with the version that drew it, on all of it; ``auto``: ``crossfit`` when it applies,
+else ``active``, else ``split``), training
 examples made from the seed pairs (``-seeds``: 300 - ``run_round``'s default: a version trained
 on them alone draws round 1's sample and is certified on all of its labels, and later versions
 train on them minus one per human label; the other variants pass 0) and the sampling design (``uniform``: every candidate at ``budget / N``; ``half``:
@@ -66,6 +70,7 @@ REMOVERS = ["classical:telea", "classical:ns", {"kind": "classical", "method": "
 VARIANTS = {  # name: (calibration, sampling design, seed pairs in training)
     "auto-uniform": ("auto", "uniform", 0),
     "auto-uniform-seeds": ("auto", "uniform", 300),
+    "crossfit-uniform-seeds": ("crossfit", "uniform", 300),
     "split-uniform": ("split", "uniform", 0),
     "active-uniform": ("active", "uniform", 0),
     "split-half": ("split", "half", 0),
@@ -151,16 +156,19 @@ def one_run(args) -> list[dict]:
         acc, rej = auto & (status == schema.ACCEPTED), auto & (status == schema.REJECTED)
         rec = store.round_record(project.dataset_name, r)
         phase = (rec.get("phases") or {}).get("auto") or {}
-        version = phase.get("version") or res.version
+        version = phase.get("score_field") or phase.get("version") or res.version
         asked = np.array([bool(d.get("queue_purpose")) and d.get("queue_purpose") != schema.QUEUE_AUDIT
                           for d in docs])
-        oracle, auc = (0, 0), None
+        oracle, auc, top = (0, 0), None, {}
         if version:
             from sklearn.metrics import roc_auc_score
 
             s = np.array([(d.get("scores") or {}).get(version, np.nan) for d in docs])
             m = ~asked & ~np.isnan(s)
             oracle = _oracle(s[m], truth[m], TARGET)
+            o = np.argsort(-s[m], kind="stable")
+            top = {f"top{q}": float(truth[m][o[:max(1, int(q / 100 * o.size))]].mean())
+                   for q in (2, 5, 10, 20)}
             if 0 < truth[m].mean() < 1:
                 auc = float(roc_auc_score(truth[m], s[m]))
         # the region each automatic threshold decides: its automatic decisions and the drawn
@@ -189,9 +197,10 @@ def one_run(args) -> list[dict]:
             "precision": float(truth[acc].mean()) if acc.any() else None,
             "npv": float(1 - truth[rej].mean()) if rej.any() else None,
             "region_precision": region_acc, "region_npv": region_rej,
-            "oracle": float(sum(oracle) / len(docs)), "covered": covered, "auc": auc,
+            "oracle": float(sum(oracle) / len(docs)), "oracle_accept": float(oracle[0] / len(docs)),
+            "oracle_reject": float(oracle[1] / len(docs)), "covered": covered, "auc": auc,
             "method": phase.get("method"), "auto_line": str(res.steps.get("auto_label", ""))[:600],
-            "seconds": secs, "true_rate": float(truth.mean())})
+            "seconds": secs, "true_rate": float(truth.mean()), **top})
     import fiftyone as fo
 
     fo.delete_dataset(project.dataset_name)

@@ -428,7 +428,7 @@ def auto_label_cmd(
     reject_npv: Optional[float] = typer.Option(None, help="Required precision of automatic rejects."),
     audit: float = typer.Option(D.AUDIT, help="Share of automatic decisions queued for human audit."),
     version: Optional[str] = typer.Option(None, "--version", help="Discriminator version (default: latest)."),
-    method: str = typer.Option("auto", "--method", help="auto | split | active | holdout: which version and labels certify the thresholds."),
+    method: str = typer.Option("auto", "--method", help="auto | crossfit | split | active | holdout: which version and labels certify the thresholds."),
     allow_unseen_remover: bool = typer.Option(False, "--allow-unseen-remover",
                                               help="Decide candidates of removers the calibration labels barely cover."),
     seed: int = typer.Option(0),
@@ -564,7 +564,7 @@ def round_run(
                                         "first label and draws its sample; later versions train on them too, minus "
                                         "one per human label (0: none)."),
     calibration: str = typer.Option(D.CALIBRATION, "--calibration",
-                                    help="How automatic decisions are certified: auto, split, active, holdout."),
+                                    help="How automatic decisions are certified: auto, crossfit, split, active, holdout."),
     origin: Optional[str] = typer.Option(None, "--origin", help="Only pool items of this origin."),
     port: int = typer.Option(D.PORT, help="App port for --reviewer app."),
     seed: int = typer.Option(D.RNG),

@@ -101,12 +101,13 @@ def run_demo(path: str = "demo-project", *, small: bool = False, echo=print, siz
                   progress=False, echo=echo)
     echo("Round 1 (remover: OpenCV Telea). No human label yet: a first discriminator learns from "
          "the seed pairs (each seed's target a success, the object pasted back or a blurred fill a "
-         "failure), draws the sample, and all of round 1's labels certify what it decides")
+         "failure) and draws the sample; round 1's own discriminator, refitted without each fifth "
+         "of the sample to decide that fifth (cross-fitting), decides, certified on all of its labels")
     r1 = run_round(project, 1, remover="classical:telea", pool_filter={"origin": "pool-r1"}, rng=0,
                    **common)
     echo("Round 2 (remover: OpenCV Navier-Stokes, new to the discriminator). Round 1's "
-         "discriminator was fixed before round 2's sample: all of round 2's labels certify what it "
-         "decides on round 2")
+         "discriminator draws round 2's sample; round 2's own, cross-fitted and averaged with it, "
+         "decides, certified on all of round 2's labels")
     r2 = run_round(project, 2, remover="classical:ns", pool_filter={"origin": "pool-r2"}, rng=1,
                    **common)
     for res in (r1, r2):

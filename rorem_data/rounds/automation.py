@@ -8,6 +8,10 @@ accepts on the audited items and updates the round's automation yield.
 
 How the thresholds are certified (``method``; the statistics: ``docs/statistics.md``)
 -----------------------------------------------------------------------------------------
+``"crossfit"``: this round's version ``v_r`` refitted without each fold of the active sample's
+population (5 folds by hashed coins), each fold decided by the refit that never saw its labels,
+averaged with the scores of the version that drew the sample when there is one; all of the
+round's labels certify it (:mod:`rorem_data.stats.crossfit`).
 ``"active"``: the version that drew the round's active sample (``v_{r-1}``), on all of it
 (:func:`rorem_data.rounds.review.queue.build_active_sample`). ``"split"``: this round's version
 ``v_r`` on the held-out part of the sample (its training labels were chosen by coins, so the
@@ -28,10 +32,10 @@ labels (``meta.json["holdout"]``), with exact binomial bounds and fixed-sequence
 uniform random sample of the candidates it is applied to and P(success | score) rises with the
 score; labels from a chosen (active-learning) queue break the first assumption.
 
-``"auto"`` (default) takes ``"active"`` when it is valid (rounds after the first: all of the
-round's labels certify the version fixed before them, which decides more than this round's
-version on the held-out part - ``benchmarks/automation_yield.py``), else ``"split"`` (round 1, or
-a version passed that was trained on the sample), else ``"holdout"``. The round record says which and why. When no threshold qualifies nothing is
+``"auto"`` (default) takes ``"crossfit"`` when the round's own version can be refitted (a
+feature head, the sample judged; it decides more than the version fixed before the sample -
+``benchmarks/automation_yield.py``), else ``"active"`` when it is valid, else ``"split"``, else
+``"holdout"``. The round record says which and why. When no threshold qualifies nothing is
 decided - an outcome, not an error: the result says per remover why and what would help.
 
 Per-remover trust
@@ -73,7 +77,7 @@ from rorem_data.rounds.versions import latest_version, load_version_meta
 
 log = logging.getLogger(__name__)
 
-METHODS = ("auto", "split", "active", "holdout")
+METHODS = ("auto", "crossfit", "split", "active", "holdout")
 POOLED = "(all removers)"
 
 
@@ -138,8 +142,9 @@ def _start(min_all_correct: int, n_labels: int) -> int:
     return int(max(min_all_correct, min(3 * min_all_correct, n_labels // 3)))
 
 
-def _choose_method(project, round, version, method, design):
-    """(method, version, reason): which calibration to use, with which version, and why."""
+def _choose_method(project, round, version, method, design, *, crossfit_failed: str | None = None):
+    """(method, version, reason): which calibration to use, with which version, and why.
+    ``crossfit_failed``: why cross-fitting, tried first by ``"auto"``, could not be done."""
     latest = version or latest_version(project)
     if method == "holdout":
         if latest is None:
@@ -148,6 +153,17 @@ def _choose_method(project, round, version, method, design):
         return "holdout", latest, "method='holdout' was asked for"
     split_reason = (f"{latest} was trained on round {round}'s labels outside the held-out part of "
                     "its active sample, which certifies it")
+    if method in ("crossfit", "auto") and crossfit_failed is None:
+        problem = _crossfit_problem(project, round, latest, design)
+        if problem is None:
+            return "crossfit", latest, (f"{latest} was trained on round {round}'s labels; models of its "
+                                        "spec refitted without each fold of the active sample decide that fold")
+    else:
+        problem = crossfit_failed
+    xf_note = f"; cross-fitting cannot: {problem}" if method == "auto" and problem else ""
+    if method == "crossfit":
+        raise ConfigError(f"the crossfit method cannot decide round {round} with "
+                          f"{latest or 'a discriminator'}: {problem}. Use method='active' or 'split'")
     if method == "split":
         problem = _split_problem(project, round, latest, design)
         if problem is None:
@@ -180,17 +196,61 @@ def _choose_method(project, round, version, method, design):
                        f"score round {round} with it first (rorem_data.score(project, {round}, {cand!r}))")
     if problem is None:
         return "active", cand, (f"the active sample of round {round} is judged and {cand} was fixed "
-                                "before it was drawn")
+                                f"before it was drawn{xf_note}")
     if method == "active":
         raise ConfigError(f"the active method cannot calibrate {cand or 'a discriminator'} on round "
                           f"{round}: {problem}. Use method='holdout' (the version's held-out labels), "
                           "or the version that drew the sample")
     if _split_problem(project, round, latest, design) is None:  # auto: this round's own version
-        return "split", latest, f"{split_reason} (the active method cannot: {problem})"
+        return "split", latest, f"{split_reason} (the active method cannot: {problem}{xf_note})"
     if latest is None:
         raise ConfigError("no trained discriminator in this project; train one first "
                           "(rorem_data.train_discriminator)")
-    return "holdout", latest, f"held-out labels: {problem}"
+    return "holdout", latest, f"held-out labels: {problem}{xf_note}"
+
+
+def _crossfit_problem(project, round, version, design) -> str | None:
+    """Why ``version`` is not the round's own version with its active sample judged (None: it
+    is) - what the crossfit and split methods need."""
+    if version is None:
+        return "no trained discriminator"
+    if design is None:
+        return f"round {round} has no active sample"
+    if not design.finished or design.pending:
+        return f"round {round}'s active sample is not fully judged"
+    trained = load_version_meta(project, version).get("round")
+    if trained != int(round):
+        return f"{version} was trained on the labels of round {trained}, not {round}"
+    return None
+
+
+def _crossfit(project, round, version, design, *, rng):
+    """(score field, how): cross-fit ``version`` over the design's population and store the
+    scores as ``scores.<version>_crossfit`` (and in ``design``); (None, why) when it cannot be.
+
+    Each candidate's score is the mean of its cross-fitted probability and the calibrated score
+    of the version that drew the sample (fixed before the draw, so independent of every label
+    of the round) when that version scored the whole population: the earlier rounds' (or the
+    seed pairs') model and this round's labels together rank better than either
+    (``docs/label-efficiency.md``)."""
+    from rorem_data.rounds.discriminator import crossfit_scores
+
+    pop = ~design.known
+    ids = [sid for sid, p in zip(design.ids, pop) if p]
+    keys = [k for k, p in zip(design.keys or design.ids, pop) if p]
+    xs, how = crossfit_scores(project, round, version, ids, keys, rng=rng)
+    if xs is None:
+        return None, how
+    drew = design.version
+    if drew and drew != version and drew in design.scores and not np.isnan(design.scores[drew][pop]).any():
+        xs = 0.5 * (xs + design.scores[drew][pop])
+        how += f", averaged with the scores of {drew}, which drew the sample"
+    name = f"{version}_crossfit"
+    store.set_field_values(project.dataset, f"scores.{name}", ids, [float(v) for v in xs])
+    col = np.full(len(design.ids), np.nan)
+    col[pop] = xs
+    design.scores[name] = col
+    return name, how
 
 
 def _split_of(used: str, meta: dict):
@@ -203,15 +263,10 @@ def _split_of(used: str, meta: dict):
 def _split_problem(project, round, version, design) -> str | None:
     """Why ``version`` cannot be certified on the held-out part of round ``round``'s active
     sample (None: it can)."""
-    if version is None:
-        return "no trained discriminator"
-    if design is None:
-        return f"round {round} has no active sample"
-    if not design.finished or design.pending:
-        return f"round {round}'s active sample is not fully judged"
+    problem = _crossfit_problem(project, round, version, design)
+    if problem is not None:
+        return problem
     meta = load_version_meta(project, version)
-    if meta.get("round") != int(round):
-        return f"{version} was trained on the labels of round {meta.get('round')}, not {round}"
     if meta.get("split") != "coin":
         return (f"{version}'s held-out labels were split by label (too few labels for a split by "
                 "coins), so they are not a random part of the sample")
@@ -415,9 +470,9 @@ def auto_label(
         Each decision is audited or not by a fixed draw (a hash of its key and the round's
         audit seed), so running auto-label again adds no audit items for decisions it
         already made; a kind of decision with none audited gets one.
-    method : {"auto", "active", "holdout"}
-        How the thresholds are calibrated (module docstring). ``"auto"`` picks ``"active"``
-        when it is valid.
+    method : {"auto", "crossfit", "active", "split", "holdout"}
+        How the thresholds are calibrated (module docstring). ``"auto"`` picks ``"crossfit"``,
+        else ``"active"``, when valid.
     allow_unseen_remover : bool
         Decide removers whose calibration labels cannot support the target with the pooled
         threshold (recorded in the round record) instead of leaving them to humans.
@@ -462,20 +517,34 @@ def auto_label(
     if version is not None:
         load_version_meta(project, version)  # unknown version: one clear error
     design = active_design(project, round) if method != "holdout" else None
+    version_arg = version
     used, version, reason = _choose_method(project, round, version, method, design)
     alpha = 1.0 - conf
     meta = load_version_meta(project, version)
+    score_field = version
+    if used == "crossfit":
+        score_field, how = _crossfit(project, round, version, design, rng=rng)
+        if score_field is None and method == "crossfit":
+            raise ConfigError(f"the crossfit method cannot decide round {round} with {version}: {how}. "
+                              "Use method='active' or 'split'")
+        if score_field is None:  # auto: the next valid method
+            used, version, reason = _choose_method(project, round, version_arg, method, design,
+                                                   crossfit_failed=how)
+            meta = load_version_meta(project, version)
+            score_field = version
+        else:
+            reason = f"{reason} ({how})"
 
     # Every candidate of the round that humans were not asked about (audits included, so that a
     # rerun after an interruption sees the same set and ends in the same state), minus those a
     # human decided outside an audit.
     docs = queries.automation_candidates(project.dataset, round, ["key", "scores", "generator", "status", "queue_purpose"])
     ids = [d["id"] for d in docs]
-    scores = np.array([(d.get("scores") or {}).get(version, np.nan) for d in docs], dtype=np.float64)
+    scores = np.array([(d.get("scores") or {}).get(score_field, np.nan) for d in docs], dtype=np.float64)
     groups_of = np.array([remover_of(d) for d in docs], dtype=object)
     decidable = np.ones(len(ids), dtype=bool)
     outside = 0
-    if used in ("active", "split"):
+    if used in ("active", "split", "crossfit"):
         pos = {sid: i for i, sid in enumerate(design.ids)}
         where = np.array([pos.get(sid, -1) for sid in ids])
         in_pop = where >= 0
@@ -487,9 +556,9 @@ def auto_label(
         raise ConfigError(f"{int(missing.sum())} undecided candidates of round {round} have no "
                           f"score from {version}; score the round with it first "
                           f"(rorem_data.score(project, {round}, {version!r}))")
-    if used in ("active", "split"):
+    if used in ("active", "split", "crossfit"):
         split = _split_of(used, meta)
-        removers, pooled, conf_g = _active_groups(design, version, target=target, npv=npv, alpha=alpha,
+        removers, pooled, conf_g = _active_groups(design, score_field, target=target, npv=npv, alpha=alpha,
                                                   allow_unseen=allow_unseen_remover, split=split)
     else:
         groups = sorted(set(groups_of.tolist()))
@@ -593,7 +662,8 @@ def auto_label(
         "allow_unseen_remover": bool(allow_unseen_remover),
         "overridden_removers": sorted(g for g, info in removers.items() if info["override"]),
         "removers": [removers[g] for g in sorted(removers)], "pooled": pooled,
-        "active_selection": design.selection.get("id") if used in ("active", "split") else None,
+        "active_selection": design.selection.get("id") if used in ("active", "split", "crossfit") else None,
+        "score_field": score_field,
         "accept_choice": result.details["accept_choice"], "reject_choice": result.details["reject_choice"],
         "yield": y, "at": at, "seconds": time.perf_counter() - t0,
     }})

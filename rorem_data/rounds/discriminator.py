@@ -365,6 +365,72 @@ def _split(ids, y, holdout: float, rng: int):
     return tr, ho, "stratified"
 
 
+#: Folds of :func:`crossfit_scores`.
+CROSSFIT_FOLDS = 5
+
+
+def crossfit_scores(project, round: int, version: str, population_ids, population_keys, *,
+                    folds: int = CROSSFIT_FOLDS, rng: int = 0) -> tuple[np.ndarray | None, str]:
+    """Cross-fitted scores of a round's population: each candidate scored by a model of
+    ``version``'s spec trained on the version's labels outside the candidate's fold.
+
+    ``version`` is the round's own version (trained on round ``round``'s labels). The population
+    (the round's active-sample population, not judged before the draw) is cut into ``folds``
+    parts by hashed coins of the candidate keys (independent of the draw and the labels); the
+    model for fold ``k`` is fitted on every label the version was trained or calibrated on
+    except those of fold ``k``'s candidates - earlier rounds' labels and the version's seed-pair
+    examples are in every fold's training set (:mod:`rorem_data.stats.crossfit`). Raw head
+    probabilities, not calibrated: the certification only compares them with thresholds.
+
+    Returns
+    -------
+    (scores, how)
+        ``scores``: float array aligned with ``population_ids``, or None with the reason when
+        cross-fitting does not apply (an image head, or a fold whose training set lacks two
+        labels of a class); ``how`` says what was fitted.
+    """
+    from rorem_data.rounds.versions import load_version_meta
+    from rorem_data.stats.crossfit import crossfit_predict, fold_of
+
+    meta = load_version_meta(project, version)
+    try:
+        _meta, _disc, spec, _cal = _load_version(project, version)
+    except ConfigError as exc:  # no model to refit: the caller falls back or says why
+        return None, str(exc)
+    if spec is None or spec.featurizer is None:
+        return None, f"{version}'s head takes images, not features (cross-fitting refits it {folds} times)"
+    ids, items, docs = candidate_items(project, rounds_upto=int(round))
+    labels = _human_labels(docs, int(round))
+    row = {sid: i for i, sid in enumerate(ids)}
+    labelled = _label_set(meta)
+    y = np.array([int(labels[i]) if ids[i] in labelled and labels[i] is not None else -1
+                  for i in range(len(ids))], dtype=np.int64)
+    pop = np.array([row[s] for s in population_ids], dtype=np.int64)
+    fold = np.full(len(ids), -1, dtype=np.int64)  # -1: in every fold's training set
+    fold[pop] = fold_of(population_keys, folds, f"{int(round)}:{int(rng)}")
+    need = np.flatnonzero(y >= 0)
+    need = np.union1d(need, pop)
+    X = _inputs(project, spec, [ids[i] for i in need], [items[i] for i in need])
+    extra = None
+    if int(meta.get("seed_pairs") or 0):
+        from rorem_data.rounds.seed_pairs import seed_pair_examples
+
+        extra = seed_pair_examples(project, spec.make_featurizer(), int(meta["seed_pairs"]), rng=rng)
+    score_rows = np.isin(need, pop)
+    try:
+        p = crossfit_predict(spec.build, X, y[need], fold[need], folds=folds, score_rows=score_rows,
+                             extra=extra)
+    except ValueError as exc:
+        return None, str(exc)
+    at = {int(i): j for j, i in enumerate(need)}
+    out = np.array([p[at[int(i)]] for i in pop])
+    return out, (f"{folds}-fold cross-fitted {spec.name}: each candidate scored by a model trained "
+                 f"without its fold's labels ({int((y >= 0).sum())} labels)")
+
+
+def _label_set(meta: dict) -> set:
+    return set(meta.get("train_ids") or []) | set((meta.get("holdout") or {}).get("ids") or [])
+
 def _load_version(project, version, *, trust_code: bool = False):
     """(meta, fitted discriminator, its saved spec or None, calibrator) of a version, all from
     the version's own folder."""

@@ -96,7 +96,9 @@ def run_round(project, round: int, *, remover, budget: int, strategy: str = D.ST
         Gold items (known answers made from seed pairs) mixed into the queue, as a share of its
         size, to measure each reviewer (0: none; skipped when the project has no seeds).
     calibration : str
-        How automatic decisions are certified: ``"auto"`` (default), ``"split"`` (this round's
+        How automatic decisions are certified: ``"auto"`` (default: ``"crossfit"`` when it
+        applies, else ``"active"``), ``"crossfit"`` (this round's version refitted without each
+        fold of the active sample, on all of it), ``"split"`` (this round's
         version on the held-out part of the active sample), ``"active"`` (the version that drew
         the sample, on all of it) or ``"holdout"`` (:func:`rorem_data.auto_label`).
     allow_unseen_remover : bool

@@ -153,7 +153,7 @@ def test_auto_label_errors(project):
         auto_label(project, 1, version=v, method="active")
     with pytest.raises(ConfigError, match="^target_precision must be a number strictly between"):
         auto_label(project, 1, version=v, target_precision=95)
-    with pytest.raises(ConfigError, match="^method must be one of auto, split, active, holdout"):
+    with pytest.raises(ConfigError, match="^method must be one of auto, crossfit, split, active, holdout"):
         auto_label(project, 1, version=v, method="bayes")
     with pytest.raises(ConfigError, match="^audit must be a number in"):
         auto_label(project, 1, version=v, audit=2)

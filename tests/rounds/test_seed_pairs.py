@@ -74,13 +74,20 @@ def test_round_one_draws_with_a_seed_pair_version_and_certifies_it_on_all_its_la
     m = load_version_meta(project, seed_v)
     # trained before any human label, on no candidate: round 0, seed pairs only
     assert m["round"] == 0 and m["seed_pairs_only"] and m["train_ids"] == [] and m["seed_pairs"] >= 40
-    # this round's own version is trained on people's labels as before, and the seed version,
-    # fixed before the draw, is the one certified on all of the round's labels
+    # this round's own version is trained on people's labels as before; cross-fitted, averaged
+    # with the seed version (fixed before the draw), it decides the round on all of its labels
     assert res.version != seed_v
     from rorem_data.dataset import store
 
     auto = store.round_record(project.dataset_name, 1)["phases"]["auto"]
-    assert auto["method"] == "active" and auto["version"] == seed_v
+    assert auto["method"] == "crossfit" and auto["version"] == res.version
+    assert f"averaged with the scores of {seed_v}" in auto["method_reason"]
+    # without cross-fitting, the seed version is the one certified on all of the round's labels
+    from rorem_data.rounds.automation import auto_label
+
+    act = auto_label(project, 1, method="active", version=seed_v, target_precision=0.8,
+                     confidence=0.8, previews=False)
+    assert act.method == "active" and act.version == seed_v
     # the same call again: nothing trained twice
     again = rorem_data.run_round(project, 1, **args)
     assert again.steps["seed_version"].startswith("done before")
