@@ -389,20 +389,25 @@ def crossfit_scores(project, round: int, version: str, population_ids, populatio
         cross-fitting does not apply (an image head, or a fold whose training set lacks two
         labels of a class); ``how`` says what was fitted.
     """
-    from rorem_data.rounds.versions import load_version_meta
+    from rorem_data.discriminators.persistence import saved_spec
+    from rorem_data.rounds.estimates import _label_ids
+    from rorem_data.rounds.versions import load_version_meta, version_dir
     from rorem_data.stats.crossfit import crossfit_predict, fold_of
 
     meta = load_version_meta(project, version)
+    folder = os.path.join(version_dir(project, version), "model")
     try:
-        _meta, _disc, spec, _cal = _load_version(project, version)
-    except ConfigError as exc:  # no model to refit: the caller falls back or says why
+        spec = saved_spec(folder) if os.path.isdir(folder) else None
+    except ConfigError as exc:  # a damaged spec.json: the caller falls back or says why
         return None, str(exc)
-    if spec is None or spec.featurizer is None:
+    if spec is None:
+        return None, f"{version} has no saved model and spec ({folder}) to refit"
+    if spec.featurizer is None:
         return None, f"{version}'s head takes images, not features (cross-fitting refits it {folds} times)"
     ids, items, docs = candidate_items(project, rounds_upto=int(round))
     labels = _human_labels(docs, int(round))
     row = {sid: i for i, sid in enumerate(ids)}
-    labelled = _label_set(meta)
+    labelled = _label_ids(meta) or set()
     y = np.array([int(labels[i]) if ids[i] in labelled and labels[i] is not None else -1
                   for i in range(len(ids))], dtype=np.int64)
     pop = np.array([row[s] for s in population_ids], dtype=np.int64)
@@ -420,16 +425,12 @@ def crossfit_scores(project, round: int, version: str, population_ids, populatio
     try:
         p = crossfit_predict(spec.build, X, y[need], fold[need], folds=folds, score_rows=score_rows,
                              extra=extra)
-    except ValueError as exc:
+    except (ValueError, ConfigError) as exc:  # a fold short of a class; a head needing trust_code
         return None, str(exc)
-    at = {int(i): j for j, i in enumerate(need)}
-    out = np.array([p[at[int(i)]] for i in pop])
+    out = p[np.searchsorted(need, pop)]  # need is sorted and holds every population row
     return out, (f"{folds}-fold cross-fitted {spec.name}: each candidate scored by a model trained "
                  f"without its fold's labels ({int((y >= 0).sum())} labels)")
 
-
-def _label_set(meta: dict) -> set:
-    return set(meta.get("train_ids") or []) | set((meta.get("holdout") or {}).get("ids") or [])
 
 def _load_version(project, version, *, trust_code: bool = False):
     """(meta, fitted discriminator, its saved spec or None, calibrator) of a version, all from
