@@ -30,8 +30,9 @@ HOLDOUT = 0.3
 TARGET_PRECISION = 0.9
 CONFIDENCE = 0.9
 #: How automatic decisions are certified (``rorem_data.rounds.automation``): ``"auto"`` takes
-#: this round's new version on the held-out part of its active sample when it can ("split"),
-#: else the version that drew the sample ("active"), else held-out labels ("holdout").
+#: this round's new version cross-fitted over its active sample when it can ("crossfit"), else
+#: the version that drew the sample ("active"), else this round's version on the held-out part
+#: of the sample ("split"), else held-out labels ("holdout").
 CALIBRATION = "auto"
 #: Share of automatic decisions queued for a human audit.
 AUDIT = 0.05
