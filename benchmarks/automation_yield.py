@@ -32,7 +32,8 @@ Per round, over seeds (mean and a 95% t-interval):
 * **top2 .. top20** (JSON only): the true success rate of the best-scored 2, 5, 10, 20% - how
   pure the accept side can be;
 * **coverage**: whether the round's 95% success-rate interval (``estimates.best``) covers the rate
-  the reviewer's labels have in expectation (truth with 3% flipped).
+  the reviewer's labels have in expectation (truth with 3% flipped); the JSON keeps the estimate
+  and that rate (``estimate``, ``label_rate``).
 
 Variants (``--variants``) are the levers: which version certifies (``split``: this round's new
 version on the held-out part of the active sample; ``active``: the version that drew the sample,
@@ -199,6 +200,7 @@ def one_run(args) -> list[dict]:
             "region_precision": region_acc, "region_npv": region_rej,
             "oracle": float(sum(oracle) / len(docs)), "oracle_accept": float(oracle[0] / len(docs)),
             "oracle_reject": float(oracle[1] / len(docs)), "covered": covered, "auc": auc,
+            "estimate": {k: best.get(k) for k in ("value", "lo", "hi", "source")}, "label_rate": rate,
             "method": phase.get("method"), "auto_line": str(res.steps.get("auto_label", ""))[:600],
             "seconds": secs, "true_rate": float(truth.mean()), **top})
     import fiftyone as fo
