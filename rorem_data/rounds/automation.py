@@ -78,6 +78,8 @@ from rorem_data.rounds.versions import latest_version, load_version_meta
 log = logging.getLogger(__name__)
 
 METHODS = ("auto", "crossfit", "split", "active", "holdout")
+#: The methods certified on the round's active sample (the others: on held-out labels).
+ON_SAMPLE = ("crossfit", "split", "active")
 POOLED = "(all removers)"
 
 
@@ -154,7 +156,7 @@ def _choose_method(project, round, version, method, design, *, crossfit_failed: 
     split_reason = (f"{latest} was trained on round {round}'s labels outside the held-out part of "
                     "its active sample, which certifies it")
     if method in ("crossfit", "auto") and crossfit_failed is None:
-        problem = _crossfit_problem(project, round, latest, design)
+        problem = _own_round_problem(project, round, latest, design)
         if problem is None:
             return "crossfit", latest, (f"{latest} was trained on round {round}'s labels; models of its "
                                         "spec refitted without each fold of the active sample decide that fold")
@@ -162,8 +164,7 @@ def _choose_method(project, round, version, method, design, *, crossfit_failed: 
         problem = crossfit_failed
     xf_note = f"; cross-fitting cannot: {problem}" if method == "auto" and problem else ""
     if method == "crossfit":
-        raise ConfigError(f"the crossfit method cannot decide round {round} with "
-                          f"{latest or 'a discriminator'}: {problem}. Use method='active' or 'split'")
+        raise _crossfit_refused(round, latest, problem)
     if method == "split":
         problem = _split_problem(project, round, latest, design)
         if problem is None:
@@ -209,7 +210,12 @@ def _choose_method(project, round, version, method, design, *, crossfit_failed: 
     return "holdout", latest, f"held-out labels: {problem}{xf_note}"
 
 
-def _crossfit_problem(project, round, version, design) -> str | None:
+def _crossfit_refused(round, version, problem) -> ConfigError:
+    return ConfigError(f"the crossfit method cannot decide round {round} with "
+                       f"{version or 'a discriminator'}: {problem}. Use method='active' or 'split'")
+
+
+def _own_round_problem(project, round, version, design) -> str | None:
     """Why ``version`` is not the round's own version with its active sample judged (None: it
     is) - what the crossfit and split methods need."""
     if version is None:
@@ -263,7 +269,7 @@ def _split_of(used: str, meta: dict):
 def _split_problem(project, round, version, design) -> str | None:
     """Why ``version`` cannot be certified on the held-out part of round ``round``'s active
     sample (None: it can)."""
-    problem = _crossfit_problem(project, round, version, design)
+    problem = _own_round_problem(project, round, version, design)
     if problem is not None:
         return problem
     meta = load_version_meta(project, version)
@@ -525,8 +531,7 @@ def auto_label(
     if used == "crossfit":
         score_field, how = _crossfit(project, round, version, design, rng=rng)
         if score_field is None and method == "crossfit":
-            raise ConfigError(f"the crossfit method cannot decide round {round} with {version}: {how}. "
-                              "Use method='active' or 'split'")
+            raise _crossfit_refused(round, version, how)
         if score_field is None:  # auto: the next valid method
             used, version, reason = _choose_method(project, round, version_arg, method, design,
                                                    crossfit_failed=how)
@@ -544,7 +549,7 @@ def auto_label(
     groups_of = np.array([remover_of(d) for d in docs], dtype=object)
     decidable = np.ones(len(ids), dtype=bool)
     outside = 0
-    if used in ("active", "split", "crossfit"):
+    if used in ON_SAMPLE:
         pos = {sid: i for i, sid in enumerate(design.ids)}
         where = np.array([pos.get(sid, -1) for sid in ids])
         in_pop = where >= 0
@@ -556,7 +561,7 @@ def auto_label(
         raise ConfigError(f"{int(missing.sum())} undecided candidates of round {round} have no "
                           f"score from {version}; score the round with it first "
                           f"(rorem_data.score(project, {round}, {version!r}))")
-    if used in ("active", "split", "crossfit"):
+    if used in ON_SAMPLE:
         split = _split_of(used, meta)
         removers, pooled, conf_g = _active_groups(design, score_field, target=target, npv=npv, alpha=alpha,
                                                   allow_unseen=allow_unseen_remover, split=split)
@@ -662,7 +667,7 @@ def auto_label(
         "allow_unseen_remover": bool(allow_unseen_remover),
         "overridden_removers": sorted(g for g, info in removers.items() if info["override"]),
         "removers": [removers[g] for g in sorted(removers)], "pooled": pooled,
-        "active_selection": design.selection.get("id") if used in ("active", "split", "crossfit") else None,
+        "active_selection": design.selection.get("id") if used in ON_SAMPLE else None,
         "score_field": score_field,
         "accept_choice": result.details["accept_choice"], "reject_choice": result.details["reject_choice"],
         "yield": y, "at": at, "seconds": time.perf_counter() - t0,

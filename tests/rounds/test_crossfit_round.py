@@ -81,3 +81,27 @@ def test_crossfit_needs_the_rounds_own_version_and_a_judged_sample(project):
     judge(project, 2, s2.sample_ids, {**truth, **{sid: mode == "clean" for sid, mode in zip(ids2, m2)}})
     with pytest.raises(ConfigError, match=f"{v} was trained on the labels of round 1, not 2"):
         auto_label(project, 2, method="crossfit", version=v, previews=False)
+
+
+@pytest.mark.slow
+def test_a_candidate_is_scored_without_its_folds_labels(project):
+    """Through the project: relabel every judged candidate of one fold and only the other folds'
+    scores move - the wiring (which labels train which refit) keeps each fold out of its own."""
+    from rorem_data.core import schema
+    from rorem_data.rounds.discriminator import CROSSFIT_FOLDS, crossfit_scores
+    from rorem_data.rounds.estimates import active_design
+    from rorem_data.rounds.review import apply_reviews
+    from rorem_data.stats.crossfit import fold_of
+
+    v, truth, s = _round_one(project)
+    d = active_design(project, 1)
+    ids, keys = d.ids, d.keys
+    before, _ = crossfit_scores(project, 1, v, ids, keys, rng=0)
+    fold = fold_of(keys, CROSSFIT_FOLDS, "1:0")
+    flip = [sid for sid, f in zip(ids, fold) if f == 0 and sid in set(s.sample_ids)]
+    assert flip
+    apply_reviews(project.dataset, [(sid, schema.REJECTED if truth[sid] else schema.ACCEPTED, "bo", None)
+                                    for sid in flip], round=1)
+    after, _ = crossfit_scores(project, 1, v, ids, keys, rng=0)
+    assert np.allclose(before[fold == 0], after[fold == 0])
+    assert not np.allclose(before[fold != 0], after[fold != 0])

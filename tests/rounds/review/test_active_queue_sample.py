@@ -216,6 +216,7 @@ def test_a_version_trained_on_the_sample_is_refused_for_the_active_method(projec
         auto_label(project, 1, version="new_r1", method="active", previews=False)
     res = auto_label(project, 1, version="new_r1", target_precision=0.85, confidence=0.9, previews=False)
     assert res.method == "holdout" and "trained or calibrated on 80" in res.method_reason
+    assert "cross-fitting cannot" in res.method_reason and "no saved model" in res.method_reason
     assert store.round_record(project.dataset_name, 1)["phases"]["auto"]["method"] == "holdout"
     # the estimate does not use it either: the version that drew the sample predicts
     est = round_estimates(project, 1, version="new_r1")
