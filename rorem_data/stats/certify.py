@@ -18,16 +18,21 @@ Threshold choice (:func:`choose_threshold_equal`): fixed-sequence testing (Learn
 Angelopoulos et al., 2021) over nested decided sets fixed before the labels are seen - the
 ``m_j`` best-scored candidates with ``c * m_j = start + j * step`` expected labels (below 300
 expected labels: a fifth of them, then steps of a third of that - 40, 53, 67, ... for 200; from
-300: 30, 40, 50, ... and a second sequence, below).
+300: 30, 40, 50, ... with a second entry point, below).
 Each null "the set holds fewer than ``target * m_j`` successes" is tested at level ``alpha =
 1 - confidence`` with the exact hypergeometric p-value given the labelled count ``n_j`` in the
 set; testing stops at the first null that is not rejected and the largest rejected set is
 returned. Why it is valid: a wrong answer needs a true null rejected; the first true null of the
 sequence is fixed by the labels (design-based: the labels are fixed, the draw is random), and
 given ``n_j`` its p-value is exact, so it is rejected with probability at most ``alpha``. With
-many expected labels (``SECOND_FROM * start`` or more) a second sequence starts at a quarter of
-them; each runs at ``alpha / 2`` (Bonferroni), so a wrong answer from either has probability at
-most ``alpha`` in all, and the larger certified set is returned.
+many expected labels (``SECOND_FROM * start`` or more) the error rate is shared between two
+points of the same sequence - its first set and the first set with a quarter of the labels -
+by the fallback procedure (Wiens 2003): each set is tested at its own share plus the level of
+the set before it when that one was shown, and a set not shown passes nothing on. A first
+failure near the top (a few confidently misjudged candidates at the extreme score) then does not
+end the sequence: it resumes at the quarter point with half the error rate, and a sequence shown
+all the way there carries on with all of it. The shares sum to ``alpha``, so a true null is
+rejected with probability at most ``alpha`` in all.
 
 Scores, the sets and the thinning coins must not depend on the labels being tested: scores
 from a discriminator trained before the draw, or on a held-out split decided by coins (see
@@ -55,11 +60,11 @@ START, STEP = 30, 10
 #: by chance too often to stake the whole sequence on it (simulation: +0.6 to +4 points of a
 #: 600-candidate round with 200 labels against starting at 30).
 MIN_START = 12
-#: With at least ``SECOND_FROM * start`` expected labels, a second fixed sequence starts at
-#: ``1 / SECOND_SHARE`` of them; the two share the error rate (Bonferroni) and the larger
-#: certified set is taken. One sequence stops for good at its first set that is not shown,
+#: With at least ``SECOND_FROM * start`` expected labels, the sequence has a second entry point
+#: at ``1 / SECOND_SHARE`` of them; the two share the error rate (fallback procedure, module
+#: docstring). One sequence stops for good at its first set that is not shown,
 #: however good the larger sets are (a few confidently misjudged candidates at the extreme
-#: score); the second starts past them. (On these pools: rounds of 600 labels left with nothing
+#: score); the second entry point is past them. (On these pools: rounds of 600 labels left with nothing
 #: in 1 of 10; in simulation with 2% such candidates, 0.03 -> 0.33 of a 3,000-candidate round.)
 SECOND_FROM, SECOND_SHARE = 10, 4
 METHOD = "fixed-sequence equal-probability hypergeometric"
@@ -128,27 +133,43 @@ def _set_sizes(key_sorted, c: float, start: float, step: float) -> list[int]:
         e += step
 
 
-def _fixed_sequence(sizes, cum_n, cum_x, target: float, alpha: float):
-    """(largest rejected (m, n, x) or None, the first test's (m, n, x, p), tests run): test the
-    nulls in order at level ``alpha``, stopping at the first not rejected."""
-    best, first, tested = None, None, 0
-    for m in sizes:
+def _fallback(sizes, weights: dict, cum_n, cum_x, target: float):
+    """(largest rejected (m, n, x) or None, the first test's (m, n, x, p), tests run): the
+    fallback procedure (Wiens 2003) over the nested sets in order. Set ``j`` is tested at
+    ``weights.get(j, 0)`` plus the level of set ``j - 1`` when that one was shown; a set not
+    shown passes nothing on, so the chain waits for the next set with a weight of its own. With
+    the weights summing to ``alpha``, a true null is rejected with probability at most
+    ``alpha`` whatever the labels; ``{0: alpha}`` is plain fixed-sequence testing."""
+    best, first, tested, level = None, None, 0, 0.0
+    last = max(weights)
+    for j, m in enumerate(sizes):
+        level += weights.get(j, 0.0)
+        if level <= 0.0:
+            if j > last:
+                break
+            continue
         n, x = int(cum_n[m]), int(cum_x[m])
         tested += 1
         p = _p_value(m, n, x, null_count(m, target))
         if first is None:
             first = (m, n, x, p)
-        if p > alpha:
-            break
-        best = (m, n, x)
+        if p <= level:
+            best = (m, n, x)
+        else:
+            level = 0.0
     return best, first, tested
+
+
+def _fixed_sequence(sizes, cum_n, cum_x, target: float, alpha: float):
+    """Fixed-sequence testing at level ``alpha``: stop at the first set not shown."""
+    return _fallback(sizes, {0: alpha}, cum_n, cum_x, target)
 
 
 def _split_note(starts) -> str:
     if len(starts) == 1:
         return ""
-    return (f"; two sequences, from {starts[0]:.0f} and {starts[1]:.0f} expected labels, each at "
-            "half the error rate")
+    return (f"; half the error rate at {starts[0]:.0f} expected labels and half at "
+            f"{starts[1]:.0f}, carried on while sets are shown")
 
 
 def _p_value(m: int, n: int, x: int, k0: int) -> float:
@@ -204,7 +225,8 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
         Expected labels in the first tested set and per step (module docstring). When the
         whole population holds fewer than ``SECOND_FROM * start`` expected labels, the first
         set holds a fifth of them (at least ``MIN_START``) and steps are a third of that; with
-        more, a second sequence starts at ``1 / SECOND_SHARE`` of them.
+        more, the error rate is shared with a second entry point at ``1 / SECOND_SHARE`` of
+        them (fallback procedure).
 
     Returns
     -------
@@ -239,15 +261,13 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
     cum_n = np.r_[0, np.cumsum(kept_sorted)]
     cum_x = np.r_[0, np.cumsum(hit_sorted)]
     starts = [start] + ([expected / SECOND_SHARE] if second else [])
-    alpha_each = alpha / len(starts)  # Bonferroni over the sequences
-    best, first, tested = None, None, 0
-    for e0 in starts:
-        found, fail, n_t = _fixed_sequence(_set_sizes(key_sorted, c, e0, step), cum_n, cum_x,
-                                           target, alpha_each)
-        tested += n_t
-        first = first or fail
-        if found is not None and (best is None or found[0] > best[0]):
-            best = found
+    sizes = _set_sizes(key_sorted, c, start, step)
+    weights: dict = {}
+    for e0 in starts:  # alpha shared by the starts; a start's weight goes to its first set
+        m0 = _set_sizes(key_sorted, c, e0, step)[0]
+        j = next(j for j, m in enumerate(sizes) if m >= m0)
+        weights[j] = weights.get(j, 0.0) + alpha / len(starts)
+    best, first, tested = _fallback(sizes, weights, cum_n, cum_x, target)
     base["n_tested"] = tested
     base["sequences"] = [round(float(e0), 1) for e0 in starts]
     if best is None:
@@ -259,7 +279,7 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
             f"(p = {p:.3g}{_split_note(starts)}); more labels or a better discriminator are needed")
         return base
     m, n, x = best
-    k_lo = max(hypergeom_lower_count(m, n, x, alpha_each), int(math.ceil(target * m - 1e-9)))
+    k_lo = max(hypergeom_lower_count(m, n, x, alpha / len(starts)), int(math.ceil(target * m - 1e-9)))
     t = float(key_sorted[m - 1] if rule == "accept" else -key_sorted[m - 1])
     base.update(threshold=t, n_decided=int(m), n_labeled_decided=int(n), hits=int(x),
                 lower=k_lo / m)

@@ -198,3 +198,41 @@ def test_a_second_sequence_gets_past_misjudged_extremes_and_keeps_the_guarantee(
     monkeypatch.setattr(certify, "SECOND_FROM", 10**9)  # one sequence: it starts at a fifth
     _, _, ch = draws(5)
     assert ch.sequences == [120.0]
+
+
+@pytest.mark.parametrize("rule", ["accept", "reject"])
+def test_sharing_the_error_rate_along_one_sequence_beats_two_halves_and_keeps_the_guarantee(rule):
+    """From 300 expected labels the error rate is split between the first set and the quarter
+    point of one sequence (fallback procedure): a sequence shown up to the quarter point goes on
+    at the whole rate. Draw by draw it certifies at least what two separate sequences at half the
+    rate each would, more on average, and over 600 draws from fixed labels the certified set
+    misses the target no more often than alpha allows."""
+    import rorem_data.stats.certify as certify
+
+    rng = np.random.default_rng(21)
+    n, c, target, alpha = 3000, 0.2, 0.8, 0.1
+    z = rng.normal(size=n)
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-(2.2 * z - 0.9)))).astype(float)
+    hit = y if rule == "accept" else 1 - y
+    key = z if rule == "accept" else -z
+    order = np.argsort(-key, kind="stable")
+    starts = (30, 0.2 * n / 4)
+    halves = [certify._set_sizes(key[order], c, e0, 10) for e0 in starts]
+    wrong = acted = 0
+    gain = []
+    for t in range(600):
+        xi = np.random.default_rng(9000 + t).uniform(size=n) < c
+        ch = choose_threshold_equal(z, np.where(xi, hit, 0), xi, c, rule=rule, target=target,
+                                    confidence=1 - alpha)
+        assert ch.sequences == [30.0, 150.0]
+        cum_n = np.r_[0, np.cumsum(xi[order])]
+        cum_x = np.r_[0, np.cumsum(np.where(xi, hit, 0)[order])]
+        two = max((certify._fixed_sequence(sz, cum_n, cum_x, target, alpha / 2)[0] or (0,))[0]
+                  for sz in halves)
+        assert ch.n_decided >= two
+        gain.append(ch.n_decided - two)
+        if ch.chosen:
+            acted += 1
+            wrong += hit[order[:ch.n_decided]].mean() < target
+    assert acted > 300 and np.mean(gain) > 0
+    assert wrong / 600 <= alpha + 2 * np.sqrt(alpha * (1 - alpha) / 600)
