@@ -16,9 +16,9 @@ the candidates not kept still count for everything else (training, estimates).
 
 Threshold choice (:func:`choose_threshold_equal`): fixed-sequence testing (Learn-then-Test,
 Angelopoulos et al., 2021) over nested decided sets fixed before the labels are seen - the
-``m_j`` best-scored candidates with ``c * m_j = start + j * step`` expected labels (below 300
-expected labels: a fifth of them, then steps of a third of that - 40, 53, 67, ... for 200; from
-300: 30, 40, 50, ... with a second entry point, below).
+``m_j`` best-scored candidates with ``c * m_j = start + j * step`` expected labels, steps of 5
+(below 300 expected labels the first set holds a fifth of them - 40, 45, 50, ... for 200; from
+300 a tenth, at least 30 - 60, 65, 70, ... for 600 - with a second entry point, below).
 Each null "the set holds fewer than ``target * m_j`` successes" is tested at level ``alpha =
 1 - confidence`` with the exact hypergeometric p-value given the labelled count ``n_j`` in the
 set; testing stops at the first null that is not rejected and the largest rejected set is
@@ -26,11 +26,11 @@ returned. Why it is valid: a wrong answer needs a true null rejected; the first 
 sequence is fixed by the labels (design-based: the labels are fixed, the draw is random), and
 given ``n_j`` its p-value is exact, so it is rejected with probability at most ``alpha``. With
 many expected labels (``SECOND_FROM * start`` or more) the error rate is shared between two
-points of the same sequence - its first set and the first set with a quarter of the labels -
+points of the same sequence - its first set and the first set with a third of the labels -
 by the fallback procedure (Wiens 2003): each set is tested at its own share plus the level of
 the set before it when that one was shown, and a set not shown passes nothing on. A first
 failure near the top (a few confidently misjudged candidates at the extreme score) then does not
-end the sequence: it resumes at the quarter point with half the error rate, and a sequence shown
+end the sequence: it resumes at the third with half the error rate, and a sequence shown
 all the way there carries on with all of it. The shares sum to ``alpha``, so a true null is
 rejected with probability at most ``alpha`` in all.
 
@@ -53,12 +53,15 @@ from rorem_data.core.numbers import null_count
 __all__ = ["EqualChoice", "choose_threshold_equal", "hash_uniforms", "hypergeom_lower_count",
            "split_inclusion", "thin_to_equal"]
 
-#: Expected labels in the first tested set, and in each step after it.
-START, STEP = 30, 10
+#: Expected labels in the first tested set (at least), and in each step after it. Steps of 5
+#: rather than 10 (or a third of the first set) put the last certified set closer to where the
+#: target stops holding; a fixed sequence pays nothing for testing more sets (simulation, 600
+#: candidates with 200 labels: +1 to +2 points of the round rejected, +0.1 to +1 accepted).
+START, STEP = 30, 5
 #: Below ``SECOND_FROM * START`` expected labels (one sequence) the first set holds a fifth of
-#: them, at least this, and steps are a third of that: a first set of a few dozen labels fails
-#: by chance too often to stake the whole sequence on it (simulation: +0.6 to +4 points of a
-#: 600-candidate round with 200 labels against starting at 30).
+#: them, at least this, and steps are at most a third of that: a first set of a few dozen labels
+#: fails by chance too often to stake the whole sequence on it (simulation: +0.6 to +4 points of
+#: a 600-candidate round with 200 labels against starting at 30).
 MIN_START = 12
 #: With at least ``SECOND_FROM * start`` expected labels, the sequence has a second entry point
 #: at ``1 / SECOND_SHARE`` of them; the two share the error rate (fallback procedure, module
@@ -66,7 +69,13 @@ MIN_START = 12
 #: however good the larger sets are (a few confidently misjudged candidates at the extreme
 #: score); the second entry point is past them. (On these pools: rounds of 600 labels left with nothing
 #: in 1 of 10; in simulation with 2% such candidates, 0.03 -> 0.33 of a 3,000-candidate round.)
-SECOND_FROM, SECOND_SHARE = 10, 4
+SECOND_FROM, SECOND_SHARE = 10, 3
+#: ... and the first entry point holds ``1 / FIRST_SHARE`` of them (at least ``start``): a set of
+#: 30 labels can show a precision of 0.80 at half the error rate only when it is nearly pure, so
+#: starting there spent half the error rate on accept sets that never pass (simulation and
+#: ``benchmarks/automation_yield.py``, large scale: first entry at 30 and second at a quarter,
+#: rounds 2-3 53.0% -> 60 and a third 53.7%).
+FIRST_SHARE = 10
 METHOD = "fixed-sequence equal-probability hypergeometric"
 
 
@@ -224,8 +233,9 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
     start, step : float
         Expected labels in the first tested set and per step (module docstring). When the
         whole population holds fewer than ``SECOND_FROM * start`` expected labels, the first
-        set holds a fifth of them (at least ``MIN_START``) and steps are a third of that; with
-        more, the error rate is shared with a second entry point at ``1 / SECOND_SHARE`` of
+        set holds a fifth of them (at least ``MIN_START``) and steps are at most a third of
+        that; with more, the first set holds ``1 / FIRST_SHARE`` of them (at least ``start``)
+        and the error rate is shared with a second entry point at ``1 / SECOND_SHARE`` of
         them (fallback procedure).
 
     Returns
@@ -252,7 +262,7 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
     second = expected >= SECOND_FROM * start
     if not second:  # one sequence: its first set holds a fifth of the labels (module docstring)
         start = max(MIN_START, expected / 5)
-        step = max(start / 3, 1.0)
+        step = max(min(step, start / 3), 1.0)
     key = s if rule == "accept" else -s
     order = np.argsort(-key, kind="stable")
     key_sorted = key[order]
@@ -260,7 +270,8 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
     hit_sorted = np.where(kept_sorted, hits[order], 0.0)
     cum_n = np.r_[0, np.cumsum(kept_sorted)]
     cum_x = np.r_[0, np.cumsum(hit_sorted)]
-    starts = [start] + ([expected / SECOND_SHARE] if second else [])
+    starts = [max(start, expected / FIRST_SHARE), expected / SECOND_SHARE] if second else [start]
+    start = starts[0]
     sizes = _set_sizes(key_sorted, c, start, step)
     weights: dict = {}
     for e0 in starts:  # alpha shared by the starts; a start's weight goes to its first set

@@ -183,7 +183,7 @@ def test_a_second_sequence_gets_past_misjudged_extremes_and_keeps_the_guarantee(
         return acted, wrong, ch
 
     acted, wrong, ch = draws()
-    assert ch.sequences == [30.0, 150.0]  # 600 expected labels: a second sequence from 150
+    assert ch.sequences == [60.0, 200.0]  # 600 expected labels: entry points at 60 and 200
     assert acted >= 0.8 * 300 and wrong <= 0.1 * 300
     # the first sequence alone (from 30 labels at the extreme) is stopped by the misjudged ones
     order = np.argsort(s, kind="stable")
@@ -216,15 +216,15 @@ def test_sharing_the_error_rate_along_one_sequence_beats_two_halves_and_keeps_th
     hit = y if rule == "accept" else 1 - y
     key = z if rule == "accept" else -z
     order = np.argsort(-key, kind="stable")
-    starts = (30, 0.2 * n / 4)
-    halves = [certify._set_sizes(key[order], c, e0, 10) for e0 in starts]
+    starts = (0.2 * n / certify.FIRST_SHARE, 0.2 * n / certify.SECOND_SHARE)  # 60 and 200
+    halves = [certify._set_sizes(key[order], c, e0, certify.STEP) for e0 in starts]
     wrong = acted = 0
     gain = []
     for t in range(600):
         xi = np.random.default_rng(9000 + t).uniform(size=n) < c
         ch = choose_threshold_equal(z, np.where(xi, hit, 0), xi, c, rule=rule, target=target,
                                     confidence=1 - alpha)
-        assert ch.sequences == [30.0, 150.0]
+        assert ch.sequences == [60.0, 200.0]
         cum_n = np.r_[0, np.cumsum(xi[order])]
         cum_x = np.r_[0, np.cumsum(np.where(xi, hit, 0)[order])]
         two = max((certify._fixed_sequence(sz, cum_n, cum_x, target, alpha / 2)[0] or (0,))[0]
