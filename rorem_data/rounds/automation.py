@@ -374,9 +374,35 @@ def _design_arrays(design, version, split):
     return pop, design.version_scores(version), y, xi, pi
 
 
-def _active_groups(design, version, *, target, npv, alpha, allow_unseen, split=None):
+#: A rule gets the second entry point of its fixed sequence (``stats.certify``) unless its hits
+#: (successes for accepts, failures for rejects) were under this share of the earlier rounds'
+#: human labels: then its region does not reach a third of the round, and the half of the error
+#: rate the entry holds is spent for nothing (large scale of ``benchmarks/automation_yield.py``:
+#: accepts at a success rate of 30-38%).
+SECOND_ENTRY_MIN_SHARE = 0.5
+
+
+def _earlier_success_share(project, round: int) -> float | None:
+    """Share of successes among the human labels of the rounds before ``round`` (None: none):
+    fixed before this round's draw, so choosing a test design by it costs no validity."""
+    if round <= 1:
+        return None
+    labels = [d["label"] for d in queries.human_labels(project.dataset, rounds_upto=round - 1)]
+    return float(np.mean(labels)) if labels else None
+
+
+def _second_entries(success_share: float | None) -> dict:
+    """Per rule, whether its sequence gets the second entry point (module constant above)."""
+    if success_share is None:
+        return {"accept": True, "reject": True}
+    return {"accept": success_share >= SECOND_ENTRY_MIN_SHARE,
+            "reject": 1.0 - success_share >= SECOND_ENTRY_MIN_SHARE}
+
+
+def _active_groups(design, version, *, target, npv, alpha, allow_unseen, split=None, entries=None):
     """Per-remover thresholds certified on the active sample (population: not judged at the
-    draw, nor used to train ``version``), from its equal-probability part."""
+    draw, nor used to train ``version``), from its equal-probability part; ``entries``: per
+    rule, whether its sequence gets a second entry point (:func:`_second_entries`)."""
     from rorem_data.stats.certify import choose_threshold_equal, hash_uniforms, thin_to_equal
     from rorem_data.stats.intervals import min_trials_for_lower_bound
 
@@ -395,9 +421,11 @@ def _active_groups(design, version, *, target, npv, alpha, allow_unseen, split=N
             return None, None, "none of its candidates was drawn"
         kept, c = thin_to_equal(xi, pi, coins[m])
         acc = choose_threshold_equal(s, np.where(kept, y == 1, 0), kept, c, rule="accept",
-                                     target=target, confidence=conf_g)
+                                     target=target, confidence=conf_g,
+                                     second_entry=(entries or {}).get("accept", True))
         rej = choose_threshold_equal(s, np.where(kept, y == 0, 0), kept, c, rule="reject",
-                                     target=npv, confidence=conf_g)
+                                     target=npv, confidence=conf_g,
+                                     second_entry=(entries or {}).get("reject", True))
         msgs = [str(c) for c in (acc, rej) if not c.chosen]
         return acc, rej, "; ".join(msgs)
 
@@ -563,8 +591,10 @@ def auto_label(
                           f"(rorem_data.score(project, {round}, {version!r}))")
     if used in ON_SAMPLE:
         split = _split_of(used, meta)
+        entries = _second_entries(_earlier_success_share(project, round))
         removers, pooled, conf_g = _active_groups(design, score_field, target=target, npv=npv, alpha=alpha,
-                                                  allow_unseen=allow_unseen_remover, split=split)
+                                                  allow_unseen=allow_unseen_remover, split=split,
+                                                  entries=entries)
     else:
         groups = sorted(set(groups_of.tolist()))
         cand = {g: scores[(groups_of == g) & decidable] for g in groups}

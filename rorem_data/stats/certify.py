@@ -214,7 +214,8 @@ class EqualChoice(dict):
 
 
 def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: float,
-                           confidence: float, start: float = START, step: float = STEP) -> EqualChoice:
+                           confidence: float, start: float = START, step: float = STEP,
+                           second_entry: bool = True) -> EqualChoice:
     """Largest certified set "score >= t" (``rule="accept"``) or "score <= t" (``"reject"``).
 
     Parameters
@@ -237,6 +238,11 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
         that; with more, the first set holds ``1 / FIRST_SHARE`` of them (at least ``start``)
         and the error rate is shared with a second entry point at ``1 / SECOND_SHARE`` of
         them (fallback procedure).
+    second_entry : bool, default True
+        ``False``: from ``SECOND_FROM * start`` expected labels too, one sequence from the first
+        entry point at the whole error rate - for a rule whose hits are too rare for its region
+        to reach the second entry point (see ``rounds.automation``), where that entry's share
+        would be spent for nothing. Decided before the labels are seen.
 
     Returns
     -------
@@ -270,7 +276,9 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
     hit_sorted = np.where(kept_sorted, hits[order], 0.0)
     cum_n = np.r_[0, np.cumsum(kept_sorted)]
     cum_x = np.r_[0, np.cumsum(hit_sorted)]
-    starts = [max(start, expected / FIRST_SHARE), expected / SECOND_SHARE] if second else [start]
+    starts = [max(start, expected / FIRST_SHARE)] if second else [start]
+    if second and second_entry:
+        starts.append(expected / SECOND_SHARE)
     start = starts[0]
     sizes = _set_sizes(key_sorted, c, start, step)
     weights: dict = {}

@@ -159,3 +159,23 @@ def test_auto_label_errors(project):
         auto_label(project, 1, version=v, audit=2)
     with pytest.raises(ConfigError, match="run auto_label first"):
         audit_report(project, 1)
+
+
+def test_the_second_entry_point_goes_to_the_rules_whose_hits_earlier_rounds_made_common(project):
+    """From 300 expected labels the certification's sequence gets a second entry point (a third
+    of the labels) only for a rule whose hits were at least half of the earlier rounds' human
+    labels: with 3 successes in 10, accepts run one sequence at the whole error rate and rejects
+    keep both entry points. Round 1, with no earlier labels, keeps both for both rules."""
+    from rorem_data.rounds.automation import _earlier_success_share, _second_entries
+    from rorem_data.rounds.review.queue import enqueue
+
+    ids, _, _ = _scored_round(project, n=10)
+    enqueue(project, 1, ids, purpose="active", previews=False)
+    for i, sid in enumerate(ids):
+        apply_review(project.dataset, sid, "accept" if i < 3 else "reject", reviewer="ann")
+    assert _earlier_success_share(project, 1) is None
+    assert _second_entries(None) == {"accept": True, "reject": True}
+    share = _earlier_success_share(project, 2)
+    assert share == pytest.approx(0.3)
+    assert _second_entries(share) == {"accept": False, "reject": True}
+    assert _second_entries(0.8) == {"accept": True, "reject": False}

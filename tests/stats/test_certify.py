@@ -236,3 +236,30 @@ def test_sharing_the_error_rate_along_one_sequence_beats_two_halves_and_keeps_th
             wrong += hit[order[:ch.n_decided]].mean() < target
     assert acted > 300 and np.mean(gain) > 0
     assert wrong / 600 <= alpha + 2 * np.sqrt(alpha * (1 - alpha) / 600)
+
+
+def test_one_sequence_at_the_whole_error_rate_when_the_second_entry_is_off():
+    """``second_entry=False`` (a rule whose region cannot reach a third of the labels): one
+    sequence from a tenth of the labels at the whole alpha - it certifies accept sets the shared
+    design leaves, and over 600 draws from fixed labels it misses the target no more often than
+    alpha allows."""
+    rng = np.random.default_rng(23)
+    n, c, target, alpha = 3000, 0.2, 0.8, 0.1
+    z = rng.normal(size=n)
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-(2.0 * z - 0.9)))).astype(float)
+    order = np.argsort(-z, kind="stable")
+    one, two, wrong = [], [], 0
+    for t in range(600):
+        xi = np.random.default_rng(7000 + t).uniform(size=n) < c
+        hits = np.where(xi, y, 0)
+        single = choose_threshold_equal(z, hits, xi, c, rule="accept", target=target,
+                                        confidence=1 - alpha, second_entry=False)
+        shared = choose_threshold_equal(z, hits, xi, c, rule="accept", target=target,
+                                        confidence=1 - alpha)
+        assert single.sequences == [60.0] and shared.sequences == [60.0, 200.0]
+        one.append(single.n_decided)
+        two.append(shared.n_decided)
+        if single.chosen:
+            wrong += y[order[:single.n_decided]].mean() < target
+    assert np.mean(one) > 1.1 * np.mean(two)
+    assert wrong / 600 <= alpha + 2 * np.sqrt(alpha * (1 - alpha) / 600)
