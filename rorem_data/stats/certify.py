@@ -65,16 +65,16 @@ START, STEP = 30, 5
 MIN_START = 12
 #: With at least ``SECOND_FROM * start`` expected labels, the sequence has a second entry point
 #: at ``1 / SECOND_SHARE`` of them; the two share the error rate (fallback procedure, module
-#: docstring). One sequence stops for good at its first set that is not shown,
-#: however good the larger sets are (a few confidently misjudged candidates at the extreme
-#: score); the second entry point is past them. (On these pools: rounds of 600 labels left with nothing
-#: in 1 of 10; in simulation with 2% such candidates, 0.03 -> 0.33 of a 3,000-candidate round.)
+#: docstring). One sequence stops for good at its first set that is not shown, however good
+#: the larger sets are (a few confidently misjudged candidates at the extreme score); the second
+#: entry point is past them. (On these pools: rounds of 600 labels left with nothing in 1 of 10;
+#: in simulation with 2% such candidates, 0.03 -> 0.33 of a 3,000-candidate round.)
 SECOND_FROM, SECOND_SHARE = 10, 3
 #: ... and the first entry point holds ``1 / FIRST_SHARE`` of them (at least ``start``): a set of
 #: 30 labels can show a precision of 0.80 at half the error rate only when it is nearly pure, so
-#: starting there spent half the error rate on accept sets that never pass (simulation and
-#: ``benchmarks/automation_yield.py``, large scale: first entry at 30 and second at a quarter,
-#: rounds 2-3 53.0% -> 60 and a third 53.7%).
+#: starting there spent half the error rate on accept sets that never pass (simulation, and
+#: ``benchmarks/automation_yield.py`` at the large scale, rounds 2-3: entry points at 30 and a
+#: quarter 53.0%, at a tenth and a third 53.7%).
 FIRST_SHARE = 10
 METHOD = "fixed-sequence equal-probability hypergeometric"
 
