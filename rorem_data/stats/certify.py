@@ -16,9 +16,10 @@ the candidates not kept still count for everything else (training, estimates).
 
 Threshold choice (:func:`choose_threshold_equal`): fixed-sequence testing (Learn-then-Test,
 Angelopoulos et al., 2021) over nested decided sets fixed before the labels are seen - the
-``m_j`` best-scored candidates with ``c * m_j = start + j * step`` expected labels, steps of 5
-(below 300 expected labels the first set holds a fifth of them - 40, 45, 50, ... for 200; from
-300 a tenth, at least 30 - 60, 65, 70, ... for 600 - with a second entry point, below).
+``m_j`` best-scored candidates with ``c * m_j = start + j * step`` expected labels (below 300
+expected labels: a fifth of them, then steps of a third of that - 40, 53, 67, ... for 200; from
+300 a tenth, at least 30, then steps of 5 - 60, 65, 70, ... for 600 - with a second entry point,
+below).
 Each null "the set holds fewer than ``target * m_j`` successes" is tested at level ``alpha =
 1 - confidence`` with the exact hypergeometric p-value given the labelled count ``n_j`` in the
 set; testing stops at the first null that is not rejected and the largest rejected set is
@@ -53,13 +54,15 @@ from rorem_data.core.numbers import null_count
 __all__ = ["EqualChoice", "choose_threshold_equal", "hash_uniforms", "hypergeom_lower_count",
            "split_inclusion", "thin_to_equal"]
 
-#: Expected labels in the first tested set (at least), and in each step after it. Steps of 5
-#: rather than 10 (or a third of the first set) put the last certified set closer to where the
-#: target stops holding; a fixed sequence pays nothing for testing more sets (simulation, 600
-#: candidates with 200 labels: +1 to +2 points of the round rejected, +0.1 to +1 accepted).
+#: Expected labels in the first tested set (at least), and in each step after it, from 300
+#: expected labels: steps of 5 rather than 10 put the last certified set closer to where the
+#: target stops holding (large scale of ``benchmarks/automation_yield.py``: +0.3 points). Below
+#: 300 the steps stay a third of the first set: steps of 5 gained 1.3 points at the small scale
+#: but made the demo's round 1 (250 labels of 371 candidates) stop at its first dip, 30.2% ->
+#: 13.8% decided.
 START, STEP = 30, 5
 #: Below ``SECOND_FROM * START`` expected labels (one sequence) the first set holds a fifth of
-#: them, at least this, and steps are at most a third of that: a first set of a few dozen labels
+#: them, at least this, and steps are a third of that: a first set of a few dozen labels
 #: fails by chance too often to stake the whole sequence on it (simulation: +0.6 to +4 points of
 #: a 600-candidate round with 200 labels against starting at 30).
 MIN_START = 12
@@ -234,8 +237,8 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
     start, step : float
         Expected labels in the first tested set and per step (module docstring). When the
         whole population holds fewer than ``SECOND_FROM * start`` expected labels, the first
-        set holds a fifth of them (at least ``MIN_START``) and steps are at most a third of
-        that; with more, the first set holds ``1 / FIRST_SHARE`` of them (at least ``start``)
+        set holds a fifth of them (at least ``MIN_START``) and steps are a third of that;
+        with more, the first set holds ``1 / FIRST_SHARE`` of them (at least ``start``)
         and the error rate is shared with a second entry point at ``1 / SECOND_SHARE`` of
         them (fallback procedure).
     second_entry : bool, default True
@@ -268,7 +271,7 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
     second = expected >= SECOND_FROM * start
     if not second:  # one sequence: its first set holds a fifth of the labels (module docstring)
         start = max(MIN_START, expected / 5)
-        step = max(min(step, start / 3), 1.0)
+        step = max(start / 3, 1.0)
     key = s if rule == "accept" else -s
     order = np.argsort(-key, kind="stable")
     key_sorted = key[order]
