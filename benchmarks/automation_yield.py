@@ -91,6 +91,11 @@ VARIANTS = {  # name: (calibration, sampling design, seed pairs in training)
 SHARES = {"uniform": 1.0, "half": 0.5, "floor05": None}
 
 
+def _label_rate(truth):
+    """The rate the reviewer's labels have in expectation: the truth with ``NOISE`` flipped."""
+    return truth * (1 - 2 * NOISE) + NOISE
+
+
 def _oracle(scores, truth, target) -> tuple[int, int]:
     """(accepts, rejects) of the largest sets whose true precision / NPV meet the target."""
     if scores.size == 0:
@@ -176,7 +181,7 @@ def one_run(args) -> list[dict]:
             m = ~asked & ~np.isnan(s)
             oracle = _oracle(s[m], truth[m], TARGET)
             # the same with the rate the reviewer's labels have: the most any test on labels can show
-            label_oracle = _oracle(s[m], truth[m] * (1 - 2 * NOISE) + NOISE, TARGET)
+            label_oracle = _oracle(s[m], _label_rate(truth[m]), TARGET)
             o = np.argsort(-s[m], kind="stable")
             top = {f"top{q}": float(truth[m][o[:max(1, int(q / 100 * o.size))]].mean())
                    for q in (2, 5, 10, 20)}
@@ -199,7 +204,7 @@ def one_run(args) -> list[dict]:
         from rorem_data.rounds.estimates import round_estimates
 
         best = round_estimates(project, r, confidence=0.95).get("best") or {}
-        rate = float(truth.mean() * (1 - NOISE) + (1 - truth.mean()) * NOISE)
+        rate = float(_label_rate(truth.mean()))
         covered = None if best.get("lo") is None else bool(best["lo"] <= rate <= best["hi"])
         redrawn = _redrawn_coverage(project, r, best.get("version"), docs, truth, seed)
         rows.append({
@@ -239,7 +244,7 @@ def _redrawn_coverage(project, round_, version, docs, truth, seed, draws: int = 
     f = np.clip(d.version_scores(version), 0.0, 1.0)
     if np.isnan(f).any():
         return None
-    rate = y.mean() * (1 - NOISE) + (1 - y.mean()) * NOISE
+    rate = _label_rate(y.mean())
     gen = np.random.default_rng([seed, round_, 0xC0])
     hits = 0
     for _ in range(draws):
