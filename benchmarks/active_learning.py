@@ -119,12 +119,14 @@ DESIGNS = {
 # ============================================================================ the pools
 
 
-def build_pool(name: str, cache_dir: str) -> dict:
-    """Features, truth and metadata of pool ``name`` (built once, then read from the cache)."""
+def build_pool(name: str, cache_dir: str, stats_config: dict | None = None) -> dict:
+    """Features, truth and metadata of pool ``name`` (built once, then read from the cache);
+    ``stats_config``: options of the ``stats`` featurizer (e.g. ``{"difficulty": false}``, the
+    44 columns of earlier releases)."""
     from rorem_data.features.base import get_featurizer
 
     cfg = POOLS[name]
-    featurizer = get_featurizer("stats")
+    featurizer = get_featurizer("stats", **(stats_config or {}))
     tag = hashlib.sha256(json.dumps([CACHE_VERSION, name, cfg, featurizer.key],
                                     sort_keys=True).encode()).hexdigest()[:12]
     feat_path = os.path.join(cache_dir, f"rorem-al-{name}-{tag}.npy")
@@ -646,6 +648,9 @@ def main(argv=None) -> int:
     ap.add_argument("--default", default="hybrid-audit",
                     help="the strategy checked against the targets")
     ap.add_argument("--cache-dir", default="/tmp")
+    ap.add_argument("--stats-config", default=None,
+                    help='JSON options of the stats featurizer, e.g. \'{"difficulty": false}\' '
+                         "(the 44 columns of earlier releases)")
     ap.add_argument("--quick", action="store_true", help="3 seeds, 6 batches, 200 resamples")
     args = ap.parse_args(argv)
     if args.quick:
@@ -666,7 +671,8 @@ def main(argv=None) -> int:
     pools = {}
     args.pool_sizes, args.pool_success = {}, {}
     for name in args.pools.split(","):
-        pool = build_pool(name, args.cache_dir)
+        pool = build_pool(name, args.cache_dir,
+                          json.loads(args.stats_config) if args.stats_config else None)
         pools[name] = {k: pool[k] for k in ("features", "truth", "category", "area")}
         args.pool_sizes[name] = len(pool["truth"])
         args.pool_success[name] = float(pool["truth"].mean())

@@ -126,7 +126,7 @@ def write_data(root: str, scale: str, seed: int) -> str:
 
 def one_run(args) -> list[dict]:
     """Three rounds of one seed and one variant, in its own process and dataset."""
-    scale, seed, variant, root, uri, spec = args
+    scale, seed, variant, root, uri, spec, dump = args
     os.environ["FIFTYONE_DATABASE_URI"] = uri
     os.environ["ROREM_PROGRESS"] = "0"
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -207,6 +207,8 @@ def one_run(args) -> list[dict]:
         rate = float(_label_rate(truth.mean()))
         covered = None if best.get("lo") is None else bool(best["lo"] <= rate <= best["hi"])
         redrawn = _redrawn_coverage(project, r, best.get("version"), docs, truth, seed)
+        if dump and version:
+            _dump(dump, project, r, version, docs, truth, f"{scale}-{variant}-{seed}-r{r}")
         rows.append({
             "scale": scale, "seed": seed, "variant": variant, "round": r, "candidates": len(docs),
             "labels": int(asked.sum()), "accepted": int(acc.sum()), "rejected": int(rej.sum()),
@@ -226,6 +228,27 @@ def one_run(args) -> list[dict]:
     fo.delete_dataset(project.dataset_name)
     shutil.rmtree(folder, ignore_errors=True)
     return rows
+
+
+def _dump(folder, project, round_, version, docs, truth, name) -> None:
+    """Save the round's certification inputs (the active design over its population, the
+    scores that decided, the truth) to ``folder/name.npz``: certification variants can then be
+    replayed on the same inputs in seconds (``--dump``)."""
+    from rorem_data.rounds.automation import _earlier_success_share
+    from rorem_data.rounds.estimates import active_design
+    from rorem_data.stats.certify import hash_uniforms
+
+    d = active_design(project, round_)
+    if d is None:
+        return
+    t = dict(zip((doc["id"] for doc in docs), truth))
+    share = _earlier_success_share(project, round_)
+    os.makedirs(folder, exist_ok=True)
+    np.savez(os.path.join(folder, name + ".npz"), known=d.known, pi=d.pi, xi=d.xi,
+             labels=np.asarray(d.labels, dtype=float), removers=np.asarray(d.removers, dtype=str),
+             scores=d.version_scores(version), truth=np.array([t.get(i, np.nan) for i in d.ids]),
+             coins=hash_uniforms(d.keys or d.ids, f"thin:{d.round}:{d.selection.get('seed', 0)}"),
+             share=np.nan if share is None else share, n_candidates=len(docs))
 
 
 def _redrawn_coverage(project, round_, version, docs, truth, seed, draws: int = REDRAWS):
@@ -317,6 +340,7 @@ def main(argv=None) -> None:
     ap.add_argument("--spec", default=None, help="discriminator spec (default: run_round's)")
     ap.add_argument("--root", default="/tmp/rorem-yield")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--dump", default=None, help="folder for each round's certification inputs")
     a = ap.parse_args(argv)
     from _db import start_server
 
@@ -334,7 +358,7 @@ def main(argv=None) -> None:
     from rorem_data.rounds import defaults
 
     spec = a.spec or defaults.SPEC
-    jobs = [(sc, s, v, a.root, uri, spec) for sc in scales for s in seeds for v in variants]
+    jobs = [(sc, s, v, a.root, uri, spec, a.dump) for sc in scales for s in seeds for v in variants]
     rows: list[dict] = []
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.workers) as ex:

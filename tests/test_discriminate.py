@@ -17,6 +17,8 @@ from rorem_data import ConfigError
 from rorem_data.dataset import store
 from rorem_data.rounds import discriminator as discriminate
 from rorem_data.rounds.versions import load_version_meta, version_dir
+from rorem_data.features.base import get_featurizer
+from rorem_data.features.stats import STATS_NAMES
 
 from helpers import add_candidates, judge_by_mode
 
@@ -46,7 +48,7 @@ def test_featurize_caches_and_shards(labelled):
     again = discriminate.featurize(project, "stats", round=1, num_workers=0, progress=False)
     assert again.computed == 0 and again.items == len(ids)
     X = discriminate.load_features(project, again.key, ids)
-    assert type(X) is np.ndarray and X.shape == (len(ids), 44) and np.isfinite(X).all()
+    assert type(X) is np.ndarray and X.shape == (len(ids), len(STATS_NAMES)) and np.isfinite(X).all()
     X2 = discriminate.load_features(project, "stats", ids[:3])  # by name: the default config
     np.testing.assert_array_equal(X2, X[:3])
     with pytest.raises(ConfigError, match="no cached features"):
@@ -96,7 +98,8 @@ def test_a_version_is_scored_from_its_own_saved_spec(labelled, tmp_path, monkeyp
     t = discriminate.train(project, 1, str(spec_file), holdout=0.4, progress=False)
     saved = json.load(open(os.path.join(version_dir(project, t.version), "model", "spec.json")))
     assert saved["name"] == "my-stats" and saved["source"] == str(spec_file)
-    assert saved["featurizer"]["config"] == {"size": 128, "ring": 0.35, "decode": "reduced"}  # every option
+    assert saved["featurizer"]["config"] == {"size": 128, "ring": 0.35, "decode": "reduced",
+                                             "difficulty": True}  # every option
     assert saved["params"] == {"C": 0.3}
     discriminate.score(project, 1, t.version, progress=False)
     before = scores_by_id(project, t.version)
@@ -110,6 +113,34 @@ def test_a_version_is_scored_from_its_own_saved_spec(labelled, tmp_path, monkeyp
     discriminate.score(project, 1, t.version, progress=False)
     assert scores_by_id(project, t.version) == before
     assert discriminate.evaluate(project, t.version)["n"] == t.n_holdout
+
+
+def test_a_version_saved_before_the_difficulty_columns_keeps_its_44_features(labelled, tmp_path):
+    """Upgrading mid-project: a version trained on the 44 ``stats`` columns of earlier releases
+    (its saved spec has no ``difficulty`` option and pins the key of then) still scores with the
+    features it was trained on, from the cache of then."""
+    project, ids, modes = labelled
+    spec_file = tmp_path / "old-stats.toml"
+    spec_file.write_text('head = "logistic"\n[featurizer]\nname = "stats"\n'
+                         'config = { difficulty = false }\n')
+    t = discriminate.train(project, 1, str(spec_file), holdout=0.4, progress=False)
+    path = os.path.join(version_dir(project, t.version), "model", "spec.json")
+    saved = json.load(open(path))
+    old_key = get_featurizer("stats", difficulty=False).key
+    assert saved["featurizer"]["key"] == old_key != get_featurizer("stats").key
+    discriminate.score(project, 1, t.version, progress=False)
+    before = scores_by_id(project, t.version)
+    del saved["featurizer"]["config"]["difficulty"]  # what an earlier release saved
+    json.dump(saved, open(path, "w"))
+    store.set_field_values(project.dataset, f"scores.{t.version}", ids, [None] * len(ids))
+    discriminate.score(project, 1, t.version, progress=False)
+    assert scores_by_id(project, t.version) == before
+    assert sum(v is not None for v in before.values()) == len(ids)
+    # a pinned key that no earlier value of an option explains is still refused
+    saved["featurizer"]["key"] = "stats-0000000000"
+    json.dump(saved, open(path, "w"))
+    with pytest.raises(ConfigError, match="retrain it"):
+        discriminate.score(project, 1, t.version, progress=False)
 
 
 def test_a_tampered_version_runs_nothing_on_score(labelled, tmp_path, capsys):

@@ -257,6 +257,8 @@ def _featurizer_table(feat, where: str) -> tuple[str | None, dict]:
                           f"{', '.join(list_featurizers())}")
     if pinned is not None:
         got = featurizer_key(fname, fconf)
+        if got != pinned:  # saved before an option existed: its earlier value may give the key
+            fconf, got = _earlier_config(fname, fconf, pinned, got)
         if got != pinned:
             raise ConfigError(
                 f"{where}: the featurizer {fname!r} with this config now gives features "
@@ -264,6 +266,20 @@ def _featurizer_table(feat, where: str) -> tuple[str | None, dict]:
                 "defaults changed). Features would differ from the ones it was trained on: "
                 "retrain it, or drop the featurizer 'key' to accept the new features.")
     return fname, dict(fconf)
+
+
+def _earlier_config(fname: str, fconf: dict, pinned: str, got: str) -> tuple[dict, str]:
+    """(config, key): ``fconf`` with the featurizer's options added since it was saved set to
+    the values that gave the features of before (``key_omit``), when that gives the pinned key;
+    else ``fconf`` and ``got`` unchanged. A version trained before the option existed then
+    keeps computing the features it was trained on."""
+    from rorem_data.features.base import FEATURIZERS, featurizer_key
+
+    omit = getattr(FEATURIZERS.get(fname), "key_omit", {}) or {}
+    old = {**fconf, **{k: v for k, v in omit.items() if k not in fconf}}
+    if old != fconf and featurizer_key(fname, old) == pinned:
+        return old, pinned
+    return fconf, got
 
 
 def read_spec_file(path: str, *, name_from_file: bool = True) -> DiscriminatorSpec:

@@ -56,8 +56,10 @@ def _json_clean(value, where: str):
 class Featurizer:
     """Base class: a named, configured map from (source, result, mask) batches to features.
 
-    Subclasses set ``name``, ``defaults`` (the config keys and their default values) and
-    ``runtime_options`` (keyword arguments that do not change the features), and implement
+    Subclasses set ``name``, ``defaults`` (the config keys and their default values),
+    ``runtime_options`` (keyword arguments that do not change the features) and, for an option
+    added after features were cached, ``key_omit`` (``{option: value}``: the value that gives the
+    features of before, left out of the key so those keys stay valid), and implement
     :meth:`prepare` (per item, runs in DataLoader workers) and :meth:`embed` (per batch, runs
     in the main process).
 
@@ -72,7 +74,8 @@ class Featurizer:
     config : dict
         The full config (defaults filled in), JSON-serialisable.
     key : str
-        ``"<name>-<10 hex chars>"``: a stable hash of name + config; one cache folder per key.
+        ``"<name>-<10 hex chars>"``: a stable hash of name + :attr:`key_config`; one cache
+        folder per key.
     runtime : dict
         The runtime options (e.g. ``device``).
     """
@@ -80,6 +83,7 @@ class Featurizer:
     name: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}
     runtime_options: ClassVar[dict] = {}
+    key_omit: ClassVar[dict] = {}
 
     def __init__(self, **config):
         unknown = sorted(set(config) - set(self.defaults) - set(self.runtime_options))
@@ -98,8 +102,15 @@ class Featurizer:
         return config
 
     @property
+    def key_config(self) -> dict:
+        """The config the key hashes (and a feature cache records): ``config`` without the
+        options at their ``key_omit`` value."""
+        return {k: v for k, v in self.config.items()
+                if not (k in self.key_omit and v == self.key_omit[k])}
+
+    @property
     def key(self) -> str:
-        return f"{self.name}-{_config_hash(self.name, self.config)}"
+        return f"{self.name}-{_config_hash(self.name, self.key_config)}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(key={self.key!r}, config={self.config!r})"

@@ -176,7 +176,7 @@ def featurize_paths(featurizer: Featurizer | str, items: Sequence[tuple[str, str
     >>> items = [("s.png", "r.png", "m.png")]
     >>> X = featurize_paths("stats", items, progress=False)  # doctest: +SKIP
     >>> X.shape                                               # doctest: +SKIP
-    (1, 44)
+    (1, 51)
     """
     from rorem_data.core.progress import progress as progress_factory
 
@@ -196,7 +196,7 @@ def featurize_paths(featurizer: Featurizer | str, items: Sequence[tuple[str, str
 
         ids = _check_ids(ids, n)
         if isinstance(cache, (str, os.PathLike)):
-            cache = FeatureCache(os.fspath(cache), featurizer.key, featurizer.config)
+            cache = FeatureCache(os.fspath(cache), featurizer.key, featurizer.key_config)
         if cache.featurizer_key != featurizer.key:
             raise ConfigError(f"featurize_paths: the cache holds features of "
                               f"{cache.featurizer_key!r} but the featurizer is {featurizer.key!r};"

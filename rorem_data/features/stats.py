@@ -3,7 +3,8 @@
 Colour, texture, gradient and edge statistics inside the mask against a ring around it, the
 change between source and result inside and outside the mask, how much of the removed object
 is left (residue), high-frequency energy (blur) and colour outliers against the ring's
-distribution (hallucinated objects): 44 columns, see :data:`STATS_NAMES`.
+distribution (hallucinated objects), and how hard the hole is to fill (the surroundings'
+texture, the hole's depth): 51 columns, see :data:`STATS_NAMES`.
 
 Pure numpy + OpenCV (imported on first use, through :func:`rorem_data.core.deps.require`).
 """
@@ -44,13 +45,21 @@ _SIGNAL_NAMES = (
     # how distinct the object was (source): context for the other numbers
     "src_dmean_lab", "src_log_grad_ratio",
 )
+# How hard the hole is to fill, whatever fills it (source and mask only): the texture of the
+# surroundings a fill must continue, and how far the hole's pixels lie from them. A clean fill
+# of a deep hole in busy texture is rare, so these rank the other numbers' evidence
+# (``docs/label-efficiency.md``: cross-validated AUC of the default head +0.03 to +0.04).
+_DIFFICULTY_NAMES = ("ring_log_grad", "ring_log_lap", "ring_log_std_L", "ring_log_std_ab",
+                     "hole_log_depth_mean", "hole_log_depth_max", "hole_log_area")
 # A clean fill sits near 0 on these signed ratios and failures stray to either side (blur lowers
 # the texture ratios, a hallucinated object raises them), so a linear head also gets |ratio|.
 _STATS_ABS = ("logstd_L", "logstd_a", "logstd_b", "log_grad_ratio", "log_lap_ratio",
               "log_localstd_ratio", "edge_density_diff", "log_seam_ratio", "log_maha_ratio",
               "log_maha_p95_vs_ring")
-#: The 44 column names of the ``stats`` features, in order.
-STATS_NAMES = _SIGNAL_NAMES + tuple(f"abs_{k}" for k in _STATS_ABS)
+#: The 44 column names of the ``stats`` features of earlier releases (``difficulty=False``).
+STATS_NAMES_V1 = _SIGNAL_NAMES + tuple(f"abs_{k}" for k in _STATS_ABS)
+#: The 51 column names of the ``stats`` features, in order.
+STATS_NAMES = STATS_NAMES_V1 + _DIFFICULTY_NAMES
 
 
 # Reductions run in float64: numpy's float32 sums take SIMD paths that depend on where an array
@@ -87,7 +96,7 @@ def _mahalanobis(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 def stats_features(source: np.ndarray, result: np.ndarray, mask: np.ndarray, *,
-                   size: int = 256, ring: float = 0.35) -> np.ndarray:
+                   size: int = 256, ring: float = 0.35, difficulty: bool = True) -> np.ndarray:
     """The ``stats`` feature vector of one pair (see :data:`STATS_NAMES`).
 
     Parameters
@@ -100,10 +109,13 @@ def stats_features(source: np.ndarray, result: np.ndarray, mask: np.ndarray, *,
         Work at this longest side (area downscaling); 0 keeps the native size.
     ring : float
         Ring width around the mask as a fraction of ``sqrt(mask area)`` (at least 2 px).
+    difficulty : bool
+        Append the 7 columns of how hard the hole is to fill (``ring_*``, ``hole_*``); False
+        gives the 44 columns of earlier releases.
 
     Returns
     -------
-    ndarray, float32, shape (44,)
+    ndarray, float32, shape (51,) (44 with ``difficulty=False``)
         Finite values; see ``StatsFeaturizer().feature_names`` for their meaning.
     """
     from rorem_data.features.pairs import to_work_size
@@ -237,7 +249,22 @@ def stats_features(source: np.ndarray, result: np.ndarray, mask: np.ndarray, *,
 
     for k in _STATS_ABS:
         f[f"abs_{k}"] = abs(f[k])
-    vec = np.array([f[k] for k in STATS_NAMES], dtype=np.float32)
+    names = STATS_NAMES_V1
+    if difficulty:
+        names = STATS_NAMES
+        lap_s = np.abs(cv2.Laplacian(L_s, cv2.CV_64F, ksize=3))
+        sd_s = ring_s.std(0)
+        f["ring_log_grad"] = math.log1p(_mmean(g_s, ref))
+        f["ring_log_lap"] = math.log1p(_mmean(lap_s, ref))
+        f["ring_log_std_L"] = math.log1p(float(sd_s[0]))
+        f["ring_log_std_ab"] = math.log1p(float(sd_s[1] + sd_s[2]))
+        # distance of each hole pixel to the nearest pixel outside it (the image edge is not a
+        # source of context, so it does not count)
+        depth = cv2.distanceTransform(m8, cv2.DIST_L2, 3)[m].astype(np.float64)
+        f["hole_log_depth_mean"] = math.log1p(float(depth.mean()))
+        f["hole_log_depth_max"] = math.log1p(float(depth.max()))
+        f["hole_log_area"] = math.log(area)
+    vec = np.array([f[k] for k in names], dtype=np.float32)
     return np.nan_to_num(vec, nan=0.0, posinf=1e6, neginf=-1e6)
 
 
@@ -253,8 +280,11 @@ class StatsFeaturizer(Featurizer):
         Longest side the statistics are computed at (area downscaling); 0 = native size.
     ring : float, default 0.35
         Width of the ring around the mask, as a fraction of ``sqrt(mask area)``.
+    difficulty : bool, default True
+        The 7 columns of how hard the hole is to fill. False: the 44 columns (and the cache
+        key) of earlier releases, for discriminator versions trained on them.
 
-    What the features capture (44 columns, see ``feature_names``):
+    What the features capture (51 columns, see ``feature_names``):
 
     - fill vs ring colour and histograms (a fill that does not match its surroundings);
     - gradient, Laplacian, local-contrast and edge ratios inside vs ring (``blur`` gives low
@@ -265,7 +295,10 @@ class StatsFeaturizer(Featurizer):
       correlation of the fill with the removed object and of their gradients (residue);
     - change outside the mask (the remover damaged pixels it should have kept);
     - the absolute value of the signed ratios (a clean fill sits near 0, failures stray to
-      either side), so a linear head can use them.
+      either side), so a linear head can use them;
+    - how hard the hole is to fill: the texture of the source around it (gradient, Laplacian,
+      colour spread) and its depth (mean and largest distance of its pixels from its edge) and
+      area - a fill of a deep hole in busy texture seldom matches.
 
     Examples
     --------
@@ -277,7 +310,10 @@ class StatsFeaturizer(Featurizer):
     name = "stats"
     # "decode": JPEGs decoded scaled down in the DCT to the working size (part of the cache key:
     # features made that way are not mixed with features of full decodes)
-    defaults = {"size": 256, "ring": 0.35, "decode": "reduced"}
+    defaults = {"size": 256, "ring": 0.35, "decode": "reduced", "difficulty": True}
+    # difficulty=False is what earlier releases computed: the same key, so their caches and
+    # trained versions still match
+    key_omit = {"difficulty": False}
 
     def _validate_config(self, config):
         size = config["size"]
@@ -287,6 +323,8 @@ class StatsFeaturizer(Featurizer):
             raise bad("stats featurizer: 'decode'", "'reduced' or 'full'", config["decode"])
         config["ring"] = fraction(config["ring"], "stats featurizer: 'ring'", high=5.0,
                                   open_low=True)
+        if not isinstance(config["difficulty"], bool):
+            raise bad("stats featurizer: 'difficulty'", "true or false", config["difficulty"])
         return config
 
     @property
@@ -295,13 +333,18 @@ class StatsFeaturizer(Featurizer):
         return (self.config["size"] or None) if self.config["decode"] == "reduced" else None
 
     @property
+    def _names(self) -> tuple:
+        return STATS_NAMES if self.config["difficulty"] else STATS_NAMES_V1
+
+    @property
     def dim(self) -> int:
-        return len(STATS_NAMES)
+        return len(self._names)
 
     @property
     def feature_names(self) -> list[str]:
-        return list(STATS_NAMES)
+        return list(self._names)
 
     def prepare(self, source, result, mask):
         return stats_features(source, result, mask, size=self.config["size"],
-                              ring=self.config["ring"])
+                              ring=self.config["ring"],
+                              difficulty=self.config["difficulty"])

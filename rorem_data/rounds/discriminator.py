@@ -64,7 +64,7 @@ class FeaturizeResult(Displayable):
 def _cache(project, featurizer):
     from rorem_data.features.cache import FeatureCache
 
-    return FeatureCache(features_root(project), featurizer.key, featurizer.config)
+    return FeatureCache(features_root(project), featurizer.key, featurizer.key_config)
 
 
 def featurize(project, featurizer: str = "stats", *, config: dict | None = None, round: int | None = None,

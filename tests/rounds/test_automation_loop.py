@@ -115,3 +115,29 @@ def test_each_label_keeps_its_side_of_the_split_as_labels_grow(project):
     assert set(a["holdout"]["ids"]) <= set(b["holdout"]["ids"])
     assert set(a["train_ids"]) <= set(b["train_ids"])
     assert 0.15 < len(b["holdout"]["ids"]) / 120 < 0.45
+
+
+@pytest.mark.slow
+def test_a_round_with_300_labels_gives_the_second_entry_only_to_the_common_rule(project):
+    """Wired through ``auto_label``: round 1's people accepted about 3 in 10, so in a round 2 of
+    about 340 expected labels the reject sequence gets its second entry point and the accept
+    sequence runs alone at the whole error rate - as the round record shows."""
+    from rorem_data.dataset import store
+
+    rng = np.random.default_rng(7)
+    m1 = ["clean" if rng.uniform() < 0.3 else FAILS[int(rng.integers(3))] for _ in range(120)]
+    ids1, _ = add_candidates(project, 1, m1, seed=7, size=32)
+    s1 = build_active_sample(project, 1, 120, rng=0, previews=False)
+    judge(project, 1, s1.sample_ids, {sid: m == "clean" for sid, m in zip(ids1, m1)})
+    v1 = train(project, 1, "stats-logistic", holdout=0.3, progress=False).version
+    m2 = modes(400, 8)
+    ids2, _ = add_candidates(project, 2, m2, seed=8, size=32)
+    score(project, 2, v1, progress=False)
+    s2 = build_active_sample(project, 2, 340, rng=2, previews=False)
+    judge(project, 2, s2.sample_ids, {sid: m == "clean" for sid, m in zip(ids2, m2)})
+    auto_label(project, 2, version=v1, method="active", target_precision=0.8, confidence=0.9,
+               audit=0.0, previews=False)
+    rem = store.round_record(project.dataset_name, 2)["phases"]["auto"]["removers"][0]
+    acc, rej = rem["accept_choice"], rem["reject_choice"]
+    assert acc["inclusion"] * acc["n_candidates"] >= 300
+    assert len(acc["sequences"]) == 1 and len(rej["sequences"]) == 2
