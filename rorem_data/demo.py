@@ -65,6 +65,28 @@ class DemoTeam:
         self.log.append({"round": round, "purposes": purposes, "ana": a, "bo": b, "adjudicated": len(docs)})
         return a
 
+    def check_automatic(self, project, round: int, target: float) -> str:
+        """What only a simulation can show: the share of the round's automatic decisions (the
+        audited ones included, as the discriminator made them) that are right against the truth."""
+        from rorem_data.core import schema
+        from rorem_data.dataset import queries
+
+        docs = queries.candidates(project.dataset, round=round, fields=[
+            "filepath", "target_path", "mask.mask_path", "decisions"])
+        right = {schema.ACCEPTED: [], schema.REJECTED: []}
+        for d in docs:
+            auto = [x for x in d.get("decisions") or [] if x and x.get("by") == schema.BY_DISCRIMINATOR]
+            if auto:
+                truth = self.chief.truth(d["filepath"], d["target_path"], d["mask"]["mask_path"])[0]
+                right[auto[-1]["status"]].append(truth == auto[-1]["status"])
+        parts = [f"{len(v)} automatic {k[:-2]}s are {100 * sum(v) / len(v):.1f}% right"
+                 for k, v in right.items() if v]
+        if not parts:
+            return f"  round {round}: no automatic decision to check against the truth"
+        return (f"  round {round}, against the synthetic truth (only a simulation knows it): "
+                + ", ".join(parts) + f" (target {100 * target:.0f}%; the audit above measures a "
+                "sample of them through the reviewers' eyes)")
+
 
 def run_demo(path: str = "demo-project", *, small: bool = False, echo=print, sizes: dict | None = None,
              target_precision: float = 0.8, confidence: float = 0.9) -> dict:
@@ -116,6 +138,7 @@ def run_demo(path: str = "demo-project", *, small: bool = False, echo=print, siz
             echo(f"  round {res.round}: reviewer agreement on {ag['items']} double-judged items "
                  f"{100 * ag['percent_agreement']:.0f}% (Cohen's kappa {ag['cohen_kappa']:.2f}); "
                  f"{sum(x['adjudicated'] for x in team.log if x['round'] == res.round)} adjudicated")
+        echo(team.check_automatic(project, res.round, target_precision))
 
     echo("Fine-tuning a tiny diffusion inpainting remover (built from a config, random weights) for a "
          "few steps on the round-2 training set")

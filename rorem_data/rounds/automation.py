@@ -514,8 +514,10 @@ def auto_label(
         Audit share for candidates decided by the pooled override and, with held-out
         calibration, of removers the version never saw.
     rng : int
-        Seed of the audit draw; the round's first auto-label fixes it (later calls reuse the
-        recorded seed, so their audits match the decisions already audited).
+        Seed of the cross-fitting folds and of the audit draw; the round's first auto-label
+        fixes each (later calls reuse the recorded seeds, so a rerun neither redraws the folds -
+        trying seeds until more is decided would void the guarantee - nor audits decisions
+        again).
     previews : bool
         Write review previews of the audit sample.
 
@@ -557,7 +559,10 @@ def auto_label(
     meta = load_version_meta(project, version)
     score_field = version
     if used == "crossfit":
-        score_field, how = _crossfit(project, round, version, design, rng=rng)
+        # the folds are fixed once per round, like the audit draw: a rerun with another seed
+        # must not redraw them (each draw is valid; picking the best of several is not)
+        xf_seed = store.round_field_once(project.dataset_name, round, "crossfit_seed", int(rng))
+        score_field, how = _crossfit(project, round, version, design, rng=xf_seed)
         if score_field is None and method == "crossfit":
             raise _crossfit_refused(round, version, how)
         if score_field is None:  # auto: the next valid method
@@ -718,7 +723,10 @@ class AuditReport(Displayable):
     accept_precision, reject_npv : dict
         Estimates (``value``, ``lo``, ``hi``) over the judged audited accepts / rejects.
     flag : str
-        ``"ok"``, ``"below target"``, ``"significantly below target"`` or ``"not audited yet"``.
+        ``"ok"``, ``"below target"``, ``"significantly below target"`` (the worse of the
+        accepts' and the rejects') or ``"not audited yet"``.
+    reject_npv_target : float
+        The NPV the automatic rejects were certified at.
     """
 
     round: int
@@ -728,16 +736,42 @@ class AuditReport(Displayable):
     accept_precision: dict
     reject_npv: dict
     flag: str
+    reject_npv_target: float | None = None
 
     def _short(self) -> str:
-        p = self.accept_precision or {}
-        if p.get("value") is None:
-            return f"round {self.round}: {self.flag} ({self.pending} audit items waiting)"
-        return (f"round {self.round}: precision of automatic accepts {100 * p['value']:.1f}% "
-                f"[{100 * p['lo']:.1f}, {100 * p['hi']:.1f}] vs target "
-                f"{100 * self.target_precision:.0f}%: {self.flag} ({self.audited} audited)")
+        return f"round {self.round}: {audit_text(self.__dict__)}"
 
     summary = _short
+
+
+#: Audit flags, worst first: a round's flag is the worst of its accepts' and rejects'.
+AUDIT_FLAGS = ("significantly below target", "below target", "ok")
+
+
+def _audit_flag(est, target: float) -> str | None:
+    if not est.n:
+        return None
+    if est.hi < target:
+        return AUDIT_FLAGS[0]
+    return AUDIT_FLAGS[1] if est.value < target else AUDIT_FLAGS[2]
+
+
+def audit_text(out: dict) -> str:
+    """One line of an audit (:func:`audit_report`'s dict): the measured precision of the
+    automatic accepts and NPV of the automatic rejects that people judged, against their
+    targets, and the flag."""
+    parts = []
+    for key, what, tkey in (("accept_precision", "precision of automatic accepts", "target_precision"),
+                            ("reject_npv", "NPV of automatic rejects", "reject_npv_target")):
+        e = out.get(key) or {}
+        if e.get("value") is not None and e.get("n"):
+            tgt = out.get(tkey) if out.get(tkey) is not None else out["target_precision"]
+            parts.append(f"{what} {100 * e['value']:.1f}% [{100 * e['lo']:.1f}, "
+                         f"{100 * e['hi']:.1f}] vs target {100 * tgt:.0f}%")
+    if not parts:
+        return f"{out['flag']} ({out['pending']} audit items waiting)"
+    wait = f", {out['pending']} waiting" if out.get("pending") else ""
+    return f"{'; '.join(parts)}: {out['flag']} ({out['audited']} audited{wait})"
 
 
 def audit(project, round: int, *, confidence: float = D.CONFIDENCE) -> AuditReport:
@@ -760,7 +794,8 @@ def audit(project, round: int, *, confidence: float = D.CONFIDENCE) -> AuditRepo
     """
     out = audit_report(project, round, confidence=confidence)
     return AuditReport(**{k: out[k] for k in ("round", "target_precision", "audited", "pending",
-                                              "accept_precision", "reject_npv", "flag")})
+                                              "accept_precision", "reject_npv", "flag",
+                                              "reject_npv_target")})
 
 
 @holds_round("audit")
@@ -769,8 +804,10 @@ def audit_report(project, round: int, *, confidence: float = D.CONFIDENCE) -> di
 
     Returns a dict with ``accept_precision`` and ``reject_npv`` (Estimates as dicts, over the
     audited automatic accepts / rejects that a human has judged), ``audited``/``pending`` counts,
-    the target, and ``flag``: ``"ok"``, ``"below target"`` (point estimate under it) or
-    ``"significantly below target"`` (the whole interval under it). Stored in the round record,
+    the targets (``target_precision``, ``reject_npv_target``), and ``flag``: ``"ok"``,
+    ``"below target"`` (a point estimate under its target) or ``"significantly below target"``
+    (a whole interval under it) - the worse of the accepts' and the rejects' - or ``"not audited
+    yet"`` (no audited decision judged). Stored in the round record,
     which also updates the automation yield (``phases.auto.yield``: counts now, and the audited
     precision).
     """
@@ -797,16 +834,12 @@ def audit_report(project, round: int, *, confidence: float = D.CONFIDENCE) -> di
     prec = proportion(sum(h == schema.ACCEPTED for h in acc), len(acc), confidence=confidence)
     npv = proportion(sum(h == schema.REJECTED for h in rej), len(rej), confidence=confidence)
     target = float(auto["target_precision"])
-    if not acc:
-        flag = "not audited yet"
-    elif prec.hi < target:
-        flag = "significantly below target"
-    elif prec.value < target:
-        flag = "below target"
-    else:
-        flag = "ok"
-    out = {"round": int(round), "target_precision": target, "audited": len(pairs), "pending": pending,
-           "accept_precision": prec.as_dict(), "reject_npv": npv.as_dict(), "flag": flag}
+    npv_target = float(auto.get("reject_npv") or target)
+    flags = [f for f in (_audit_flag(prec, target), _audit_flag(npv, npv_target)) if f]
+    flag = min(flags, key=AUDIT_FLAGS.index) if flags else "not audited yet"
+    out = {"round": int(round), "target_precision": target, "reject_npv_target": npv_target,
+           "audited": len(pairs), "pending": pending, "accept_precision": prec.as_dict(),
+           "reject_npv": npv.as_dict(), "flag": flag}
     y = {**yield_counts(project, round), "method": auto.get("method", "holdout"),
          "audited_precision": prec.as_dict() if acc else None}
     store.update_round_record(project.dataset_name, round, set={"phases.audit": out, "phases.auto.yield": y})

@@ -242,11 +242,7 @@ def audit_line(project, round: int, confidence: float) -> str:
         out = automation.audit_report(project, round, confidence=confidence)
     except ConfigError as exc:
         return f"no audit: {exc}"
-    p = out.get("accept_precision") or {}
-    if p.get("value") is None:
-        return f"audit: {out.get('flag')}"
-    return (f"precision of automatic accepts {100 * p['value']:.1f}% [{100 * p['lo']:.1f}, "
-            f"{100 * p['hi']:.1f}] vs target {100 * out['target_precision']:.0f}%: {out['flag']}")
+    return automation.audit_text(out)
 
 
 STEP_FUNCTIONS = {

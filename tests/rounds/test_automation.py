@@ -11,7 +11,7 @@ import pytest
 
 from rorem_data import ConfigError
 from rorem_data.dataset import store
-from rorem_data.rounds.automation import audit_report, auto_label
+from rorem_data.rounds.automation import audit, audit_report, auto_label
 from rorem_data.rounds.estimates import round_yield
 from rorem_data.rounds.review import apply_review
 from rorem_data.rounds.versions import write_version_meta
@@ -75,6 +75,9 @@ def test_audit_measures_precision_and_npv_and_updates_the_yield(project):
     assert rep["flag"] == "significantly below target"
     assert rep["reject_npv"]["value"] == 1.0 and rep["reject_npv"]["n"] == len(auto_rej)
     assert rep["reject_npv"]["lo"] > 0.5
+    line = str(audit(project, 1))
+    assert "precision of automatic accepts 0.0%" in line and "NPV of automatic rejects 100.0%" in line
+    assert line.endswith(f"significantly below target ({len(res.audit_ids)} audited)")
     # the human overrules the automatic accept in the data, and the history keeps both
     s = ds[auto_acc[0]]
     s.reload()
@@ -86,6 +89,24 @@ def test_audit_measures_precision_and_npv_and_updates_the_yield(project):
     assert y["audited_precision"]["value"] == 0.0 and y["method"] == "holdout"
     rec = store.round_record(project.dataset_name, 1)["phases"]["auto"]["yield"]
     assert rec["audited_precision"]["n"] == len(auto_acc)
+
+
+def test_an_audit_of_rejects_alone_is_an_audit(project):
+    """A round that only rejected automatically (round 1 of the demo): its audited rejects are
+    measured against the NPV target and flagged - not "not audited yet"."""
+    v = _simulated_version(project)
+    ids, truth, scores = _scored_round(project)
+    res = auto_label(project, 1, version=v, target_precision=0.9, confidence=0.9, audit=0.5,
+                     previews=False)
+    status = dict(zip(project.dataset.values("id"), project.dataset.values("status")))
+    rej = [i for i in res.audit_ids if status[i] == "rejected"]
+    for sid in rej:  # people agree with the automatic rejects; the accepts are not judged yet
+        apply_review(project.dataset, sid, "reject", reviewer="auditor")
+    rep = audit(project, 1)
+    assert rep.flag == "ok" and rep.audited == len(rej) and rep.accept_precision["n"] == 0
+    assert rep.reject_npv_target == 0.9
+    assert str(rep).startswith("round 1: NPV of automatic rejects 100.0% [")
+    assert f"ok ({len(rej)} audited, {len(res.audit_ids) - len(rej)} waiting)" in str(rep)
 
 
 def test_an_unseen_remover_is_left_to_humans_unless_overridden(project, caplog):

@@ -241,9 +241,15 @@ def test_the_project_may_be_a_path_and_results_read_well(filled):
 
 
 def test_rerunning_auto_label_with_another_seed_adds_no_audit_items(filled):
+    """Nor does it redraw the cross-fitting folds: the same scores, the same thresholds (trying
+    seeds until more is decided would void the guarantee)."""
     run(filled)
     v = rorem_data.load_round(filled, 1).version
     queued = filled.dataset.match({"queue_purpose": "audit"}).count()
+    auto = store.round_record(filled.dataset_name, 1)["phases"]["auto"]
+    assert auto["method"] == "crossfit"
+    field = f"scores.{auto['score_field']}"
+    scores = filled.dataset.values(field)
     for seed in (1, 2, 3):
         try:
             rorem_data.auto_label(filled, 1, version=v, target_precision=0.8, confidence=0.8,
@@ -251,6 +257,10 @@ def test_rerunning_auto_label_with_another_seed_adds_no_audit_items(filled):
         except ConfigError:
             pass
         assert filled.dataset.match({"queue_purpose": "audit"}).count() == queued
+        again = store.round_record(filled.dataset_name, 1)["phases"]["auto"]
+        assert filled.dataset.values(field) == scores
+        assert (again["accept_threshold"], again["reject_threshold"]) == \
+            (auto["accept_threshold"], auto["reject_threshold"])
 
 
 def test_the_same_call_gives_the_same_numbers_wherever_the_data_sits(tmp_path):
