@@ -255,7 +255,7 @@ def main(argv=None) -> int:
         featurize_paths(f_stats, sub, ids=ids, cache=root, batch_size=bs,
                         num_workers=args.workers, progress=False)
         first = time.perf_counter() - t
-        if FeatureCache(root, f_stats.key, f_stats.config).missing(ids):
+        if FeatureCache(root, f_stats.key, f_stats.key_config).missing(ids):
             raise RuntimeError("cache incomplete after the first run")
         t = time.perf_counter()
         featurize_paths(f_stats, sub, ids=ids, cache=root, batch_size=bs,
