@@ -75,7 +75,8 @@ class DemoTeam:
             "filepath", "target_path", "mask.mask_path", "decisions"])
         right = {schema.ACCEPTED: [], schema.REJECTED: []}
         for d in docs:
-            auto = [x for x in d.get("decisions") or [] if x and x.get("by") == schema.BY_DISCRIMINATOR]
+            auto = [x for x in d.get("decisions") or [] if x and x.get("by") == schema.BY_DISCRIMINATOR
+                    and x.get("status") in right]
             if auto:
                 truth = self.chief.truth(d["filepath"], d["target_path"], d["mask"]["mask_path"])[0]
                 right[auto[-1]["status"]].append(truth == auto[-1]["status"])

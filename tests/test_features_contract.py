@@ -126,7 +126,7 @@ def test_the_cache_round_trips(featurizer, tmp_path):
     root = str(tmp_path / "cache")
     X = featurize_paths(featurizer, items[:4], ids=ids[:4], cache=root, num_workers=0,
                         batch_size=3, progress=False)
-    cache = FeatureCache(root, featurizer.key, featurizer.config)
+    cache = FeatureCache(root, featurizer.key, featurizer.key_config)
     assert cache.missing(ids) == ids[4:]
     np.testing.assert_array_equal(cache.read(ids[:4]), X)
     full = featurize_paths(featurizer, items, ids=ids, cache=root, num_workers=0, progress=False)

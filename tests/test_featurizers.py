@@ -197,6 +197,30 @@ def test_stats_difficulty_columns_read_the_hole_and_its_surroundings():
         assert X[2, col[k]] > X[0, col[k]] + 1.0, k
 
 
+def test_stats_difficulty_columns_stay_bounded_at_the_edges():
+    """A hole covering the whole image, one touching the border, a single pixel: finite, and no
+    column blown up (a full hole has no edge to measure depth from: as deep as it is wide)."""
+    f = StatsFeaturizer()
+    names = f.feature_names
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    full = np.ones((32, 32), bool)
+    border = np.zeros((32, 32), bool)
+    border[:10, :10] = True
+    dot = np.zeros((32, 32), bool)
+    dot[16, 16] = True
+    X = f.featurize_arrays([img] * 3, [img] * 3, [full, border, dot])
+    assert np.isfinite(X).all()
+    for k in ("hole_log_depth_mean", "hole_log_depth_max"):
+        assert (X[:, names.index(k)] <= np.log1p(32) + 1e-6).all(), k
+    # the image edge is no source of context: the border hole is deeper than it is from its
+    # inner edges alone would suggest for a hole in the middle of the same size
+    mid = np.zeros((32, 32), bool)
+    mid[11:21, 11:21] = True
+    Xm = f.featurize_arrays([img], [img], [mid])
+    assert X[1, names.index("hole_log_depth_max")] > Xm[0, names.index("hole_log_depth_max")]
+
+
 def test_stats_difficulty_columns_rank_classical_fills_better():
     """OpenCV fills of synthetic scenes judged against their truth (the reviewer of the
     benchmarks): a logistic head on the 51 columns ranks held-out pairs better than on the 44
@@ -346,7 +370,7 @@ def test_cache_resume_computes_only_missing_and_keeps_finished_chunks(tmp_path):
     with pytest.raises(ValidationError, match="item 9"):
         featurize_paths(f, items, ids=ids, cache=root, batch_size=3, chunk_size=3,
                         num_workers=0, progress=False)
-    cache = FeatureCache(root, f.key, f.config)
+    cache = FeatureCache(root, f.key, f.key_config)
     assert cache.missing(ids) == ids[9:]
     os.rename(good_mask + ".bak", good_mask)
     CountingStats.calls = 0

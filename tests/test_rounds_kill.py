@@ -202,7 +202,7 @@ def test_featurize_killed_after_a_chunk(tmp_path):
         by_key = []
         for p in (clean, killed):
             docs = list(p.dataset._sample_collection.find({"kind": "candidate"}, {"key": 1}).sort("key", 1))
-            cache = FeatureCache(p.media_path("features"), f.key, f.config)
+            cache = FeatureCache(p.media_path("features"), f.key, f.key_config)
             by_key.append(cache.read([str(d["_id"]) for d in docs]))
         # every item once, the features of the uninterrupted run (to float32 rounding: OpenCV's
         # multi-threaded filters may round the last bit differently in another process)

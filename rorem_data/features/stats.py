@@ -261,6 +261,8 @@ def stats_features(source: np.ndarray, result: np.ndarray, mask: np.ndarray, *,
         # distance of each hole pixel to the nearest pixel outside it (the image edge is not a
         # source of context, so it does not count)
         depth = cv2.distanceTransform(m8, cv2.DIST_L2, 3)[m].astype(np.float64)
+        # a hole covering the whole image has no edge (OpenCV gives FLT_MAX): as deep as it is wide
+        depth = np.minimum(depth, float(max(m.shape)))
         f["hole_log_depth_mean"] = math.log1p(float(depth.mean()))
         f["hole_log_depth_max"] = math.log1p(float(depth.max()))
         f["hole_log_area"] = math.log(area)

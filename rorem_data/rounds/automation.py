@@ -423,9 +423,12 @@ def _active_groups(design, version, *, target, npv, alpha, allow_unseen, split=N
         acc = choose_threshold_equal(s, np.where(kept, y == 1, 0), kept, c, rule="accept",
                                      target=target, confidence=conf_g,
                                      second_entry=(entries or {}).get("accept", True))
+        # candidates at or above the accept threshold are accepted: the reject set in use is
+        # the largest set the reject sequence showed below it
         rej = choose_threshold_equal(s, np.where(kept, y == 0, 0), kept, c, rule="reject",
                                      target=npv, confidence=conf_g,
-                                     second_entry=(entries or {}).get("reject", True))
+                                     second_entry=(entries or {}).get("reject", True),
+                                     below=acc.threshold)
         msgs = [str(c) for c in (acc, rej) if not c.chosen]
         return acc, rej, "; ".join(msgs)
 

@@ -366,9 +366,10 @@ def _write_into(project, data: dict, tmp: str) -> None:
         if a.get("items"):
             notes.append(_note(f"Round {r} reviewer agreement: {a['agree']}/{a['items']} "
                                f"({100 * a['percent_agreement']:.0f}%), Cohen's kappa {a['cohen_kappa']:.2f}"))
+    from rorem_data.rounds.automation import audit_text
+
     for r, a in sorted(data["audit"].items()):
-        notes.append(_note(f"Round {r} audit of automatic accepts: precision {_fmt_est(a['accept_precision'])} "
-                           f"vs target {100 * a['target_precision']:.0f}%: **{a['flag']}**"))
+        notes.append(_note(f"Round {r} audit: {audit_text(a)}"))
     md += [f"- {n[0]}" for n in notes]
     md += [""] + [f"![{t}]({f})" for f, t in figs]
     with open(os.path.join(tmp, "report.md"), "w", encoding="utf-8") as fh:

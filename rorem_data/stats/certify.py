@@ -145,16 +145,20 @@ def _set_sizes(key_sorted, c: float, start: float, step: float) -> list[int]:
         e += step
 
 
-def _fallback(sizes, weights: dict, cum_n, cum_x, target: float):
+def _fallback(sizes, weights: dict, cum_n, cum_x, target: float, m_max: int | None = None):
     """(largest rejected (m, n, x) or None, the first test's (m, n, x, p), tests run): the
     fallback procedure (Wiens 2003) over the nested sets in order. Set ``j`` is tested at
     ``weights.get(j, 0)`` plus the level of set ``j - 1`` when that one was shown; a set not
     shown passes nothing on, so the chain waits for the next set with a weight of its own. With
     the weights summing to ``alpha``, a true null is rejected with probability at most
-    ``alpha`` whatever the labels; ``{0: alpha}`` is plain fixed-sequence testing."""
+    ``alpha`` whatever the labels; ``{0: alpha}`` is plain fixed-sequence testing. ``m_max``:
+    only sets of at most that many candidates may be returned (testing stops past it) - every
+    set the procedure shows is covered by its guarantee, so any one of them may be used."""
     best, first, tested, level = None, None, 0, 0.0
     last = max(weights)
     for j, m in enumerate(sizes):
+        if m_max is not None and m > m_max:
+            break
         level += weights.get(j, 0.0)
         if level <= 0.0:
             if j > last:
@@ -218,7 +222,7 @@ class EqualChoice(dict):
 
 def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: float,
                            confidence: float, start: float = START, step: float = STEP,
-                           second_entry: bool = True) -> EqualChoice:
+                           second_entry: bool = True, below: float | None = None) -> EqualChoice:
     """Largest certified set "score >= t" (``rule="accept"``) or "score <= t" (``"reject"``).
 
     Parameters
@@ -246,6 +250,10 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
         entry point at the whole error rate - for a rule whose hits are too rare for its region
         to reach the second entry point (see ``rounds.automation``), where that entry's share
         would be spent for nothing. Decided before the labels are seen.
+    below : float, optional
+        ``rule="reject"`` only: return the largest shown set whose scores all lie below this
+        (the accept threshold: candidates at or above it are accepted, so the reject set in use
+        must itself be a set the sequence showed - not a certified set with its top cut off).
 
     Returns
     -------
@@ -289,9 +297,17 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
         m0 = _set_sizes(key_sorted, c, e0, step)[0]
         j = next(j for j, m in enumerate(sizes) if m >= m0)
         weights[j] = weights.get(j, 0.0) + alpha / len(starts)
-    best, first, tested = _fallback(sizes, weights, cum_n, cum_x, target)
+    m_max = None
+    if below is not None and rule == "reject":  # key = -score: scores below ``below``
+        m_max = int(np.searchsorted(-key_sorted, below, side="left"))
+        base["below"] = float(below)
+    best, first, tested = _fallback(sizes, weights, cum_n, cum_x, target, m_max)
     base["n_tested"] = tested
     base["sequences"] = [round(float(e0), 1) for e0 in starts]
+    if best is None and first is None:  # the first set already reaches the accepted scores
+        base["message"] = (f"no {rule} threshold: even the smallest tested set reaches the scores "
+                           f"the accept threshold ({below:.6g}) decides")
+        return base
     if best is None:
         m, n, x, p = first
         base["message"] = (

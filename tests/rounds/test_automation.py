@@ -96,17 +96,28 @@ def test_an_audit_of_rejects_alone_is_an_audit(project):
     measured against the NPV target and flagged - not "not audited yet"."""
     v = _simulated_version(project)
     ids, truth, scores = _scored_round(project)
-    res = auto_label(project, 1, version=v, target_precision=0.9, confidence=0.9, audit=0.5,
-                     previews=False)
+    res = auto_label(project, 1, version=v, target_precision=0.9, reject_npv=0.85,
+                     confidence=0.9, audit=0.5, previews=False)
     status = dict(zip(project.dataset.values("id"), project.dataset.values("status")))
+    acc = [i for i in res.audit_ids if status[i] == "accepted"]
     rej = [i for i in res.audit_ids if status[i] == "rejected"]
+    assert acc and len(rej) >= 2
     for sid in rej:  # people agree with the automatic rejects; the accepts are not judged yet
         apply_review(project.dataset, sid, "reject", reviewer="auditor")
     rep = audit(project, 1)
     assert rep.flag == "ok" and rep.audited == len(rej) and rep.accept_precision["n"] == 0
-    assert rep.reject_npv_target == 0.9
+    assert rep.reject_npv_target == 0.85
     assert str(rep).startswith("round 1: NPV of automatic rejects 100.0% [")
-    assert f"ok ({len(rej)} audited, {len(res.audit_ids) - len(rej)} waiting)" in str(rep)
+    assert "vs target 85%" in str(rep)
+    assert f"ok ({len(rej)} audited, {len(acc)} waiting)" in str(rep)
+    # accepts confirmed, rejects all overturned: the round's flag is the rejects'
+    for sid in acc:
+        apply_review(project.dataset, sid, "accept", reviewer="auditor")
+    for sid in rej:
+        apply_review(project.dataset, sid, "accept", reviewer="auditor2", adjudicate=True)
+    rep = audit(project, 1)
+    assert rep.accept_precision["value"] == 1.0 and rep.reject_npv["value"] == 0.0
+    assert rep.flag == "significantly below target"
 
 
 def test_an_unseen_remover_is_left_to_humans_unless_overridden(project, caplog):

@@ -57,6 +57,28 @@ def test_report_contents(reported):
     assert any(f.startswith("ex-accepted-") for f in os.listdir(folder))
 
 
+def test_report_notes_the_audit_of_accepts_and_rejects(reported, tmp_path):
+    """The report's audit note gives both measured rates against their targets and the flag
+    the round earned (the rejects' here: people overturned every audited reject)."""
+    from rorem_data.rounds.automation import audit_report
+
+    project, _ = reported
+    ds = project.dataset
+    audited = ds.match({"queue_purpose": "audit"})
+    for sid, st in zip(audited.values("id"), audited.values("status")):
+        apply_review(ds, sid, "reject" if st == "accepted" else "accept", reviewer="auditor")
+    out = audit_report(project, 1)
+    index = write_report(project, str(tmp_path / "again"))
+    md = open(os.path.join(os.path.dirname(index), "report.md")).read()
+    note = next(line for line in md.splitlines() if "Round 1 audit" in line)
+    for rule in ("accept_precision", "reject_npv"):
+        if out[rule]["n"]:
+            assert ("precision of automatic accepts" if rule == "accept_precision"
+                    else "NPV of automatic rejects") in note
+    assert out["flag"] in note and out["flag"] in ("below target", "significantly below target")
+    assert f"({out['audited']} audited" in note
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 def test_report_renders_in_chromium(reported, tmp_path):

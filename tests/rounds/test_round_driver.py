@@ -251,11 +251,9 @@ def test_rerunning_auto_label_with_another_seed_adds_no_audit_items(filled):
     field = f"scores.{auto['score_field']}"
     scores = filled.dataset.values(field)
     for seed in (1, 2, 3):
-        try:
-            rorem_data.auto_label(filled, 1, version=v, target_precision=0.8, confidence=0.8,
-                                  audit=0.2, rng=seed, previews=False)
-        except ConfigError:
-            pass
+        res = rorem_data.auto_label(filled, 1, version=v, target_precision=0.8, confidence=0.8,
+                                    audit=0.2, rng=seed, previews=False)
+        assert res.method == "crossfit"
         assert filled.dataset.match({"queue_purpose": "audit"}).count() == queued
         again = store.round_record(filled.dataset_name, 1)["phases"]["auto"]
         assert filled.dataset.values(field) == scores

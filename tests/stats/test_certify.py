@@ -263,3 +263,33 @@ def test_one_sequence_at_the_whole_error_rate_when_the_second_entry_is_off():
             wrong += y[order[:single.n_decided]].mean() < target
     assert np.mean(one) > 1.1 * np.mean(two)
     assert wrong / 600 <= alpha + 2 * np.sqrt(alpha * (1 - alpha) / 600)
+
+
+def test_a_reject_set_that_would_reach_the_accepted_scores_stops_below_them():
+    """A modest target where both rules could claim the middle: the accepts take it, and the
+    reject set in use is the largest set the reject sequence showed below the accept threshold -
+    itself certified, not a certified set with its top cut off. Over 500 draws it misses the NPV
+    target no more often than alpha allows."""
+    rng = np.random.default_rng(31)
+    n, c, target, alpha = 2000, 0.3, 0.6, 0.1
+    s = rng.uniform(size=n)
+    y = (rng.uniform(size=n) < s).astype(float)  # P(success) = score: both rules reach the middle
+    overlaps, wrong = 0, 0
+    for t in range(500):
+        xi = np.random.default_rng(9000 + t).uniform(size=n) < c
+        acc = choose_threshold_equal(s, np.where(xi, y, 0), xi, c, rule="accept", target=target,
+                                     confidence=1 - alpha)
+        free = choose_threshold_equal(s, np.where(xi, 1 - y, 0), xi, c, rule="reject",
+                                      target=target, confidence=1 - alpha)
+        rej = choose_threshold_equal(s, np.where(xi, 1 - y, 0), xi, c, rule="reject",
+                                     target=target, confidence=1 - alpha, below=acc.threshold)
+        assert acc.chosen and free.chosen and rej.below == acc.threshold
+        overlaps += free.threshold >= acc.threshold
+        if not rej.chosen:  # the accepts reach so low that no tested reject set fits under them
+            assert "reaches the scores the accept threshold" in rej.message
+            continue
+        assert rej.threshold < acc.threshold and rej.n_decided == int((s <= rej.threshold).sum())
+        assert rej.n_decided <= free.n_decided
+        wrong += 1 - y[s <= rej.threshold].mean() < target
+    assert overlaps >= 480  # the world this is about: unconstrained, the two sets overlap
+    assert wrong / 500 <= alpha + 2 * np.sqrt(alpha * (1 - alpha) / 500)
