@@ -206,9 +206,15 @@ def one_run(args) -> list[dict]:
         best = round_estimates(project, r, confidence=0.95).get("best") or {}
         rate = float(_label_rate(truth.mean()))
         covered = None if best.get("lo") is None else bool(best["lo"] <= rate <= best["hi"])
-        redrawn = _redrawn_coverage(project, r, best.get("version"), docs, truth, seed)
-        if dump and version:
-            _dump(dump, project, r, version, docs, truth, f"{scale}-{variant}-{seed}-r{r}")
+        from rorem_data.rounds.estimates import active_design
+
+        design = active_design(project, r)
+        t_of = dict(zip((doc["id"] for doc in docs), truth))
+        y_design = None if design is None else np.array([t_of.get(i, np.nan) for i in design.ids])
+        redrawn = _redrawn_coverage(design, y_design, best.get("version"), seed)
+        if dump and version and design is not None:
+            _dump(dump, project, design, version, y_design, len(docs),
+                  f"{scale}-{variant}-{seed}-r{r}")
         rows.append({
             "scale": scale, "seed": seed, "variant": variant, "round": r, "candidates": len(docs),
             "labels": int(asked.sum()), "accepted": int(acc.sum()), "rejected": int(rej.sum()),
@@ -230,40 +236,31 @@ def one_run(args) -> list[dict]:
     return rows
 
 
-def _dump(folder, project, round_, version, docs, truth, name) -> None:
-    """Save the round's certification inputs (the active design over its population, the
-    scores that decided, the truth) to ``folder/name.npz``: certification variants can then be
-    replayed on the same inputs in seconds (``--dump``)."""
-    from rorem_data.rounds.automation import _earlier_success_share
-    from rorem_data.rounds.estimates import active_design
-    from rorem_data.stats.certify import hash_uniforms
+def _dump(folder, project, d, version, truth, n_candidates, name) -> None:
+    """Save the round's certification inputs (the active design ``d`` over its population, the
+    scores that decided, the truth in the design's order) to ``folder/name.npz``: certification
+    variants can then be replayed on the same inputs in seconds (``--dump``)."""
+    from rorem_data.rounds.automation import _earlier_success_share, thinning_coins
 
-    d = active_design(project, round_)
-    if d is None:
-        return
-    t = dict(zip((doc["id"] for doc in docs), truth))
-    share = _earlier_success_share(project, round_)
+    share = _earlier_success_share(project, d.round)
     os.makedirs(folder, exist_ok=True)
     np.savez(os.path.join(folder, name + ".npz"), known=d.known, pi=d.pi, xi=d.xi,
              labels=np.asarray(d.labels, dtype=float), removers=np.asarray(d.removers, dtype=str),
-             scores=d.version_scores(version), truth=np.array([t.get(i, np.nan) for i in d.ids]),
-             coins=hash_uniforms(d.keys or d.ids, f"thin:{d.round}:{d.selection.get('seed', 0)}"),
-             share=np.nan if share is None else share, n_candidates=len(docs))
+             scores=d.version_scores(version), truth=truth, coins=thinning_coins(d),
+             share=np.nan if share is None else share, n_candidates=n_candidates)
 
 
-def _redrawn_coverage(project, round_, version, docs, truth, seed, draws: int = REDRAWS):
-    """Share of ``draws`` fresh draws of the round's own design whose 95% interval covers the
-    label rate: the round's inclusion probabilities, predictor scores and truth held fixed, new
-    coins and new reviewer flips each time (the design-based repeated-sampling coverage, which
-    one realised draw per round measures only to a few points over 60 rounds)."""
-    from rorem_data.rounds.estimates import active_design
+def _redrawn_coverage(d, y, version, seed, draws: int = REDRAWS):
+    """Share of ``draws`` fresh draws of the round's own design ``d`` whose 95% interval covers
+    the label rate: its inclusion probabilities, predictor scores and truth ``y`` (in the
+    design's order) held fixed, new coins and new reviewer flips each time (the design-based
+    repeated-sampling coverage, which one realised draw per round measures only to a few points
+    over 60 rounds)."""
     from rorem_data.stats.active import active_mean
 
-    d = active_design(project, round_)
-    if d is None or not version or d.known.any():
+    if d is None or not version or d.known.any() or np.isnan(y).any():
         return None
-    t = dict(zip((doc["id"] for doc in docs), truth))
-    y = np.array([t[i] for i in d.ids])
+    round_ = d.round
     f = np.clip(d.version_scores(version), 0.0, 1.0)
     if np.isnan(f).any():
         return None

@@ -399,16 +399,25 @@ def _second_entries(success_share: float | None) -> dict:
             "reject": 1.0 - success_share >= SECOND_ENTRY_MIN_SHARE}
 
 
+def thinning_coins(design) -> np.ndarray:
+    """The coins that thin a round's active sample to its equal-probability part
+    (:func:`rorem_data.stats.certify.thin_to_equal`): fixed by the candidate keys, the round and
+    the sample's seed, so independent of the draw and the labels."""
+    from rorem_data.stats.certify import hash_uniforms
+
+    return hash_uniforms(design.keys or design.ids,
+                         f"thin:{design.round}:{design.selection.get('seed', 0)}")
+
+
 def _active_groups(design, version, *, target, npv, alpha, allow_unseen, split=None, entries=None):
     """Per-remover thresholds certified on the active sample (population: not judged at the
     draw, nor used to train ``version``), from its equal-probability part; ``entries``: per
     rule, whether its sequence gets a second entry point (:func:`_second_entries`)."""
-    from rorem_data.stats.certify import choose_threshold_equal, hash_uniforms, thin_to_equal
+    from rorem_data.stats.certify import choose_threshold_equal, thin_to_equal
     from rorem_data.stats.intervals import min_trials_for_lower_bound
 
     pop, s_all, y_all, xi_all, pi_all = _design_arrays(design, version, split)
-    coins = hash_uniforms(design.keys or design.ids,
-                          f"thin:{design.round}:{design.selection.get('seed', 0)}")
+    coins = thinning_coins(design)
     groups = sorted(set(design.removers[pop].tolist()))
     n_tests = len(groups) + (1 if allow_unseen else 0)
     conf_g = 1.0 - alpha / max(n_tests, 1)

@@ -130,14 +130,20 @@ def hypergeom_lower_count(m: int, n: int, x: int, alpha: float) -> int:
     return int(ks[min(j, ks.size - 1)])
 
 
+def _size_at(key_sorted, c: float, e: float) -> int:
+    """Size of the set of best-scored candidates with ``e`` expected labels (ties at its last
+    score go in together), at most the whole population."""
+    m = min(int(math.ceil(e / c)), key_sorted.size)
+    return int(np.searchsorted(-key_sorted, -key_sorted[m - 1], side="right"))
+
+
 def _set_sizes(key_sorted, c: float, start: float, step: float) -> list[int]:
-    """Sizes of the nested sets with ``start``, ``start + step``, ... expected labels (ties at
-    a set's last score go in together), up to the whole population."""
+    """Sizes of the nested sets with ``start``, ``start + step``, ... expected labels, up to the
+    whole population."""
     big_n = key_sorted.size
     sizes, e = [], start
     while True:
-        m = min(int(math.ceil(e / c)), big_n)
-        m = int(np.searchsorted(-key_sorted, -key_sorted[m - 1], side="right"))
+        m = _size_at(key_sorted, c, e)
         if not sizes or m > sizes[-1]:
             sizes.append(m)
         if m >= big_n:
@@ -294,7 +300,7 @@ def choose_threshold_equal(scores, hits, kept, c: float, *, rule: str, target: f
     sizes = _set_sizes(key_sorted, c, start, step)
     weights: dict = {}
     for e0 in starts:  # alpha shared by the starts; a start's weight goes to its first set
-        m0 = _set_sizes(key_sorted, c, e0, step)[0]
+        m0 = _size_at(key_sorted, c, e0)
         j = next(j for j, m in enumerate(sizes) if m >= m0)
         weights[j] = weights.get(j, 0.0) + alpha / len(starts)
     m_max = None

@@ -211,3 +211,34 @@ def test_the_second_entry_point_goes_to_the_rules_whose_hits_earlier_rounds_made
     assert share == pytest.approx(0.3)
     assert _second_entries(share) == {"accept": False, "reject": True}
     assert _second_entries(0.8) == {"accept": True, "reject": False}
+
+
+def test_where_accepts_and_rejects_meet_the_rejects_stop_below_the_accepts():
+    """Wired through the per-remover certification: a round whose accept and reject sequences
+    would both claim the middle (P(success) = score, target 0.6) gets a reject threshold below
+    its accept threshold - the reject set in use is one the sequence showed."""
+    from rorem_data.rounds.automation import _active_groups
+    from rorem_data.rounds.estimates import ActiveDesign
+    from rorem_data.stats.certify import choose_threshold_equal, thin_to_equal
+
+    rng = np.random.default_rng(31)
+    n = 2000
+    s = rng.uniform(size=n)
+    y = (rng.uniform(size=n) < s).astype(float)
+    drawn = rng.uniform(size=n) < 0.3
+    ids = [f"c{i}" for i in range(n)]
+    design = ActiveDesign(round=2, selection={"seed": 0}, ids=ids, pi=np.full(n, 0.3),
+                          drawn=drawn, known=np.zeros(n, bool),
+                          labels=np.where(drawn, y, np.nan), removers=np.full(n, "r", dtype=object),
+                          scores={"v": s}, keys=ids)
+    out, _, _ = _active_groups(design, "v", target=0.6, npv=0.6, alpha=0.1, allow_unseen=False)
+    acc_t, rej_t = out["r"]["accept_threshold"], out["r"]["reject_threshold"]
+    assert acc_t is not None and rej_t is not None and rej_t < acc_t
+    assert out["r"]["reject_choice"]["below"] == acc_t
+    # unconstrained, the same sequence shows a reject set reaching into the accepted scores
+    from rorem_data.rounds.automation import thinning_coins
+
+    kept, c = thin_to_equal(drawn, design.pi, thinning_coins(design))
+    free = choose_threshold_equal(s, np.where(kept, y == 0, 0), kept, c, rule="reject",
+                                  target=0.6, confidence=0.9)
+    assert free.threshold >= acc_t
